@@ -1,0 +1,98 @@
+//! The floe archive format (format-spec.md). Encoding and decoding of every
+//! structure, and nothing else: no engine code and no I/O policy live here.
+//!
+//! Each submodule implements one section of the spec (§ numbers in its docs).
+
+pub mod block;
+pub mod codec;
+pub mod header;
+pub mod index;
+pub mod keyspace_table;
+pub mod options;
+pub mod record;
+pub mod section;
+pub mod trailer;
+
+/// §1.1 limits.
+pub mod limits {
+    /// Longest key, in bytes.
+    pub const MAX_KEY: usize = 65_535;
+    /// Longest value, in bytes.
+    pub const MAX_VALUE: u64 = u32::MAX as u64;
+    /// Longest keyspace name, in bytes.
+    pub const MAX_NAME: usize = 255;
+    /// Most keyspaces in one archive.
+    pub const MAX_KEYSPACES: u32 = 1 << 20;
+    /// Largest decompressed block.
+    pub const MAX_BLOCK_RAW: u32 = 64 << 20;
+    /// Largest data frame.
+    pub const MAX_FRAME: u32 = 65 << 20;
+    /// Smallest data frame (a zstd frame header plus one block header).
+    pub const MIN_FRAME: u32 = 9;
+    /// Smallest `block_target`.
+    pub const MIN_BLOCK_TARGET: u32 = 4096;
+    /// Largest section, header included.
+    pub const MAX_SECTION: u64 = 256 << 20;
+}
+
+/// Format major version this crate reads and writes.
+pub const FORMAT_MAJOR: u16 = 1;
+/// Format minor version this crate writes.
+pub const FORMAT_MINOR: u16 = 0;
+
+/// An error in the bytes of an archive, or a violation of the format's rules.
+///
+/// Every variant says what is wrong and at which absolute file offset.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// The archive ends before a structure does.
+    #[error("truncated archive: {what} at offset {offset} needs {need} bytes, only {have} remain")]
+    Truncated { what: String, offset: u64, need: u64, have: u64 },
+    /// A checksum does not match.
+    #[error("checksum mismatch in {what} at offset {offset}: stored {stored:#010x}, computed {computed:#010x}")]
+    Checksum { what: String, offset: u64, stored: u32, computed: u32 },
+    /// The archive was written by a newer, incompatible format.
+    #[error("unsupported archive format version {major}.{minor}: this floe reads format {supported}.x only (upgrade floe)")]
+    UnsupportedVersion { major: u16, minor: u16, supported: u16 },
+    /// The archive needs features this reader does not implement.
+    #[error("archive requires format features {bits:#x} that this floe does not implement (upgrade floe)")]
+    UnknownRequiredFeatures { bits: u64 },
+    /// A required section this reader does not know.
+    #[error("archive contains required section '{tag}' at offset {offset} that this floe does not understand (upgrade floe)")]
+    UnknownRequiredSection { tag: String, offset: u64 },
+    /// A required keyspace option this reader does not know.
+    #[error("keyspace '{keyspace}' carries required option id {id} that this floe does not understand (upgrade floe)")]
+    UnknownRequiredOption { keyspace: String, id: u16 },
+    /// A record that breaks §1.1 or the ordering rule, offered to a writer.
+    #[error("invalid record #{index} for keyspace '{keyspace}': {detail}")]
+    InvalidRecord { keyspace: String, index: u64, detail: String },
+    /// Any other structural violation.
+    #[error("corrupt archive: {what} at offset {offset}: {detail}")]
+    Corrupt { what: String, offset: u64, detail: String },
+}
+
+impl FormatError {
+    /// Shorthand for [`FormatError::Corrupt`].
+    pub fn corrupt(what: impl Into<String>, offset: u64, detail: impl Into<String>) -> Self {
+        FormatError::Corrupt { what: what.into(), offset, detail: detail.into() }
+    }
+
+    /// True when the error means "this floe is too old", not "the file is bad".
+    pub fn is_unsupported(&self) -> bool {
+        matches!(
+            self,
+            FormatError::UnsupportedVersion { .. }
+                | FormatError::UnknownRequiredFeatures { .. }
+                | FormatError::UnknownRequiredSection { .. }
+                | FormatError::UnknownRequiredOption { .. }
+        )
+    }
+}
+
+/// Result alias for the format layer.
+pub type Result<T> = std::result::Result<T, FormatError>;
+
+/// CRC-32/ISO-HDLC of `data` (§1).
+pub fn crc32(data: &[u8]) -> u32 {
+    crc32fast::hash(data)
+}

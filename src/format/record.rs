@@ -1,0 +1,507 @@
+//! §7 the record stream, and the §6 rule for cutting it into blocks.
+//!
+//! [`BlockBuilder`] turns one keyspace's sorted records into raw blocks;
+//! [`KeyspaceDecoder`] turns raw blocks back into records while checking every
+//! §11 rule about records (items 7 and 8).
+
+use super::block::BlockHeader;
+use super::limits::{MAX_KEY, MAX_VALUE};
+use super::{FormatError, Result};
+
+/// Bytes of a record header: `u16 key_len`, `u32 value_len`.
+pub const RECORD_HEADER: usize = 6;
+
+/// Appends one record.
+pub fn put_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(value);
+}
+
+/// Appends a keyspace marker.
+pub fn put_marker(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+    out.extend_from_slice(name.as_bytes());
+}
+
+/// Validates a record against §1.1 and the order rule, before anything is written.
+/// `prev` is the previous key of the same keyspace.
+pub fn check_record(keyspace: &str, index: u64, key: &[u8], value_len: u64, prev: Option<&[u8]>) -> Result<()> {
+    let bad = |detail: String| FormatError::InvalidRecord { keyspace: keyspace.to_owned(), index, detail };
+    if key.is_empty() {
+        return Err(bad("empty key (keys must be 1 to 65535 bytes)".into()));
+    }
+    if key.len() > MAX_KEY {
+        return Err(bad(format!("key of {} bytes exceeds the limit of {MAX_KEY}", key.len())));
+    }
+    if value_len > MAX_VALUE {
+        return Err(bad(format!("value of {value_len} bytes exceeds the limit of {MAX_VALUE}")));
+    }
+    if let Some(p) = prev {
+        if key <= p {
+            let why = if key == p { "duplicate key" } else { "key out of order" };
+            return Err(bad(format!("{why}: keys must be strictly ascending (key {} after {})", hex_preview(key), hex_preview(p))));
+        }
+    }
+    Ok(())
+}
+
+/// Short hex rendering of a key for messages.
+pub fn hex_preview(k: &[u8]) -> String {
+    let mut s: String = k.iter().take(24).map(|b| format!("{b:02x}")).collect();
+    if k.len() > 24 {
+        s.push_str(&format!("…({} bytes)", k.len()));
+    }
+    format!("0x{s}")
+}
+
+/// One raw (uncompressed) block and the statistics of the records that begin in it.
+#[derive(Debug, Clone, Default)]
+pub struct RawBlock {
+    pub keyspace: u32,
+    pub sequence: u32,
+    pub continues: bool,
+    pub record_count: u32,
+    pub data: Vec<u8>,
+    pub key_bytes: u64,
+    pub value_bytes: u64,
+    pub first_key: Option<Vec<u8>>,
+    pub last_key: Option<Vec<u8>>,
+}
+
+/// Cuts one keyspace's records into raw blocks following §6 exactly, so the
+/// result depends only on the records and `block_target` (§12).
+pub struct BlockBuilder {
+    name: String,
+    target: usize,
+    cur: RawBlock,
+    prev_key: Vec<u8>,
+    records: u64,
+}
+
+impl BlockBuilder {
+    /// Starts keyspace `keyspace` (its table index) named `name`; writes the marker.
+    pub fn new(keyspace: u32, name: &str, block_target: u32) -> Self {
+        let target = block_target as usize;
+        let mut cur = RawBlock { keyspace, data: Vec::with_capacity(target.min(1 << 16)), ..Default::default() };
+        put_marker(&mut cur.data, name);
+        BlockBuilder { name: name.to_owned(), target, cur, prev_key: Vec::new(), records: 0 }
+    }
+
+    /// Records accepted so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    fn flush<E>(&mut self, continues: bool, emit: &mut impl FnMut(RawBlock) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
+        let next = RawBlock {
+            keyspace: self.cur.keyspace,
+            sequence: self.cur.sequence + 1,
+            data: Vec::with_capacity(self.target),
+            ..Default::default()
+        };
+        let mut done = std::mem::replace(&mut self.cur, next);
+        done.continues = continues;
+        emit(done)
+    }
+
+    fn note_start(&mut self, key: &[u8], value_len: usize) {
+        let c = &mut self.cur;
+        c.record_count += 1;
+        c.key_bytes += key.len() as u64;
+        c.value_bytes += value_len as u64;
+        if c.first_key.is_none() {
+            c.first_key = Some(key.to_vec());
+        }
+        c.last_key = Some(key.to_vec());
+        self.prev_key.clear();
+        self.prev_key.extend_from_slice(key);
+        self.records += 1;
+    }
+
+    /// Adds a record. Fails (with nothing written) if it breaks §1.1 or the order rule.
+    pub fn push<E: From<FormatError>>(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        emit: &mut impl FnMut(RawBlock) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let prev = (self.records > 0).then_some(self.prev_key.as_slice());
+        check_record(&self.name, self.records, key, value.len() as u64, prev)?;
+        let enc = RECORD_HEADER + key.len() + value.len();
+        if self.cur.data.len() + enc <= self.target {
+            put_record(&mut self.cur.data, key, value);
+            self.note_start(key, value.len());
+            return Ok(());
+        }
+        if !self.cur.data.is_empty() {
+            self.flush(false, emit)?;
+        }
+        if enc <= self.target {
+            put_record(&mut self.cur.data, key, value);
+            self.note_start(key, value.len());
+            return Ok(());
+        }
+        // A record larger than a block: pieces of exactly `target` bytes, each ending
+        // a block with CONTINUES, while more than `target` bytes remain.
+        self.note_start(key, value.len());
+        let mut hdr = [0u8; RECORD_HEADER];
+        hdr[..2].copy_from_slice(&(key.len() as u16).to_le_bytes());
+        hdr[2..].copy_from_slice(&(value.len() as u32).to_le_bytes());
+        let parts: [&[u8]; 3] = [&hdr, key, value];
+        let mut remaining = enc;
+        for mut part in parts {
+            while !part.is_empty() {
+                let room = self.target - self.cur.data.len();
+                let n = room.min(part.len());
+                self.cur.data.extend_from_slice(&part[..n]);
+                part = &part[n..];
+                remaining -= n;
+                if self.cur.data.len() == self.target && remaining > 0 {
+                    self.flush(true, emit)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits the last block. Every keyspace ends with at least one block.
+    pub fn finish<E>(mut self, emit: &mut impl FnMut(RawBlock) -> std::result::Result<(), E>) -> std::result::Result<u64, E> {
+        if !self.cur.data.is_empty() {
+            self.flush(false, emit)?;
+        }
+        Ok(self.records)
+    }
+}
+
+/// Per-keyspace totals as §8 defines them, accumulated while decoding.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub record_count: u64,
+    pub key_bytes: u64,
+    pub value_bytes: u64,
+    pub raw_bytes: u64,
+    pub compressed_bytes: u64,
+    pub block_count: u32,
+    pub first_key: Vec<u8>,
+    pub last_key: Vec<u8>,
+}
+
+/// A record whose bytes span blocks.
+struct Partial {
+    hdr: [u8; RECORD_HEADER],
+    hdr_len: usize,
+    key_len: usize,
+    value_len: u64,
+    key: Vec<u8>,
+    value: Vec<u8>,
+    value_seen: u64,
+}
+
+/// Decodes and checks one keyspace's raw blocks, in order.
+pub struct KeyspaceDecoder {
+    keyspace: u32,
+    name: String,
+    materialize: bool,
+    next_seq: u32,
+    partial: Option<Partial>,
+    totals: Totals,
+}
+
+impl KeyspaceDecoder {
+    /// `materialize = false` skips assembling values (verify); the callback then
+    /// receives `None` for every value. With `true` it receives every value.
+    pub fn new(keyspace: u32, name: &str, materialize: bool) -> Self {
+        KeyspaceDecoder { keyspace, name: name.to_owned(), materialize, next_seq: 0, partial: None, totals: Totals::default() }
+    }
+
+    /// Totals so far.
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    fn emit<E: From<FormatError>>(
+        totals: &mut Totals,
+        name: &str,
+        offset: u64,
+        seq: u32,
+        key: &[u8],
+        value_len: u64,
+        value: Option<&[u8]>,
+        f: &mut impl FnMut(&[u8], Option<&[u8]>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let prev = (totals.record_count > 0).then_some(totals.last_key.as_slice());
+        check_record(name, totals.record_count, key, value_len, prev).map_err(|e| match e {
+            FormatError::InvalidRecord { keyspace, index, detail } => FormatError::corrupt(
+                "record",
+                offset,
+                format!("keyspace '{keyspace}', block {seq}, record #{index}: {detail}"),
+            ),
+            e => e,
+        })?;
+        if totals.record_count == 0 {
+            totals.first_key = key.to_vec();
+        }
+        totals.last_key.clear();
+        totals.last_key.extend_from_slice(key);
+        totals.record_count += 1;
+        totals.key_bytes += key.len() as u64;
+        totals.value_bytes += value_len;
+        f(key, value)
+    }
+
+    /// Feeds the next block of this keyspace. `offset` is the absolute offset of
+    /// the block's `BLKH` section; `raw` its decompressed bytes.
+    pub fn feed<E: From<FormatError>>(
+        &mut self,
+        h: &BlockHeader,
+        raw: &[u8],
+        offset: u64,
+        mut f: impl FnMut(&[u8], Option<&[u8]>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let seq = h.sequence;
+        let corrupt = |detail: String| FormatError::corrupt("block", offset, format!("keyspace '{}', block {seq}: {detail}", self.name));
+        if h.keyspace != self.keyspace || seq != self.next_seq {
+            return Err(corrupt(format!("expected block {} of keyspace #{}, found block {seq} of keyspace #{}", self.next_seq, self.keyspace, h.keyspace)).into());
+        }
+        if raw.len() != h.raw_len as usize {
+            return Err(corrupt(format!("has {} raw bytes, header says {}", raw.len(), h.raw_len)).into());
+        }
+        self.next_seq = self.next_seq.checked_add(1).ok_or_else(|| corrupt("too many blocks".into()))?;
+        self.totals.block_count += 1;
+        self.totals.raw_bytes += u64::from(h.raw_len);
+        self.totals.compressed_bytes += u64::from(h.frame_len);
+        let mut pos = 0usize;
+        let mut started = 0u32;
+        if seq == 0 {
+            let n = self.name.len();
+            let ok = raw.len() >= RECORD_HEADER + n
+                && raw[..2] == [0, 0]
+                && raw[2..6] == (n as u32).to_le_bytes()
+                && &raw[6..6 + n] == self.name.as_bytes();
+            if !ok {
+                return Err(corrupt(format!("does not begin with the marker of keyspace '{}'", self.name)).into());
+            }
+            pos = RECORD_HEADER + n;
+        }
+        // Finish a record carried over from the previous block.
+        if let Some(p) = self.partial.as_mut() {
+            let avail = &raw[pos..];
+            let mut used = 0;
+            if p.hdr_len < RECORD_HEADER {
+                let n = (RECORD_HEADER - p.hdr_len).min(avail.len());
+                p.hdr[p.hdr_len..p.hdr_len + n].copy_from_slice(&avail[..n]);
+                p.hdr_len += n;
+                used += n;
+                if p.hdr_len == RECORD_HEADER {
+                    p.key_len = u16::from_le_bytes([p.hdr[0], p.hdr[1]]) as usize;
+                    p.value_len = u64::from(u32::from_le_bytes([p.hdr[2], p.hdr[3], p.hdr[4], p.hdr[5]]));
+                    if p.key_len == 0 {
+                        return Err(corrupt("keyspace marker in the middle of a keyspace".into()).into());
+                    }
+                }
+            }
+            if p.hdr_len == RECORD_HEADER {
+                let kn = (p.key_len - p.key.len()).min(avail.len() - used);
+                p.key.extend_from_slice(&avail[used..used + kn]);
+                used += kn;
+                let vn = ((p.value_len - p.value_seen) as usize).min(avail.len() - used);
+                if self.materialize {
+                    if p.value.capacity() == 0 {
+                        p.value.reserve_exact((p.value_len as usize).min(64 << 20));
+                    }
+                    p.value.extend_from_slice(&avail[used..used + vn]);
+                }
+                p.value_seen += vn as u64;
+                used += vn;
+            }
+            pos += used;
+            let complete = p.hdr_len == RECORD_HEADER && p.key.len() == p.key_len && p.value_seen == p.value_len;
+            if complete {
+                let p = self.partial.take().unwrap_or_else(|| unreachable!());
+                let v = self.materialize.then_some(p.value.as_slice());
+                Self::emit(&mut self.totals, &self.name, offset, seq, &p.key, p.value_len, v, &mut f)?;
+            }
+        }
+        while pos < raw.len() {
+            let rest = &raw[pos..];
+            started += 1;
+            if rest.len() < RECORD_HEADER {
+                let mut hdr = [0u8; RECORD_HEADER];
+                hdr[..rest.len()].copy_from_slice(rest);
+                self.partial = Some(Partial { hdr, hdr_len: rest.len(), key_len: 0, value_len: 0, key: Vec::new(), value: Vec::new(), value_seen: 0 });
+                break;
+            }
+            let key_len = u16::from_le_bytes([rest[0], rest[1]]) as usize;
+            let value_len = u32::from_le_bytes([rest[2], rest[3], rest[4], rest[5]]) as usize;
+            if key_len == 0 {
+                return Err(corrupt(format!("keyspace marker at block offset {pos} in the middle of a keyspace")).into());
+            }
+            let total = RECORD_HEADER + key_len + value_len;
+            if rest.len() >= total {
+                let key = &rest[RECORD_HEADER..RECORD_HEADER + key_len];
+                let value = &rest[RECORD_HEADER + key_len..total];
+                let v = self.materialize.then_some(value);
+                Self::emit(&mut self.totals, &self.name, offset, seq, key, value_len as u64, v, &mut f)?;
+                pos += total;
+            } else {
+                let mut hdr = [0u8; RECORD_HEADER];
+                hdr.copy_from_slice(&rest[..RECORD_HEADER]);
+                let after = &rest[RECORD_HEADER..];
+                let kn = key_len.min(after.len());
+                let vpart = &after[kn..];
+                let mut p = Partial {
+                    hdr,
+                    hdr_len: RECORD_HEADER,
+                    key_len,
+                    value_len: value_len as u64,
+                    key: after[..kn].to_vec(),
+                    value: Vec::new(),
+                    value_seen: vpart.len() as u64,
+                };
+                if self.materialize {
+                    p.value.reserve_exact(value_len.min(64 << 20).max(vpart.len()));
+                    p.value.extend_from_slice(vpart);
+                }
+                self.partial = Some(p);
+                pos = raw.len();
+            }
+        }
+        if started != h.record_count {
+            return Err(corrupt(format!("{started} records begin in this block, header says {}", h.record_count)).into());
+        }
+        match (h.continues(), self.partial.is_some()) {
+            (true, false) => return Err(corrupt("CONTINUES is set but the block ends at a record boundary".into()).into()),
+            (false, true) => return Err(corrupt("block ends in the middle of a record without CONTINUES".into()).into()),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Ends the keyspace; `offset` names where the next structure starts.
+    pub fn finish(self, offset: u64) -> Result<Totals> {
+        if self.next_seq == 0 {
+            return Err(FormatError::corrupt("keyspace", offset, format!("keyspace '{}' has no blocks (every keyspace has at least one)", self.name)));
+        }
+        if self.partial.is_some() {
+            return Err(FormatError::corrupt("keyspace", offset, format!("keyspace '{}' ends in the middle of a record", self.name)));
+        }
+        Ok(self.totals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::block::FLAG_CONTINUES;
+
+    fn build(target: u32, recs: &[(Vec<u8>, Vec<u8>)]) -> Vec<RawBlock> {
+        let mut out = Vec::new();
+        let mut b = BlockBuilder::new(0, "ks", target);
+        let mut emit = |r: RawBlock| -> Result<()> {
+            out.push(r);
+            Ok(())
+        };
+        for (k, v) in recs {
+            b.push(k, v, &mut emit).unwrap();
+        }
+        b.finish(&mut emit).unwrap();
+        out
+    }
+
+    fn header(r: &RawBlock) -> BlockHeader {
+        BlockHeader {
+            keyspace: r.keyspace,
+            flags: if r.continues { FLAG_CONTINUES } else { 0 },
+            sequence: r.sequence,
+            record_count: r.record_count,
+            raw_len: r.data.len() as u32,
+            frame_len: 100,
+            raw_crc32: 0,
+            frame_crc32: 0,
+        }
+    }
+
+    fn decode(blocks: &[RawBlock], materialize: bool) -> Result<(Vec<(Vec<u8>, Option<Vec<u8>>)>, Totals)> {
+        let mut d = KeyspaceDecoder::new(0, "ks", materialize);
+        let mut got = Vec::new();
+        for b in blocks {
+            d.feed(&header(b), &b.data, 0, |k, v| -> Result<()> {
+                got.push((k.to_vec(), v.map(<[u8]>::to_vec)));
+                Ok(())
+            })?;
+        }
+        Ok((got, d.finish(0)?))
+    }
+
+    #[test]
+    fn small_and_spanning_records_round_trip() {
+        let recs: Vec<(Vec<u8>, Vec<u8>)> = vec![
+            (b"a".to_vec(), vec![]),
+            (b"b".to_vec(), vec![7u8; 5000]),
+            (b"c".to_vec(), vec![1u8; 20_000]),
+            (vec![b'd'; 65_535], vec![2u8; 3]),
+            (b"e".to_vec(), vec![3u8; 4096 - 7]),
+            (b"f".to_vec(), vec![4u8; 10]),
+        ];
+        let blocks = build(4096, &recs);
+        assert!(blocks.iter().all(|b| b.data.len() <= 4096));
+        assert!(blocks.iter().any(|b| b.continues));
+        assert!(!blocks.last().unwrap().continues);
+        let (got, t) = decode(&blocks, true).unwrap();
+        assert_eq!(got.len(), recs.len());
+        for ((k, v), (gk, gv)) in recs.iter().zip(&got) {
+            assert_eq!(k, gk);
+            assert_eq!(Some(v), gv.as_ref());
+        }
+        assert_eq!(t.record_count, 6);
+        assert_eq!(t.first_key, b"a");
+        assert_eq!(t.value_bytes, recs.iter().map(|r| r.1.len() as u64).sum::<u64>());
+        let (got2, t2) = decode(&blocks, false).unwrap();
+        assert!(got2.iter().all(|(_, v)| v.is_none()));
+        assert_eq!(t, t2);
+    }
+
+    #[test]
+    fn empty_keyspace_is_one_marker_block() {
+        let blocks = build(4096, &[]);
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].data, [0, 0, 2, 0, 0, 0, b'k', b's']);
+        assert_eq!(decode(&blocks, true).unwrap().1.record_count, 0);
+    }
+
+    #[test]
+    fn builder_rejects_bad_records() {
+        let mut b = BlockBuilder::new(0, "ks", 4096);
+        let mut sink = |_r: RawBlock| -> Result<()> { Ok(()) };
+        assert!(b.push(b"", b"v", &mut sink).is_err());
+        assert!(b.push(&vec![1u8; 65_536], b"v", &mut sink).is_err());
+        b.push(b"m", b"v", &mut sink).unwrap();
+        let e = b.push(b"m", b"v", &mut sink).unwrap_err();
+        assert!(e.to_string().contains("duplicate"), "{e}");
+        let e = b.push(b"a", b"v", &mut sink).unwrap_err();
+        assert!(e.to_string().contains("out of order"), "{e}");
+        assert_eq!(b.records(), 1);
+    }
+
+    #[test]
+    fn decoder_catches_disorder_across_blocks_and_bad_flags() {
+        let blocks = build(4096, &[(b"a".to_vec(), vec![0; 4000]), (b"b".to_vec(), vec![0; 4000])]);
+        assert_eq!(blocks.len(), 2);
+        // Swap the keys' content so block 1 holds a key smaller than block 0's.
+        let mut bad = blocks.clone();
+        let p = bad[1].data.iter().position(|&c| c == b'b').unwrap();
+        bad[1].data[p] = b'a';
+        assert!(decode(&bad, false).unwrap_err().to_string().contains("duplicate"));
+        let mut bad = blocks.clone();
+        bad[0].continues = true;
+        assert!(decode(&bad, false).is_err());
+        let mut bad = blocks.clone();
+        bad[1].record_count = 2;
+        assert!(decode(&bad, false).is_err());
+        assert!(decode(&blocks[..1], false).is_ok());
+        assert!(decode(&blocks[1..], false).is_err());
+    }
+}

@@ -1,0 +1,90 @@
+//! §9 the fixed-size trailer section (`TRLR`).
+
+use super::codec::{Dec, Put};
+use super::section::{decode_section, encode_section, tags, FLAG_REQUIRED};
+use super::{FormatError, Result};
+
+/// Total size of the trailer section.
+pub const TRAILER_LEN: usize = 60;
+/// The last 8 bytes of every archive.
+pub const END_MAGIC: [u8; 8] = *b"FLOE\r\n\x1a\n";
+
+/// The trailer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trailer {
+    pub index_offset: u64,
+    pub index_size: u64,
+    pub archive_size: u64,
+    pub block_count: u64,
+}
+
+impl Trailer {
+    /// Encodes the whole 60-byte section.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(40);
+        b.put_u64(self.index_offset);
+        b.put_u64(self.index_size);
+        b.put_u64(self.archive_size);
+        b.put_u64(self.block_count);
+        b.extend_from_slice(&END_MAGIC);
+        let s = encode_section(tags::TRAILER, FLAG_REQUIRED, &b);
+        debug_assert_eq!(s.len(), TRAILER_LEN);
+        s
+    }
+
+    /// Decodes the trailer from the last bytes of a file of `file_len` bytes
+    /// (§11 item 1). `tail` is exactly the last 60 bytes.
+    pub fn decode(tail: &[u8], file_len: u64) -> Result<Trailer> {
+        let offset = file_len.saturating_sub(TRAILER_LEN as u64);
+        if tail.len() != TRAILER_LEN || file_len < TRAILER_LEN as u64 {
+            return Err(FormatError::Truncated { what: "trailer".into(), offset, need: TRAILER_LEN as u64, have: file_len.min(tail.len() as u64) });
+        }
+        if tail[TRAILER_LEN - 8..] != END_MAGIC {
+            return Err(FormatError::corrupt(
+                "trailer",
+                offset,
+                "no floe trailer at the end of the file: the archive is truncated, has data appended, or is not a floe archive",
+            ));
+        }
+        let sec = decode_section(tail, offset)?;
+        sec.expect_tag(tags::TRAILER)?;
+        if sec.total_len != TRAILER_LEN as u64 {
+            return Err(FormatError::corrupt("trailer", offset, format!("trailer section is {} bytes, expected {TRAILER_LEN}", sec.total_len)));
+        }
+        let mut d = Dec::new(sec.body, sec.body_offset(), "trailer");
+        let t = Trailer {
+            index_offset: d.u64("index_offset")?,
+            index_size: d.u64("index_size")?,
+            archive_size: d.u64("archive_size")?,
+            block_count: d.u64("block_count")?,
+        };
+        if t.archive_size != file_len {
+            return Err(FormatError::corrupt(
+                "trailer",
+                offset,
+                format!("archive_size says {} bytes but the file has {file_len}: truncated or padded", t.archive_size),
+            ));
+        }
+        if t.index_offset.checked_add(t.index_size) != Some(offset) {
+            return Err(FormatError::corrupt("trailer", offset, format!("index at {} of {} bytes does not end where the trailer starts ({offset})", t.index_offset, t.index_size)));
+        }
+        Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_size_checks() {
+        let t = Trailer { index_offset: 1000, index_size: 40, archive_size: 1100, block_count: 3 };
+        let e = t.encode();
+        assert_eq!(e.len(), TRAILER_LEN);
+        assert_eq!(&e[e.len() - 8..], &END_MAGIC);
+        assert_eq!(Trailer::decode(&e, 1100).unwrap(), t);
+        assert!(Trailer::decode(&e, 1101).is_err());
+        let bad = Trailer { index_size: 41, ..t }.encode();
+        assert!(Trailer::decode(&bad, 1100).is_err());
+    }
+}
