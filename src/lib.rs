@@ -2,3 +2,11 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod format;
+pub mod error;
+pub mod fsutil;
+pub mod progress;
+pub mod writer;
+
+pub use error::{EngineError, Error, Result};
+pub mod reader;
+pub mod engine;

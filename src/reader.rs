@@ -1,0 +1,562 @@
+//! Reading archives: random access over a memory map or buffer ([`Archive`]),
+//! and front-to-back over any `Read` ([`StreamReader`]). Both perform every
+//! check of format-spec §11.
+
+use crate::error::ArchiveContext;
+use crate::format::block::{check_frame, decode_frame, BlockHeader, BLOCK_HEADER_LEN};
+use crate::format::header::Header;
+use crate::format::index::{BlockEntry, Index};
+use crate::format::keyspace_table::{self, KeyspaceEntry};
+use crate::format::limits::MAX_FRAME;
+use crate::format::record::{KeyspaceDecoder, Totals};
+use crate::format::section::{check_unknown, decode_section, frame_start, tag_name, tags, FrameStart};
+use crate::format::trailer::{Trailer, TRAILER_LEN};
+use crate::format::FormatError;
+use crate::progress::{Phase, Progress, Tracker};
+use crate::{Error, Result};
+use rayon::prelude::*;
+use std::io::Read;
+use std::path::Path;
+
+/// Blocks decompressed ahead of the consumer per keyspace, per thread.
+const LOOKAHEAD_PER_THREAD: usize = 2;
+
+/// What verification established.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub archive_bytes: u64,
+    pub keyspaces: usize,
+    pub blocks: u64,
+    pub records: u64,
+    pub raw_bytes: u64,
+    /// True when only checksums were checked (`--quick`).
+    pub quick: bool,
+}
+
+/// Compares decoded totals with the index's (§11 item 8).
+pub(crate) fn check_totals(name: &str, ks: &str, k: usize, got: &Totals, want: &Totals, offset: u64) -> Result<()> {
+    let mut diffs = Vec::new();
+    macro_rules! cmp {
+        ($f:ident) => {
+            if got.$f != want.$f {
+                diffs.push(format!("{} {:?} (index says {:?})", stringify!($f), got.$f, want.$f));
+            }
+        };
+    }
+    cmp!(record_count);
+    cmp!(key_bytes);
+    cmp!(value_bytes);
+    cmp!(raw_bytes);
+    cmp!(compressed_bytes);
+    cmp!(block_count);
+    if got.first_key != want.first_key {
+        diffs.push("first_key differs from the index".into());
+    }
+    if got.last_key != want.last_key {
+        diffs.push("last_key differs from the index".into());
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(FormatError::corrupt("index", offset, format!("keyspace #{k} '{ks}': {}", diffs.join("; ")))).ctx(name)
+    }
+}
+
+/// A random-access archive over bytes (a memory map, a `Vec`, a slice).
+pub struct Archive<B: AsRef<[u8]>> {
+    bytes: B,
+    name: String,
+    header: Header,
+    keyspaces: Vec<KeyspaceEntry>,
+    index: Index,
+    trailer: Trailer,
+    block_headers: Vec<BlockHeader>,
+    skipped_sections: Vec<(String, u64)>,
+}
+
+impl Archive<memmap2::Mmap> {
+    /// Memory-maps and opens the archive at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let name = path.display().to_string();
+        let f = std::fs::File::open(path).map_err(|e| Error::io(format!("opening archive {name}"), e))?;
+        let len = f.metadata().map_err(|e| Error::io(format!("stat {name}"), e))?.len();
+        if len < TRAILER_LEN as u64 {
+            return Err(FormatError::Truncated { what: "archive (smaller than a trailer)".into(), offset: 0, need: TRAILER_LEN as u64, have: len }).ctx(&name);
+        }
+        // SAFETY: the map is read-only. floe never writes archives in place; a
+        // concurrent writer truncating the file would be an external misuse
+        // (documented), and every read is bounds- and checksum-checked.
+        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(format!("mapping {name}"), e))?;
+        Archive::from_bytes(map, &name)
+    }
+}
+
+impl<B: AsRef<[u8]> + Sync> Archive<B> {
+    /// Opens an archive held in memory; `name` is used in error messages.
+    /// Checks trailer, header, keyspace table, index and every block header.
+    pub fn from_bytes(bytes: B, name: &str) -> Result<Self> {
+        let buf = bytes.as_ref();
+        let len = buf.len() as u64;
+        if len < TRAILER_LEN as u64 {
+            return Err(FormatError::Truncated { what: "archive (smaller than a trailer)".into(), offset: 0, need: TRAILER_LEN as u64, have: len }).ctx(name);
+        }
+        let res = (|| -> std::result::Result<_, FormatError> {
+            let hsec = decode_section(buf, 0)?;
+            let header = Header::decode(&hsec)?;
+            let trailer = Trailer::decode(&buf[buf.len() - TRAILER_LEN..], len)?;
+            let kstart = hsec.total_len;
+            let ksec = decode_section(&buf[kstart as usize..], kstart)?;
+            let keyspaces = keyspace_table::decode(&ksec, header.keyspace_count)?;
+            let data_start = kstart + ksec.total_len;
+            if trailer.index_offset < data_start {
+                return Err(FormatError::corrupt("trailer", len - TRAILER_LEN as u64, format!("index_offset {} points before the data region ({data_start})", trailer.index_offset)));
+            }
+            let io = trailer.index_offset as usize;
+            let isec = decode_section(&buf[io..io + trailer.index_size as usize], trailer.index_offset)?;
+            if isec.total_len != trailer.index_size {
+                return Err(FormatError::corrupt("index", trailer.index_offset, "index section size disagrees with the trailer"));
+            }
+            let index = Index::decode(&isec, header.keyspace_count, data_start, trailer.index_offset)?;
+            if index.blocks.len() as u64 != trailer.block_count {
+                return Err(FormatError::corrupt("trailer", len - TRAILER_LEN as u64, format!("block_count {} but the index lists {}", trailer.block_count, index.blocks.len())));
+            }
+            let (block_headers, skipped) = walk(buf, data_start, trailer.index_offset, &index)?;
+            Ok((header, keyspaces, index, trailer, block_headers, skipped))
+        })();
+        let (header, keyspaces, index, trailer, block_headers, skipped_sections) = res.ctx(name)?;
+        Ok(Archive { bytes, name: name.to_owned(), header, keyspaces, index, trailer, block_headers, skipped_sections })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+    pub fn keyspaces(&self) -> &[KeyspaceEntry] {
+        &self.keyspaces
+    }
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+    pub fn trailer(&self) -> &Trailer {
+        &self.trailer
+    }
+    /// Unknown optional sections that were skipped: (tag, offset).
+    pub fn skipped_sections(&self) -> &[(String, u64)] {
+        &self.skipped_sections
+    }
+    /// Archive size in bytes.
+    pub fn len(&self) -> u64 {
+        self.bytes.as_ref().len() as u64
+    }
+    /// Never true: an archive has at least a header and trailer.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+    /// Position of the keyspace named `name`.
+    pub fn keyspace_position(&self, name: &str) -> Option<usize> {
+        self.keyspaces.binary_search_by(|k| k.name.as_bytes().cmp(name.as_bytes())).ok()
+    }
+
+    fn frame(&self, i: usize) -> (&BlockHeader, &[u8], u64) {
+        let e = &self.index.blocks[i];
+        let h = &self.block_headers[i];
+        let start = e.offset + BLOCK_HEADER_LEN as u64;
+        let frame = &self.bytes.as_ref()[start as usize..(start + u64::from(h.frame_len)) as usize];
+        (h, frame, start)
+    }
+
+    /// Decompresses block `i` (index order) into `out`, checking both CRCs.
+    pub fn read_block(&self, i: usize, out: &mut Vec<u8>) -> Result<BlockHeader> {
+        let (h, frame, off) = self.frame(i);
+        decode_frame(h, frame, off, out).ctx(&self.name)?;
+        Ok(*h)
+    }
+
+    /// Decodes keyspace `k`'s records in order, decompressing blocks in
+    /// parallel ahead of `f` (on the current rayon pool). Returns its totals,
+    /// already checked against the index.
+    pub fn for_each_record(
+        &self,
+        k: usize,
+        materialize: bool,
+        tracker: Option<&Tracker<'_>>,
+        mut f: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
+    ) -> Result<Totals> {
+        let ki = &self.index.keyspaces[k];
+        let first = ki.first_block as usize;
+        let blocks = first..first + ki.totals.block_count as usize;
+        let mut dec = KeyspaceDecoder::new(k as u32, &self.keyspaces[k].name, materialize);
+        let window = (rayon::current_num_threads() * LOOKAHEAD_PER_THREAD).max(2);
+        let mut i = blocks.start;
+        while i < blocks.end {
+            let end = (i + window).min(blocks.end);
+            let raws: Vec<Result<Vec<u8>>> = (i..end)
+                .into_par_iter()
+                .map(|b| {
+                    if let Some(t) = tracker {
+                        t.check()?;
+                    }
+                    let mut out = Vec::new();
+                    self.read_block(b, &mut out)?;
+                    Ok(out)
+                })
+                .collect();
+            for (b, raw) in (i..end).zip(raws) {
+                let raw = raw?;
+                let h = self.block_headers[b];
+                let before = dec.totals().record_count;
+                dec.feed(&h, &raw, self.index.blocks[b].offset, |key, v| f(key, v).map_err(Into::into))
+                    .map_err(|e: FeedError| e.into_error(&self.name))?;
+                if let Some(t) = tracker {
+                    t.add(u64::from(h.raw_len), dec.totals().record_count - before)?;
+                }
+            }
+            i = end;
+        }
+        let totals = dec.finish(self.trailer.index_offset).ctx(&self.name)?;
+        check_totals(&self.name, &self.keyspaces[k].name, k, &totals, &ki.totals, self.trailer.index_offset)?;
+        Ok(totals)
+    }
+
+    /// Verifies the archive (§11). `quick` checks checksums and structure
+    /// without decompressing. Runs on the current rayon pool.
+    pub fn verify(&self, quick: bool, progress: &dyn Progress) -> Result<VerifyReport> {
+        let total_raw: u64 = self.index.keyspaces.iter().map(|k| k.totals.raw_bytes).sum();
+        let total_comp: u64 = self.index.keyspaces.iter().map(|k| k.totals.compressed_bytes).sum();
+        let mut report = VerifyReport {
+            archive_bytes: self.len(),
+            keyspaces: self.keyspaces.len(),
+            blocks: self.index.blocks.len() as u64,
+            records: self.index.keyspaces.iter().map(|k| k.totals.record_count).sum(),
+            raw_bytes: total_raw,
+            quick,
+        };
+        if quick {
+            let tracker = Tracker::new(progress, Phase::Verify, total_comp);
+            (0..self.index.blocks.len()).into_par_iter().try_for_each(|i| {
+                let (h, frame, off) = self.frame(i);
+                check_frame(h, frame, off).ctx(&self.name)?;
+                tracker.add(u64::from(h.frame_len), u64::from(h.record_count))
+            })?;
+        } else {
+            let tracker = Tracker::new(progress, Phase::Verify, total_raw);
+            let records: Vec<u64> = (0..self.keyspaces.len())
+                .into_par_iter()
+                .map(|k| self.for_each_record(k, false, Some(&tracker), |_, _| Ok(())).map(|t| t.record_count))
+                .collect::<Result<_>>()?;
+            report.records = records.iter().sum();
+        }
+        Ok(report)
+    }
+}
+
+/// Error plumbing for decoder callbacks that return floe errors.
+pub(crate) enum FeedError {
+    Format(FormatError),
+    Floe(Error),
+}
+impl From<FormatError> for FeedError {
+    fn from(e: FormatError) -> Self {
+        FeedError::Format(e)
+    }
+}
+impl From<Error> for FeedError {
+    fn from(e: Error) -> Self {
+        FeedError::Floe(e)
+    }
+}
+impl FeedError {
+    pub(crate) fn into_error(self, name: &str) -> Error {
+        match self {
+            FeedError::Format(e) => Error::Archive { name: name.to_owned(), source: e },
+            FeedError::Floe(e) => e,
+        }
+    }
+}
+
+/// Walks the data region section by section (§11 items 2, 5, 6): every block
+/// header must match its index entry, unknown sections are skipped or refused.
+fn walk(buf: &[u8], start: u64, end: u64, index: &Index) -> std::result::Result<(Vec<BlockHeader>, Vec<(String, u64)>), FormatError> {
+    let mut headers = Vec::with_capacity(index.blocks.len());
+    let mut skipped = Vec::new();
+    let mut pos = start;
+    let region = &buf[..end as usize];
+    let mut seq_in_ks = 0u32;
+    while pos < end {
+        let rest = &region[pos as usize..];
+        if rest.len() < 8 {
+            return Err(FormatError::Truncated { what: "frame header".into(), offset: pos, need: 8, have: rest.len() as u64 });
+        }
+        let mut first8 = [0u8; 8];
+        first8.copy_from_slice(&rest[..8]);
+        if frame_start(&first8, pos)? == FrameStart::Zstd {
+            return Err(FormatError::corrupt("data frame", pos, "zstd data frame without a block header before it"));
+        }
+        let sec = decode_section(rest, pos)?;
+        if sec.tag == tags::BLOCK {
+            let h = BlockHeader::decode(&sec)?;
+            let i = headers.len();
+            let Some(e) = index.blocks.get(i) else {
+                return Err(FormatError::corrupt("block", pos, format!("block #{i} is not listed in the index ({} blocks)", index.blocks.len())));
+            };
+            let want = BlockEntry { offset: pos, keyspace: h.keyspace, record_count: h.record_count, raw_len: h.raw_len, frame_len: h.frame_len };
+            if *e != want {
+                return Err(FormatError::corrupt("block", pos, format!("block #{i} header {want:?} disagrees with its index entry {e:?}")));
+            }
+            if i > 0 && index.blocks[i - 1].keyspace != h.keyspace {
+                seq_in_ks = 0;
+            }
+            if h.sequence != seq_in_ks {
+                return Err(FormatError::corrupt("block", pos, format!("block #{i} has sequence {}, expected {seq_in_ks}", h.sequence)));
+            }
+            seq_in_ks += 1;
+            let frame_end = pos + sec.total_len + u64::from(h.frame_len);
+            if frame_end > end {
+                return Err(FormatError::corrupt("block", pos, format!("data frame of {} bytes runs into the index at {end}", h.frame_len)));
+            }
+            headers.push(h);
+            pos = frame_end;
+        } else if tags::is_known(&sec.tag) {
+            return Err(FormatError::corrupt("section", pos, format!("unexpected '{}' section in the data region", tag_name(&sec.tag))));
+        } else {
+            check_unknown(&sec)?;
+            skipped.push((tag_name(&sec.tag), pos));
+            pos += sec.total_len;
+        }
+    }
+    if headers.len() != index.blocks.len() {
+        return Err(FormatError::corrupt("index", end, format!("index lists {} blocks, the file holds {}", index.blocks.len(), headers.len())));
+    }
+    Ok((headers, skipped))
+}
+
+/// One block read from a stream, already decompressed and checked.
+pub struct StreamBlock {
+    pub header: BlockHeader,
+    pub offset: u64,
+    pub raw: Vec<u8>,
+}
+
+/// Reads an archive front to back from any `Read`, with bounded memory: at
+/// most one section (≤ 256 MiB, grown only as bytes arrive) or one block
+/// (≤ 65 MiB compressed + 64 MiB raw) at a time.
+pub struct StreamReader<R: Read> {
+    r: R,
+    name: String,
+    offset: u64,
+    header: Header,
+    keyspaces: Vec<KeyspaceEntry>,
+    data_start: u64,
+    seen: Vec<BlockEntry>,
+    index: Option<Index>,
+    quick: bool,
+}
+
+fn read_n<R: Read>(r: &mut R, n: u64, offset: u64, what: &str, name: &str, out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
+    // Grow with the data actually present: a hostile size costs nothing until bytes arrive.
+    let got = r.by_ref().take(n).read_to_end(out).map_err(|e| Error::io(format!("reading {name} at offset {offset}"), e))? as u64;
+    if got != n {
+        return Err(FormatError::Truncated { what: what.into(), offset, need: n, have: got }).ctx(name);
+    }
+    Ok(())
+}
+
+impl<R: Read> StreamReader<R> {
+    /// Reads and checks the header and keyspace table.
+    pub fn new(mut r: R, name: &str) -> Result<Self> {
+        let mut buf = Vec::new();
+        let mut offset = 0u64;
+        let read_section = |r: &mut R, buf: &mut Vec<u8>, offset: &mut u64| -> Result<()> {
+            read_n(r, 8, *offset, "section header", name, buf)?;
+            let mut first8 = [0u8; 8];
+            first8.copy_from_slice(buf);
+            let FrameStart::Section { total_len } = frame_start(&first8, *offset).ctx(name)? else {
+                return Err(FormatError::corrupt("section", *offset, "expected a section, found a zstd data frame")).ctx(name);
+            };
+            let mut rest = Vec::new();
+            read_n(r, total_len - 8, *offset + 8, "section", name, &mut rest)?;
+            buf.extend_from_slice(&rest);
+            Ok(())
+        };
+        read_section(&mut r, &mut buf, &mut offset)?;
+        let header = decode_section(&buf, 0).and_then(|s| Header::decode(&s)).ctx(name)?;
+        offset = buf.len() as u64;
+        read_section(&mut r, &mut buf, &mut offset)?;
+        let keyspaces = decode_section(&buf, offset).and_then(|s| keyspace_table::decode(&s, header.keyspace_count)).ctx(name)?;
+        offset += buf.len() as u64;
+        Ok(StreamReader { r, name: name.to_owned(), offset, header, keyspaces, data_start: offset, seen: Vec::new(), index: None, quick: false })
+    }
+
+    /// With `quick`, blocks are checksum-checked but not decompressed
+    /// ([`StreamBlock::raw`] is then empty).
+    pub fn set_quick(&mut self, quick: bool) {
+        self.quick = quick;
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+    pub fn keyspaces(&self) -> &[KeyspaceEntry] {
+        &self.keyspaces
+    }
+    /// The index, once [`StreamReader::next_block`] has returned `None`.
+    pub fn index(&self) -> Option<&Index> {
+        self.index.as_ref()
+    }
+    /// Bytes consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next block, or `None` after the index and trailer were read and
+    /// checked against everything seen (and end of input was confirmed).
+    pub fn next_block(&mut self) -> Result<Option<StreamBlock>> {
+        if self.index.is_some() {
+            return Ok(None);
+        }
+        let mut buf = Vec::new();
+        loop {
+            let at = self.offset;
+            read_n(&mut self.r, 8, at, "section header", &self.name, &mut buf)?;
+            let mut first8 = [0u8; 8];
+            first8.copy_from_slice(&buf);
+            let FrameStart::Section { total_len } = frame_start(&first8, at).ctx(&self.name)? else {
+                return Err(FormatError::corrupt("data frame", at, "zstd data frame without a block header before it")).ctx(&self.name);
+            };
+            let mut rest = Vec::new();
+            read_n(&mut self.r, total_len - 8, at + 8, "section", &self.name, &mut rest)?;
+            buf.extend_from_slice(&rest);
+            self.offset += total_len;
+            let sec = decode_section(&buf, at).ctx(&self.name)?;
+            match sec.tag {
+                tags::BLOCK => {
+                    let h = BlockHeader::decode(&sec).ctx(&self.name)?;
+                    debug_assert!(h.frame_len <= MAX_FRAME);
+                    let foff = self.offset;
+                    let mut frame = Vec::new();
+                    read_n(&mut self.r, u64::from(h.frame_len), foff, "data frame", &self.name, &mut frame)?;
+                    self.offset += u64::from(h.frame_len);
+                    self.seen.push(BlockEntry { offset: at, keyspace: h.keyspace, record_count: h.record_count, raw_len: h.raw_len, frame_len: h.frame_len });
+                    let mut raw = Vec::new();
+                    if self.quick {
+                        check_frame(&h, &frame, foff).ctx(&self.name)?;
+                    } else {
+                        decode_frame(&h, &frame, foff, &mut raw).ctx(&self.name)?;
+                    }
+                    return Ok(Some(StreamBlock { header: h, offset: at, raw }));
+                }
+                tags::INDEX => {
+                    let index = Index::decode(&sec, self.header.keyspace_count, self.data_start, at).ctx(&self.name)?;
+                    let index_size = sec.total_len;
+                    if index.blocks != self.seen {
+                        let i = index.blocks.iter().zip(&self.seen).position(|(a, b)| a != b).unwrap_or(index.blocks.len().min(self.seen.len()));
+                        return Err(FormatError::corrupt("index", at, format!("block entry #{i} disagrees with the blocks in the stream ({} listed, {} seen)", index.blocks.len(), self.seen.len()))).ctx(&self.name);
+                    }
+                    let toff = self.offset;
+                    read_n(&mut self.r, TRAILER_LEN as u64, toff, "trailer", &self.name, &mut buf)?;
+                    self.offset += TRAILER_LEN as u64;
+                    let t = Trailer::decode(&buf, self.offset).ctx(&self.name)?;
+                    if t.index_offset != at || t.index_size != index_size || t.block_count != self.seen.len() as u64 {
+                        return Err(FormatError::corrupt("trailer", toff, "trailer disagrees with the index it follows")).ctx(&self.name);
+                    }
+                    let mut probe = [0u8; 1];
+                    let extra = loop {
+                        match self.r.read(&mut probe) {
+                            Ok(n) => break n,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                            Err(e) => return Err(Error::io(format!("reading {}", self.name), e)),
+                        }
+                    };
+                    if extra != 0 {
+                        return Err(FormatError::corrupt("archive", self.offset, "data follows the trailer (the spec forbids trailing bytes)")).ctx(&self.name);
+                    }
+                    self.index = Some(index);
+                    return Ok(None);
+                }
+                t if tags::is_known(&t) => {
+                    return Err(FormatError::corrupt("section", at, format!("unexpected '{}' section in the data region", tag_name(&t)))).ctx(&self.name);
+                }
+                _ => check_unknown(&sec).ctx(&self.name)?,
+            }
+        }
+    }
+
+    /// Decodes every record in order, calling `on_keyspace(k)` as each keyspace
+    /// begins and `on_record(k, key, value)` for each record; checks totals
+    /// against the index at the end. `materialize` as in [`KeyspaceDecoder`].
+    pub fn for_each_record(
+        &mut self,
+        materialize: bool,
+        tracker: Option<&Tracker<'_>>,
+        mut on_keyspace: impl FnMut(usize) -> Result<()>,
+        mut on_record: impl FnMut(usize, &[u8], Option<&[u8]>) -> Result<()>,
+    ) -> Result<Vec<Totals>> {
+        let mut totals: Vec<Totals> = Vec::with_capacity(self.keyspaces.len());
+        let mut dec: Option<(usize, KeyspaceDecoder)> = None;
+        while let Some(b) = self.next_block()? {
+            if let Some(t) = tracker {
+                t.check()?;
+            }
+            let k = b.header.keyspace as usize;
+            let switch = dec.as_ref().is_none_or(|(cur, _)| *cur != k);
+            if switch {
+                let expected = totals.len() + usize::from(dec.is_some());
+                if k != expected || k >= self.keyspaces.len() {
+                    return Err(FormatError::corrupt("block", b.offset, format!("block of keyspace #{k} where keyspace #{expected} was expected (keyspaces must be contiguous and in table order)"))).ctx(&self.name);
+                }
+                if let Some((_, d)) = dec.take() {
+                    totals.push(d.finish(b.offset).ctx(&self.name)?);
+                }
+                on_keyspace(k)?;
+                dec = Some((k, KeyspaceDecoder::new(k as u32, &self.keyspaces[k].name, materialize)));
+            }
+            let Some((_, d)) = dec.as_mut() else { unreachable!("decoder was just set") };
+            let before = d.totals().record_count;
+            if self.quick {
+                continue;
+            }
+            d.feed(&b.header, &b.raw, b.offset, |key, v| on_record(k, key, v).map_err(Into::into))
+                .map_err(|e: FeedError| e.into_error(&self.name))?;
+            if let Some(t) = tracker {
+                t.add(u64::from(b.header.raw_len), d.totals().record_count - before)?;
+            }
+        }
+        if let Some((_, d)) = dec.take() {
+            if !self.quick {
+                totals.push(d.finish(self.offset).ctx(&self.name)?);
+            }
+        }
+        let index = self.index.as_ref().ok_or_else(|| Error::InvalidArgument("stream ended without an index".into()))?;
+        if !self.quick {
+            if totals.len() != self.keyspaces.len() {
+                return Err(FormatError::corrupt("archive", self.offset, format!("{} of {} keyspaces have blocks", totals.len(), self.keyspaces.len()))).ctx(&self.name);
+            }
+            for (k, (got, want)) in totals.iter().zip(&index.keyspaces).enumerate() {
+                check_totals(&self.name, &self.keyspaces[k].name, k, got, &want.totals, self.offset)?;
+            }
+        }
+        Ok(totals)
+    }
+}
+
+/// Verifies an archive read front to back from `r` (e.g. stdin).
+pub fn verify_stream<R: Read>(r: R, name: &str, quick: bool, progress: &dyn Progress) -> Result<VerifyReport> {
+    let mut s = StreamReader::new(r, name)?;
+    s.set_quick(quick);
+    let tracker = Tracker::new(progress, Phase::Verify, 0);
+    s.for_each_record(false, Some(&tracker), |_| Ok(()), |_, _, _| Ok(()))?;
+    let index = s.index().ok_or_else(|| Error::InvalidArgument("stream ended without an index".into()))?;
+    Ok(VerifyReport {
+        archive_bytes: s.offset(),
+        keyspaces: s.keyspaces().len(),
+        blocks: index.blocks.len() as u64,
+        records: index.keyspaces.iter().map(|k| k.totals.record_count).sum(),
+        raw_bytes: index.keyspaces.iter().map(|k| k.totals.raw_bytes).sum(),
+        quick,
+    })
+}
