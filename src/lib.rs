@@ -10,3 +10,8 @@ pub mod writer;
 pub use error::{EngineError, Error, Result};
 pub mod reader;
 pub mod engine;
+pub mod export;
+pub mod import;
+pub mod inspect;
+pub mod sample;
+pub mod demo;

@@ -486,56 +486,36 @@ impl<R: Read> StreamReader<R> {
         }
     }
 
-    /// Decodes every record in order, calling `on_keyspace(k)` as each keyspace
-    /// begins and `on_record(k, key, value)` for each record; checks totals
-    /// against the index at the end. `materialize` as in [`KeyspaceDecoder`].
-    pub fn for_each_record(
+    /// Walks the stream keyspace by keyspace: `per_keyspace(k, records)` is
+    /// called as keyspace `k` begins and may pump its records with
+    /// [`KeyspaceStream::for_each_record`] (records it leaves are still read and
+    /// checked). Checks totals against the index at the end.
+    pub fn for_each_keyspace(
         &mut self,
         materialize: bool,
         tracker: Option<&Tracker<'_>>,
-        mut on_keyspace: impl FnMut(usize) -> Result<()>,
-        mut on_record: impl FnMut(usize, &[u8], Option<&[u8]>) -> Result<()>,
+        mut per_keyspace: impl FnMut(usize, &mut KeyspaceStream<'_, '_, R>) -> Result<()>,
     ) -> Result<Vec<Totals>> {
         let mut totals: Vec<Totals> = Vec::with_capacity(self.keyspaces.len());
-        let mut dec: Option<(usize, KeyspaceDecoder)> = None;
-        while let Some(b) = self.next_block()? {
-            if let Some(t) = tracker {
-                t.check()?;
-            }
+        let mut lookahead = self.next_block()?;
+        while let Some(b) = lookahead.as_ref() {
             let k = b.header.keyspace as usize;
-            let switch = dec.as_ref().is_none_or(|(cur, _)| *cur != k);
-            if switch {
-                let expected = totals.len() + usize::from(dec.is_some());
-                if k != expected || k >= self.keyspaces.len() {
-                    return Err(FormatError::corrupt("block", b.offset, format!("block of keyspace #{k} where keyspace #{expected} was expected (keyspaces must be contiguous and in table order)"))).ctx(&self.name);
-                }
-                if let Some((_, d)) = dec.take() {
-                    totals.push(d.finish(b.offset).ctx(&self.name)?);
-                }
-                on_keyspace(k)?;
-                dec = Some((k, KeyspaceDecoder::new(k as u32, &self.keyspaces[k].name, materialize)));
+            if k != totals.len() || k >= self.keyspaces.len() {
+                return Err(FormatError::corrupt("block", b.offset, format!("block of keyspace #{k} where keyspace #{} was expected (keyspaces must be contiguous and in table order)", totals.len()))).ctx(&self.name);
             }
-            let Some((_, d)) = dec.as_mut() else { unreachable!("decoder was just set") };
-            let before = d.totals().record_count;
-            if self.quick {
-                continue;
-            }
-            d.feed(&b.header, &b.raw, b.offset, |key, v| on_record(k, key, v).map_err(Into::into))
-                .map_err(|e: FeedError| e.into_error(&self.name))?;
-            if let Some(t) = tracker {
-                t.add(u64::from(b.header.raw_len), d.totals().record_count - before)?;
-            }
-        }
-        if let Some((_, d)) = dec.take() {
-            if !self.quick {
-                totals.push(d.finish(self.offset).ctx(&self.name)?);
-            }
+            let name = self.keyspaces[k].name.clone();
+            let mut ks = KeyspaceStream { reader: self, k, dec: KeyspaceDecoder::new(k as u32, &name, materialize), lookahead: &mut lookahead, tracker };
+            per_keyspace(k, &mut ks)?;
+            ks.for_each_record(|_, _| Ok(()))?;
+            let end = ks.lookahead.as_ref().map_or(ks.reader.offset, |b| b.offset);
+            let t = if ks.reader.quick { Totals::default() } else { ks.dec.finish(end).ctx(&self.name)? };
+            totals.push(t);
         }
         let index = self.index.as_ref().ok_or_else(|| Error::InvalidArgument("stream ended without an index".into()))?;
+        if totals.len() != self.keyspaces.len() {
+            return Err(FormatError::corrupt("archive", self.offset, format!("{} of {} keyspaces have blocks", totals.len(), self.keyspaces.len()))).ctx(&self.name);
+        }
         if !self.quick {
-            if totals.len() != self.keyspaces.len() {
-                return Err(FormatError::corrupt("archive", self.offset, format!("{} of {} keyspaces have blocks", totals.len(), self.keyspaces.len()))).ctx(&self.name);
-            }
             for (k, (got, want)) in totals.iter().zip(&index.keyspaces).enumerate() {
                 check_totals(&self.name, &self.keyspaces[k].name, k, got, &want.totals, self.offset)?;
             }
@@ -544,12 +524,48 @@ impl<R: Read> StreamReader<R> {
     }
 }
 
+/// One keyspace's records in a stream; see [`StreamReader::for_each_keyspace`].
+pub struct KeyspaceStream<'s, 't, R: Read> {
+    reader: &'s mut StreamReader<R>,
+    k: usize,
+    dec: KeyspaceDecoder,
+    lookahead: &'s mut Option<StreamBlock>,
+    tracker: Option<&'s Tracker<'t>>,
+}
+
+impl<R: Read> KeyspaceStream<'_, '_, R> {
+    /// Keyspace position in the table.
+    pub fn keyspace(&self) -> usize {
+        self.k
+    }
+
+    /// Calls `f` for each remaining record of this keyspace, in order.
+    pub fn for_each_record(&mut self, mut f: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>) -> Result<()> {
+        while let Some(b) = self.lookahead.take_if(|b| b.header.keyspace as usize == self.k) {
+            if let Some(t) = self.tracker {
+                t.check()?;
+            }
+            if !self.reader.quick {
+                let before = self.dec.totals().record_count;
+                self.dec
+                    .feed(&b.header, &b.raw, b.offset, |key, v| f(key, v).map_err(Into::into))
+                    .map_err(|e: FeedError| e.into_error(&self.reader.name))?;
+                if let Some(t) = self.tracker {
+                    t.add(u64::from(b.header.raw_len), self.dec.totals().record_count - before)?;
+                }
+            }
+            *self.lookahead = self.reader.next_block()?;
+        }
+        Ok(())
+    }
+}
+
 /// Verifies an archive read front to back from `r` (e.g. stdin).
 pub fn verify_stream<R: Read>(r: R, name: &str, quick: bool, progress: &dyn Progress) -> Result<VerifyReport> {
     let mut s = StreamReader::new(r, name)?;
     s.set_quick(quick);
     let tracker = Tracker::new(progress, Phase::Verify, 0);
-    s.for_each_record(false, Some(&tracker), |_| Ok(()), |_, _, _| Ok(()))?;
+    s.for_each_keyspace(false, Some(&tracker), |_, _| Ok(()))?;
     let index = s.index().ok_or_else(|| Error::InvalidArgument("stream ended without an index".into()))?;
     Ok(VerifyReport {
         archive_bytes: s.offset(),

@@ -1,0 +1,77 @@
+//! `floe demo`: the README's first command. Builds a sample database, exports
+//! it, verifies the archive, imports it into a fresh directory and compares.
+
+use crate::export::{Destination, ExportOptions};
+use crate::import::ImportOptions;
+use crate::inspect::human;
+use crate::progress::NoProgress;
+use crate::{Error, Result};
+use std::path::Path;
+use std::time::Instant;
+
+fn mbps(bytes: u64, secs: f64) -> String {
+    format!("{:.0} MB/s", bytes as f64 / 1e6 / secs.max(1e-9))
+}
+
+/// Runs the demo with about `records` small records; keeps files in `keep` if given.
+pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
+    let tmp = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
+    let root = match keep {
+        Some(k) => {
+            std::fs::create_dir_all(k).map_err(|e| Error::io(format!("creating {}", k.display()), e))?;
+            k.to_path_buf()
+        }
+        None => tmp.path().to_path_buf(),
+    };
+    let src = root.join("sample-db");
+    let archive = root.join("sample.floe");
+    let dst = root.join("imported-db");
+    for p in [&src, &dst] {
+        if p.exists() {
+            std::fs::remove_dir_all(p).map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
+        }
+    }
+    println!("floe demo: building a sample fjall database with ~{records} records in {}", src.display());
+    let t = Instant::now();
+    let st = crate::sample::build_sample(&src, records)?;
+    println!("  built {} keyspaces, {} of keys and values in {:.2}s", st.keyspaces, human(st.logical_bytes), t.elapsed().as_secs_f64());
+
+    let s = crate::export::export_path(&src, Destination::File(&archive), &ExportOptions::default(), &NoProgress)?;
+    let secs = s.elapsed.as_secs_f64();
+    let w = &s.write;
+    println!(
+        "  export : {} records, {} keyspaces, snapshot {} -> {} ({} raw, {:.2}x) in {:.2}s = {}",
+        w.records,
+        w.keyspaces,
+        s.snapshot_seqno,
+        archive.display(),
+        human(w.raw_bytes),
+        w.raw_bytes as f64 / w.archive_bytes.max(1) as f64,
+        secs,
+        mbps(w.raw_bytes, secs)
+    );
+
+    let a = crate::reader::Archive::open(&archive)?;
+    let t = Instant::now();
+    let quick = a.verify(true, &NoProgress)?;
+    let tq = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let full = crate::export::pool_for(0)?.install(|| a.verify(false, &NoProgress))?;
+    let tf = t.elapsed().as_secs_f64();
+    println!("  verify : quick (checksums) {:.3}s = {}; full (decompress, key order, totals) {:.2}s = {}; {} blocks OK", tq, mbps(quick.archive_bytes, tq), tf, mbps(full.raw_bytes, tf), full.blocks);
+    drop(a);
+
+    let s = crate::import::import_file(&archive, &dst, &ImportOptions::default(), &NoProgress)?;
+    let secs = s.elapsed.as_secs_f64();
+    println!("  import : {} records into {} in {:.2}s = {}", s.records, dst.display(), secs, mbps(s.raw_bytes, secs));
+
+    let a = crate::engine::open_existing(&src)?;
+    let b = crate::engine::open_existing(&dst)?;
+    let n = crate::sample::compare_databases(&a, &b).map_err(|d| Error::InvalidArgument(format!("demo: imported database differs: {d}")))?;
+    println!("  compare: {n} records and every keyspace's options identical in source and imported database");
+    println!("  try    : zstd -t {0} && zstd -dc {0} | head -c 200 | xxd | head", archive.display());
+    if keep.is_none() {
+        println!("  (temporary files removed; pass --keep DIR to keep them)");
+    }
+    Ok(())
+}

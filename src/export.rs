@@ -1,0 +1,272 @@
+//! The export pipeline: one fjall snapshot, every keyspace streamed into one
+//! archive, blocks compressed in parallel and written in a deterministic order.
+//!
+//! ```text
+//!  producer threads (≤ threads, keyspaces claimed in table order)
+//!    snapshot.iter(ks) → BlockBuilder → raw block ─┐ spawn on rayon pool
+//!                                                   ▼
+//!                         per-keyspace bounded queue of pending compressions
+//!                                                   ▼
+//!  calling thread: for keyspace in order, for block in order → ArchiveWriter
+//! ```
+//!
+//! Memory bound: at most `threads` producers each hold one block being built
+//! plus `QUEUE_PER_PRODUCER` blocks queued (raw until compressed, then the
+//! compressed frame), so peak buffers ≈ `threads × (QUEUE_PER_PRODUCER + 1) ×
+//! 2 × block_size`, plus one zstd context per thread and 24 bytes of index per
+//! block; independent of database size. Defaults (2 threads, 4 MiB blocks):
+//! about 48 MiB.
+
+use crate::engine::{self, ENGINE_NAME, ENGINE_VERSION};
+use crate::format::block::BlockCompressor;
+use crate::format::header::Header;
+use crate::format::keyspace_table::KeyspaceEntry;
+use crate::format::record::{BlockBuilder, RawBlock};
+use crate::fsutil::AtomicFile;
+use crate::progress::{Phase, Progress, Tracker};
+use crate::writer::{ArchiveWriter, EncodedBlock, WriteSummary};
+use crate::{EngineError, Error, Result};
+use fjall::{Database, Keyspace, Readable};
+use std::cell::RefCell;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::time::{Duration, Instant};
+
+/// Default zstd level.
+pub const DEFAULT_LEVEL: i32 = 3;
+/// Default raw block size.
+pub const DEFAULT_BLOCK_SIZE: u32 = 4 << 20;
+/// Compressions queued per producer beyond the block being built.
+pub const QUEUE_PER_PRODUCER: usize = 3;
+
+/// Export settings.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// zstd level (1–22, or negative for fast modes).
+    pub level: i32,
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+    /// Export only these keyspaces (all when `None`).
+    pub keyspaces: Option<Vec<String>>,
+    /// Raw block size target in bytes.
+    pub block_size: u32,
+    /// Creation time to record; `None` uses `SOURCE_DATE_EPOCH`, else the clock.
+    pub created_unix: Option<i64>,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions { level: DEFAULT_LEVEL, threads: 0, keyspaces: None, block_size: DEFAULT_BLOCK_SIZE, created_unix: None }
+    }
+}
+
+/// What an export produced.
+#[derive(Debug, Clone)]
+pub struct ExportSummary {
+    pub write: WriteSummary,
+    pub snapshot_seqno: u64,
+    pub elapsed: Duration,
+}
+
+/// Threads to use for a `threads` option (0 = cores).
+pub fn effective_threads(threads: usize) -> usize {
+    if threads == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    } else {
+        threads
+    }
+}
+
+/// A rayon pool with `threads` workers (0 = cores).
+pub fn pool_for(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(effective_threads(threads))
+        .thread_name(|i| format!("floe-worker-{i}"))
+        .build()
+        .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))
+}
+
+/// Creation time per the rules of format-spec §4.
+pub fn creation_time(explicit: Option<i64>) -> i64 {
+    explicit
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse().ok()))
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+        })
+}
+
+fn select(db: &Database, wanted: &Option<Vec<String>>) -> Result<Vec<String>> {
+    let all = engine::keyspace_names(db);
+    let Some(w) = wanted else { return Ok(all) };
+    let mut out = Vec::new();
+    for name in w {
+        if !all.contains(name) {
+            return Err(Error::InvalidArgument(format!("keyspace '{name}' does not exist in the database (it has: {})", all.join(", "))));
+        }
+        if !out.contains(name) {
+            out.push(name.clone());
+        }
+    }
+    out.sort_unstable_by(|a: &String, b: &String| a.as_bytes().cmp(b.as_bytes()));
+    Ok(out)
+}
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<BlockCompressor>> = const { RefCell::new(None) };
+}
+
+fn compress(raw: RawBlock, level: i32) -> Result<EncodedBlock> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_none_or(|c| c.level() != level) {
+            *c = Some(BlockCompressor::new(level).map_err(|e| Error::InvalidArgument(format!("zstd level {level}: {e}")))?);
+        }
+        let Some(c) = c.as_mut() else { unreachable!("compressor was just created") };
+        EncodedBlock::compress(raw, c)
+    })
+}
+
+type Pending = Receiver<Result<EncodedBlock>>;
+
+/// Exports every keyspace (or `opts.keyspaces`) of an open database from one
+/// consistent snapshot into `out`. Other threads may keep writing: the archive
+/// holds exactly the snapshot. Returns the sink and a summary.
+pub fn export_database<W: Write>(db: &Database, out: W, opts: &ExportOptions, progress: &dyn Progress) -> Result<(W, ExportSummary)> {
+    let start = Instant::now();
+    let snapshot = db.snapshot();
+    let names = select(db, &opts.keyspaces)?;
+    let path = Path::new("<database>");
+    let mut handles: Vec<Keyspace> = Vec::with_capacity(names.len());
+    let mut entries = Vec::with_capacity(names.len());
+    for n in &names {
+        let ks = engine::guarded(path, "opening a keyspace", || db.keyspace(n, fjall::KeyspaceCreateOptions::default))?;
+        entries.push(KeyspaceEntry { name: n.clone(), options: engine::options_of(&ks) });
+        handles.push(ks);
+    }
+    let mut header = Header::new(opts.level, opts.block_size, names.len() as u32);
+    header.engine = ENGINE_NAME.into();
+    header.engine_version = ENGINE_VERSION.into();
+    header.snapshot_seqno = snapshot.seqno();
+    header.created_unix = creation_time(opts.created_unix);
+    BlockCompressor::new(opts.level).map_err(|e| Error::InvalidArgument(format!("zstd level {}: {e}", opts.level)))?;
+    let mut writer = ArchiveWriter::new(out, header, &entries)?;
+    let threads = effective_threads(opts.threads);
+    let pool = pool_for(threads)?;
+    let tracker = Tracker::new(progress, Phase::Export, 0);
+    let next = AtomicUsize::new(0);
+    let level = opts.level;
+    let block_size = opts.block_size;
+
+    let (txs, rxs): (Vec<SyncSender<Pending>>, Vec<Receiver<Pending>>) =
+        (0..names.len()).map(|_| sync_channel::<Pending>(QUEUE_PER_PRODUCER)).unzip();
+    let txs: Vec<std::sync::Mutex<Option<SyncSender<Pending>>>> = txs.into_iter().map(|t| std::sync::Mutex::new(Some(t))).collect();
+
+    let result = std::thread::scope(|scope| -> Result<()> {
+        for _ in 0..threads.min(names.len()) {
+            scope.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::SeqCst);
+                    if k >= names.len() {
+                        return;
+                    }
+                    let Some(tx) = txs[k].lock().ok().and_then(|mut t| t.take()) else { return };
+                    let res = produce(&snapshot, &handles[k], k as u32, &names[k], block_size, level, &pool, &tracker, &tx);
+                    if let Err(e) = res {
+                        let (etx, erx) = sync_channel(1);
+                        let _ = etx.send(Err(e));
+                        let _ = tx.send(erx);
+                        return;
+                    }
+                }
+            });
+        }
+        let mut rxs = rxs;
+        let res = (|| -> Result<()> {
+            for rx in rxs.iter_mut() {
+                // Closed when its producer finished (or failed after sending its error).
+                while let Ok(pending) = rx.recv() {
+                    let block = pending.recv().map_err(|_| Error::InvalidArgument("compression worker vanished".into()))??;
+                    writer.write_block(&block)?;
+                    tracker.add(u64::from(block.header.raw_len), u64::from(block.header.record_count))?;
+                }
+            }
+            Ok(())
+        })();
+        if res.is_err() {
+            tracker.cancel();
+        }
+        drop(rxs); // unblocks producers still sending
+        res
+    });
+    result?;
+    let (out, write) = writer.finish()?;
+    Ok((out, ExportSummary { write, snapshot_seqno: snapshot.seqno(), elapsed: start.elapsed() }))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn produce(
+    snapshot: &fjall::Snapshot,
+    ks: &Keyspace,
+    k: u32,
+    name: &str,
+    block_size: u32,
+    level: i32,
+    pool: &rayon::ThreadPool,
+    tracker: &Tracker<'_>,
+    tx: &SyncSender<Pending>,
+) -> Result<()> {
+    let mut builder = BlockBuilder::new(k, name, block_size);
+    let mut emit = |raw: RawBlock| -> Result<()> {
+        tracker.check()?;
+        let (btx, brx) = sync_channel(1);
+        pool.spawn(move || {
+            let _ = btx.send(compress(raw, level));
+        });
+        tx.send(brx).map_err(|_| Error::Cancelled)
+    };
+    let path = Path::new("<database>");
+    for item in snapshot.iter(ks) {
+        let (key, value) = item.into_inner().map_err(|e| EngineError::Fjall {
+            path: path.to_path_buf(),
+            action: format!("reading keyspace '{name}' from the snapshot"),
+            source: e,
+        })?;
+        builder.push(&key, &value, &mut emit)?;
+    }
+    builder.finish(&mut emit)?;
+    Ok(())
+}
+
+/// Where an export goes.
+pub enum Destination<'a> {
+    /// A file, written atomically (temporary sibling, fsync, rename, fsync dir).
+    File(&'a Path),
+    /// Standard output.
+    Stdout,
+}
+
+/// Opens the database at `db_dir` (which must not be open in another process)
+/// and exports it.
+pub fn export_path(db_dir: &Path, dest: Destination<'_>, opts: &ExportOptions, progress: &dyn Progress) -> Result<ExportSummary> {
+    let db = engine::open_existing(db_dir)?;
+    match dest {
+        Destination::File(p) => {
+            let mut f = AtomicFile::create(p)?;
+            let buf = std::io::BufWriter::with_capacity(1 << 20, f.file());
+            let (buf, summary) = export_database(&db, buf, opts, progress)?;
+            buf.into_inner().map_err(|e| Error::io(format!("writing {}", p.display()), e.into_error()))?;
+            drop(db);
+            f.commit()?;
+            Ok(summary)
+        }
+        Destination::Stdout => {
+            let out = std::io::stdout().lock();
+            let buf = std::io::BufWriter::with_capacity(1 << 20, out);
+            let (mut buf, summary) = export_database(&db, buf, opts, progress)?;
+            buf.flush().map_err(|e| Error::io("writing to standard output", e))?;
+            Ok(summary)
+        }
+    }
+}

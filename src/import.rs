@@ -1,0 +1,201 @@
+//! The import pipeline: validate the archive, then rebuild a fresh database
+//! with fjall bulk ingestion, keyspaces in parallel, atomically.
+//!
+//! Every record is checked (limits, strict key order, block and keyspace
+//! totals) before fjall sees it, so fjall's panicking preconditions can't be
+//! reached from archive bytes. The database is built in a temporary sibling
+//! of the target and moved into place only after everything was verified and
+//! persisted; on any failure the temporary is removed and the target is
+//! untouched.
+
+use crate::engine;
+use crate::export::{effective_threads, pool_for};
+use crate::format::keyspace_table::KeyspaceEntry;
+use crate::fsutil::AtomicDir;
+use crate::progress::{Phase, Progress, Tracker};
+use crate::reader::{Archive, StreamReader};
+use crate::{EngineError, Error, Result};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use rayon::prelude::*;
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Import settings.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+    /// Import only these keyspaces (all when `None`).
+    pub keyspaces: Option<Vec<String>>,
+    /// Replace a non-empty target atomically instead of refusing.
+    pub replace: bool,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default)]
+pub struct ImportSummary {
+    pub keyspaces: usize,
+    pub records: u64,
+    pub raw_bytes: u64,
+    pub elapsed: Duration,
+    /// Non-fatal notes: unknown optional keyspace options ignored.
+    pub warnings: Vec<String>,
+}
+
+fn selected(entries: &[KeyspaceEntry], wanted: &Option<Vec<String>>) -> Result<Vec<usize>> {
+    let Some(w) = wanted else { return Ok((0..entries.len()).collect()) };
+    let mut out = Vec::new();
+    for name in w {
+        let Some(i) = entries.iter().position(|e| &e.name == name) else {
+            let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+            return Err(Error::InvalidArgument(format!("keyspace '{name}' is not in the archive (it has: {})", names.join(", "))));
+        };
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Checks options and creates the selected keyspaces in `db`.
+fn create_keyspaces(db: &Database, path: &Path, entries: &[KeyspaceEntry], sel: &[usize], warnings: &mut Vec<String>) -> Result<Vec<Option<Keyspace>>> {
+    let mut opts: Vec<Option<KeyspaceCreateOptions>> = entries.iter().map(|_| None).collect();
+    for &i in sel {
+        let (o, w) = engine::create_options(&entries[i].name, &entries[i].options)?;
+        warnings.extend(w);
+        opts[i] = Some(o);
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    for (i, o) in opts.into_iter().enumerate() {
+        out.push(match o {
+            Some(o) => Some(engine::guarded(path, &format!("creating keyspace '{}'", entries[i].name), || db.keyspace(&entries[i].name, || o))?),
+            None => None,
+        });
+    }
+    Ok(out)
+}
+
+fn ingest_err(path: &Path, name: &str, e: fjall::Error) -> Error {
+    EngineError::Fjall { path: path.to_path_buf(), action: format!("ingesting keyspace '{name}'"), source: e }.into()
+}
+
+/// Persists, closes, fsyncs and moves the database into place.
+fn seal(db: Database, handles: Vec<Option<Keyspace>>, dir: AtomicDir) -> Result<()> {
+    let path = dir.path().to_path_buf();
+    engine::guarded(&path, "persisting the new database", || db.persist(PersistMode::SyncAll))?;
+    drop(handles);
+    drop(db);
+    dir.commit()
+}
+
+/// Imports a random-access archive (already opened and structurally checked).
+pub fn import_archive<B: AsRef<[u8]> + Sync>(archive: &Archive<B>, db_dir: &Path, opts: &ImportOptions, progress: &dyn Progress) -> Result<ImportSummary> {
+    let start = Instant::now();
+    let entries = archive.keyspaces();
+    let sel = selected(entries, &opts.keyspaces)?;
+    // Check every keyspace's options before touching the file system.
+    for &i in &sel {
+        engine::create_options(&entries[i].name, &entries[i].options)?;
+    }
+    let dir = AtomicDir::create(db_dir, opts.replace)?;
+    let path = dir.path().to_path_buf();
+    let db = engine::create_new(&path)?;
+    let mut summary = ImportSummary::default();
+    let handles = create_keyspaces(&db, &path, entries, &sel, &mut summary.warnings)?;
+    let total: u64 = sel.iter().map(|&i| archive.index().keyspaces[i].totals.raw_bytes).sum();
+    let tracker = Tracker::new(progress, Phase::Import, total);
+    // Largest keyspaces first, so parallel ingestion ends together.
+    let mut order = sel.clone();
+    order.sort_by_key(|&i| std::cmp::Reverse(archive.index().keyspaces[i].totals.raw_bytes));
+    let pool = pool_for(opts.threads)?;
+    let results: Vec<Result<u64>> = pool.install(|| {
+        order
+            .par_iter()
+            .map(|&k| {
+                let Some(ks) = handles[k].as_ref() else { unreachable!("selected keyspaces have handles") };
+                let name = &entries[k].name;
+                let run = || -> Result<u64> {
+                    let mut ing = ks.start_ingestion().map_err(|e| ingest_err(&path, name, e))?;
+                    let totals = archive.for_each_record(k, true, Some(&tracker), |key, v| {
+                        ing.write(key, v.unwrap_or_default()).map_err(|e| ingest_err(&path, name, e))
+                    })?;
+                    ing.finish().map_err(|e| ingest_err(&path, name, e))?;
+                    Ok(totals.record_count)
+                };
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| {
+                    Err(EngineError::Panicked { path: path.clone(), action: format!("ingesting keyspace '{name}'"), message: "see stderr".into() }.into())
+                });
+                if r.is_err() {
+                    tracker.cancel();
+                }
+                r
+            })
+            .collect()
+    });
+    // Report the first real error rather than a "cancelled" caused by it.
+    let mut first_err = None;
+    for r in results {
+        match r {
+            Ok(n) => summary.records += n,
+            Err(Error::Cancelled) if first_err.is_some() => {}
+            Err(e) => {
+                if first_err.as_ref().is_none_or(|f| matches!(f, Error::Cancelled)) {
+                    first_err = Some(e);
+                }
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    tracker.check()?;
+    seal(db, handles, dir)?;
+    summary.keyspaces = sel.len();
+    summary.raw_bytes = total;
+    summary.elapsed = start.elapsed();
+    Ok(summary)
+}
+
+/// Imports the archive file at `archive` (memory-mapped).
+pub fn import_file(archive: &Path, db_dir: &Path, opts: &ImportOptions, progress: &dyn Progress) -> Result<ImportSummary> {
+    let a = Archive::open(archive)?;
+    import_archive(&a, db_dir, opts, progress)
+}
+
+/// Imports an archive read front to back from `r` (e.g. stdin), with bounded memory.
+pub fn import_stream<R: Read>(r: R, name: &str, db_dir: &Path, opts: &ImportOptions, progress: &dyn Progress) -> Result<ImportSummary> {
+    let start = Instant::now();
+    let mut s = StreamReader::new(r, name)?;
+    let entries = s.keyspaces().to_vec();
+    let sel = selected(&entries, &opts.keyspaces)?;
+    for &i in &sel {
+        engine::create_options(&entries[i].name, &entries[i].options)?;
+    }
+    let _threads = effective_threads(opts.threads);
+    let dir = AtomicDir::create(db_dir, opts.replace)?;
+    let path = dir.path().to_path_buf();
+    let db = engine::create_new(&path)?;
+    let mut summary = ImportSummary::default();
+    let handles = create_keyspaces(&db, &path, &entries, &sel, &mut summary.warnings)?;
+    let tracker = Tracker::new(progress, Phase::Import, 0);
+    let run = || -> Result<Vec<crate::format::record::Totals>> {
+        s.for_each_keyspace(true, Some(&tracker), |k, records| {
+            let Some(ks) = handles[k].as_ref() else { return Ok(()) };
+            let name = &entries[k].name;
+            let mut ing = ks.start_ingestion().map_err(|e| ingest_err(&path, name, e))?;
+            records.for_each_record(|key, v| ing.write(key, v.unwrap_or_default()).map_err(|e| ingest_err(&path, name, e)))?;
+            ing.finish().map_err(|e| ingest_err(&path, name, e))
+        })
+    };
+    let totals = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| {
+        Err(EngineError::Panicked { path: path.clone(), action: "ingesting".into(), message: "see stderr".into() }.into())
+    })?;
+    seal(db, handles, dir)?;
+    summary.keyspaces = sel.len();
+    summary.records = sel.iter().map(|&i| totals[i].record_count).sum();
+    summary.raw_bytes = sel.iter().map(|&i| totals[i].raw_bytes).sum();
+    summary.elapsed = start.elapsed();
+    Ok(summary)
+}
