@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every floe test on a fresh Debian machine with a Rust toolchain:
+# installs what the tests need (Debian packages, pip packages in a venv),
+# then Rust unit + integration tests, the C ABI tests under valgrind and the
+# Python binding tests. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v zstd >/dev/null || need_apt+=(zstd)
+command -v valgrind >/dev/null || need_apt+=(valgrind)
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "== installing Debian packages: ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+echo "== cargo build (release)"
+cargo build --release --workspace --locked
+
+echo "== Rust unit and integration tests"
+cargo test --release --workspace --locked
+
+if [ -x ffi/run-tests.sh ]; then
+    echo "== C ABI and Python tests"
+    ffi/run-tests.sh
+fi
+
+echo "== demo"
+cargo run --release --locked -q -- demo --records 20000
