@@ -53,10 +53,10 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
 
     let a = crate::reader::Archive::open(&archive)?;
     let t = Instant::now();
-    let quick = a.verify(true, &NoProgress)?;
+    let quick = a.verify_with(0, true, &NoProgress)?;
     let tq = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let full = crate::export::pool_for(0)?.install(|| a.verify(false, &NoProgress))?;
+    let full = a.verify_with(0, false, &NoProgress)?;
     let tf = t.elapsed().as_secs_f64();
     println!("  verify : quick (checksums) {:.3}s = {}; full (decompress, key order, totals) {:.2}s = {}; {} blocks OK", tq, mbps(quick.archive_bytes, tq), tf, mbps(full.raw_bytes, tf), full.blocks);
     drop(a);

@@ -16,7 +16,6 @@ use crate::progress::{Phase, Progress, Tracker};
 use crate::reader::{Archive, StreamReader};
 use crate::{EngineError, Error, Result};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
-use rayon::prelude::*;
 use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -109,30 +108,41 @@ pub fn import_archive<B: AsRef<[u8]> + Sync>(archive: &Archive<B>, db_dir: &Path
     // Largest keyspaces first, so parallel ingestion ends together.
     let mut order = sel.clone();
     order.sort_by_key(|&i| std::cmp::Reverse(archive.index().keyspaces[i].totals.raw_bytes));
+    // Ingestion runs on dedicated threads (one keyspace each at a time, largest
+    // first); decompression runs ahead of them on the rayon pool.
     let pool = pool_for(opts.threads)?;
-    let results: Vec<Result<u64>> = pool.install(|| {
-        order
-            .par_iter()
-            .map(|&k| {
-                let Some(ks) = handles[k].as_ref() else { unreachable!("selected keyspaces have handles") };
-                let name = &entries[k].name;
-                let run = || -> Result<u64> {
-                    let mut ing = ks.start_ingestion().map_err(|e| ingest_err(&path, name, e))?;
-                    let totals = archive.for_each_record(k, true, Some(&tracker), |key, v| {
-                        ing.write(key, v.unwrap_or_default()).map_err(|e| ingest_err(&path, name, e))
-                    })?;
-                    ing.finish().map_err(|e| ingest_err(&path, name, e))?;
-                    Ok(totals.record_count)
-                };
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| {
-                    Err(EngineError::Panicked { path: path.clone(), action: format!("ingesting keyspace '{name}'"), message: "see stderr".into() }.into())
-                });
-                if r.is_err() {
-                    tracker.cancel();
-                }
-                r
+    let workers = effective_threads(opts.threads).min(order.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<u64>> = std::thread::scope(|scope| {
+        let jobs: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let j = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some(&k) = order.get(j) else { return done };
+                        let Some(ks) = handles[k].as_ref() else { unreachable!("selected keyspaces have handles") };
+                        let name = &entries[k].name;
+                        let run = || -> Result<u64> {
+                            let mut ing = ks.start_ingestion().map_err(|e| ingest_err(&path, name, e))?;
+                            let totals = archive.for_each_record_in(Some(&pool), k, true, Some(&tracker), |key, v| {
+                                ing.write(key, v.unwrap_or_default()).map_err(|e| ingest_err(&path, name, e))
+                            })?;
+                            ing.finish().map_err(|e| ingest_err(&path, name, e))?;
+                            Ok(totals.record_count)
+                        };
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| {
+                            Err(EngineError::Panicked { path: path.clone(), action: format!("ingesting keyspace '{name}'"), message: "see stderr".into() }.into())
+                        });
+                        if r.is_err() {
+                            tracker.cancel();
+                        }
+                        done.push(r);
+                    }
+                })
             })
-            .collect()
+            .collect();
+        jobs.into_iter().flat_map(|j| j.join().unwrap_or_else(|_| vec![Err(Error::InvalidArgument("an import worker panicked".into()))])).collect()
     });
     // Report the first real error rather than a "cancelled" caused by it.
     let mut first_err = None;

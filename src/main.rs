@@ -210,8 +210,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 floe::reader::verify_stream(std::io::stdin().lock(), "<stdin>", quick, &bar)?
             } else {
                 let a = floe::reader::Archive::open(&archive)?;
-                let pool = floe::export::pool_for(common.threads)?;
-                pool.install(|| a.verify(quick, &bar))?
+                a.verify_with(common.threads, quick, &bar)?
             };
             drop(bar);
             let secs = start.elapsed().as_secs_f64();

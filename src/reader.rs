@@ -174,11 +174,24 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
         Ok(*h)
     }
 
-    /// Decodes keyspace `k`'s records in order, decompressing blocks in
-    /// parallel ahead of `f` (on the current rayon pool). Returns its totals,
-    /// already checked against the index.
+    /// Decodes keyspace `k`'s records in order, calling `f` on this thread.
+    /// Blocks are decompressed in parallel ahead of `f` on the current rayon
+    /// pool (the global one outside a pool). Returns its totals, already
+    /// checked against the index.
     pub fn for_each_record(
         &self,
+        k: usize,
+        materialize: bool,
+        tracker: Option<&Tracker<'_>>,
+        f: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
+    ) -> Result<Totals> {
+        self.for_each_record_in(None, k, materialize, tracker, f)
+    }
+
+    /// As [`Archive::for_each_record`], decompressing on `pool`.
+    pub fn for_each_record_in(
+        &self,
+        pool: Option<&rayon::ThreadPool>,
         k: usize,
         materialize: bool,
         tracker: Option<&Tracker<'_>>,
@@ -188,41 +201,68 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
         let first = ki.first_block as usize;
         let blocks = first..first + ki.totals.block_count as usize;
         let mut dec = KeyspaceDecoder::new(k as u32, &self.keyspaces[k].name, materialize);
-        let window = (rayon::current_num_threads() * LOOKAHEAD_PER_THREAD).max(2);
-        let mut i = blocks.start;
-        while i < blocks.end {
-            let end = (i + window).min(blocks.end);
-            let raws: Vec<Result<Vec<u8>>> = (i..end)
-                .into_par_iter()
-                .map(|b| {
-                    if let Some(t) = tracker {
-                        t.check()?;
-                    }
-                    let mut out = Vec::new();
-                    self.read_block(b, &mut out)?;
-                    Ok(out)
-                })
-                .collect();
-            for (b, raw) in (i..end).zip(raws) {
-                let raw = raw?;
-                let h = self.block_headers[b];
-                let before = dec.totals().record_count;
-                dec.feed(&h, &raw, self.index.blocks[b].offset, |key, v| f(key, v).map_err(Into::into))
-                    .map_err(|e: FeedError| e.into_error(&self.name))?;
-                if let Some(t) = tracker {
-                    t.add(u64::from(h.raw_len), dec.totals().record_count - before)?;
-                }
+        let threads = pool.map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+        let window = (threads * LOOKAHEAD_PER_THREAD).max(2);
+        let decompress = |b: usize| -> Result<Vec<u8>> {
+            if let Some(t) = tracker {
+                t.check()?;
             }
-            i = end;
+            let mut out = Vec::new();
+            self.read_block(b, &mut out)?;
+            Ok(out)
+        };
+        let mut consume = |b: usize, raw: Vec<u8>, dec: &mut KeyspaceDecoder| -> Result<()> {
+            let h = self.block_headers[b];
+            let before = dec.totals().record_count;
+            dec.feed(&h, &raw, self.index.blocks[b].offset, |key, v| f(key, v).map_err(Into::into))
+                .map_err(|e: FeedError| e.into_error(&self.name))?;
+            if let Some(t) = tracker {
+                t.add(u64::from(h.raw_len), dec.totals().record_count - before)?;
+            }
+            Ok(())
+        };
+        // On a worker thread of the pool that would decompress, blocking on a
+        // channel could starve the pool: decode window by window with
+        // work-stealing joins instead. Elsewhere, keep `window` blocks in flight.
+        let on_worker = match pool {
+            Some(p) => p.current_thread_index().is_some(),
+            None => rayon::current_thread_index().is_some(),
+        };
+        if on_worker {
+            let mut i = blocks.start;
+            while i < blocks.end {
+                let end = (i + window).min(blocks.end);
+                let raws: Vec<Result<Vec<u8>>> = (i..end).into_par_iter().map(decompress).collect();
+                for (b, raw) in (i..end).zip(raws) {
+                    consume(b, raw?, &mut dec)?;
+                }
+                i = end;
+            }
+        } else {
+            let mut sink = |b: usize, raw: Vec<u8>| consume(b, raw, &mut dec);
+            match pool {
+                Some(p) => p.in_place_scope(|s| pump(s, blocks.clone(), window, &decompress, &mut sink))?,
+                None => rayon::in_place_scope(|s| pump(s, blocks.clone(), window, &decompress, &mut sink))?,
+            }
         }
         let totals = dec.finish(self.trailer.index_offset).ctx(&self.name)?;
         check_totals(&self.name, &self.keyspaces[k].name, k, &totals, &ki.totals, self.trailer.index_offset)?;
         Ok(totals)
     }
 
-    /// Verifies the archive (§11). `quick` checks checksums and structure
-    /// without decompressing. Runs on the current rayon pool.
+    /// Verifies the archive (§11) on the current rayon pool. `quick` checks
+    /// checksums and structure without decompressing.
     pub fn verify(&self, quick: bool, progress: &dyn Progress) -> Result<VerifyReport> {
+        self.verify_in(None, quick, progress)
+    }
+
+    /// Verifies with `threads` workers (0 = one per core).
+    pub fn verify_with(&self, threads: usize, quick: bool, progress: &dyn Progress) -> Result<VerifyReport> {
+        let pool = crate::export::pool_for(threads)?;
+        self.verify_in(Some(&pool), quick, progress)
+    }
+
+    fn verify_in(&self, pool: Option<&rayon::ThreadPool>, quick: bool, progress: &dyn Progress) -> Result<VerifyReport> {
         let total_raw: u64 = self.index.keyspaces.iter().map(|k| k.totals.raw_bytes).sum();
         let total_comp: u64 = self.index.keyspaces.iter().map(|k| k.totals.compressed_bytes).sum();
         let mut report = VerifyReport {
@@ -235,21 +275,61 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
         };
         if quick {
             let tracker = Tracker::new(progress, Phase::Verify, total_comp);
-            (0..self.index.blocks.len()).into_par_iter().try_for_each(|i| {
-                let (h, frame, off) = self.frame(i);
-                check_frame(h, frame, off).ctx(&self.name)?;
-                tracker.add(u64::from(h.frame_len), u64::from(h.record_count))
-            })?;
+            let run = || {
+                (0..self.index.blocks.len()).into_par_iter().try_for_each(|i| {
+                    let (h, frame, off) = self.frame(i);
+                    check_frame(h, frame, off).ctx(&self.name)?;
+                    tracker.add(u64::from(h.frame_len), u64::from(h.record_count))
+                })
+            };
+            match pool {
+                Some(p) => p.install(run)?,
+                None => run()?,
+            }
         } else {
             let tracker = Tracker::new(progress, Phase::Verify, total_raw);
-            let records: Vec<u64> = (0..self.keyspaces.len())
-                .into_par_iter()
-                .map(|k| self.for_each_record(k, false, Some(&tracker), |_, _| Ok(())).map(|t| t.record_count))
-                .collect::<Result<_>>()?;
-            report.records = records.iter().sum();
+            let mut records = 0;
+            for k in 0..self.keyspaces.len() {
+                records += self.for_each_record_in(pool, k, false, Some(&tracker), |_, _| Ok(()))?.record_count;
+            }
+            report.records = records;
         }
         Ok(report)
     }
+}
+
+/// Keeps `window` decompressions in flight on `s` and hands results to
+/// `consume` in block order, on the calling thread.
+fn pump<'s>(
+    s: &rayon::Scope<'s>,
+    blocks: std::ops::Range<usize>,
+    window: usize,
+    decompress: &'s (dyn Fn(usize) -> Result<Vec<u8>> + Sync),
+    consume: &mut dyn FnMut(usize, Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    let mut inflight = std::collections::VecDeque::with_capacity(window);
+    let mut next = blocks.start;
+    let spawn = |b: usize, inflight: &mut std::collections::VecDeque<std::sync::mpsc::Receiver<Result<Vec<u8>>>>| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        s.spawn(move |_| {
+            let _ = tx.send(decompress(b));
+        });
+        inflight.push_back(rx);
+    };
+    while next < blocks.end && inflight.len() < window {
+        spawn(next, &mut inflight);
+        next += 1;
+    }
+    for b in blocks.clone() {
+        let rx = inflight.pop_front().unwrap_or_else(|| unreachable!("one receiver per block"));
+        let raw = rx.recv().map_err(|_| Error::InvalidArgument("decompression worker vanished".into()))??;
+        if next < blocks.end {
+            spawn(next, &mut inflight);
+            next += 1;
+        }
+        consume(b, raw)?;
+    }
+    Ok(())
 }
 
 /// Error plumbing for decoder callbacks that return floe errors.
