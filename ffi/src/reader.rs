@@ -1,0 +1,550 @@
+//! The archive reader: open a file or a memory buffer, list keyspaces, and
+//! iterate records one block at a time with bounded memory.
+
+use crate::error::{arg_bytes, arg_out, arg_str, guard, guard_void, owned_c_string, write_out, FResult, Fail};
+use crate::floe_status;
+use crate::ops::{floe_progress_callback, floe_verify_report, inspect_string, report_of, verify_archive, Callback};
+use floe_core::format::block::BlockHeader;
+use floe_core::format::index::Index;
+use floe_core::format::keyspace_table::KeyspaceEntry;
+use floe_core::format::record::KeyspaceDecoder;
+use floe_core::format::FormatError;
+use floe_core::reader::{Archive, VerifyReport};
+use floe_core::Error;
+use std::ffi::{c_char, c_void};
+use std::path::Path;
+use std::sync::Arc;
+
+/// What the C handles need from an `Archive<B>`, whatever `B` is.
+trait AnyArchive: Send + Sync {
+    fn name(&self) -> &str;
+    fn keyspaces(&self) -> &[KeyspaceEntry];
+    fn index(&self) -> &Index;
+    fn index_offset(&self) -> u64;
+    fn read_block(&self, i: usize, out: &mut Vec<u8>) -> floe_core::Result<BlockHeader>;
+    fn inspect(&self) -> FResult<String>;
+    fn verify(&self, quick: bool, threads: u32, cb: &Callback) -> FResult<VerifyReport>;
+}
+
+impl<B: AsRef<[u8]> + Send + Sync> AnyArchive for Archive<B> {
+    fn name(&self) -> &str {
+        Archive::name(self)
+    }
+    fn keyspaces(&self) -> &[KeyspaceEntry] {
+        Archive::keyspaces(self)
+    }
+    fn index(&self) -> &Index {
+        Archive::index(self)
+    }
+    fn index_offset(&self) -> u64 {
+        self.trailer().index_offset
+    }
+    fn read_block(&self, i: usize, out: &mut Vec<u8>) -> floe_core::Result<BlockHeader> {
+        Archive::read_block(self, i, out)
+    }
+    fn inspect(&self) -> FResult<String> {
+        inspect_string(self)
+    }
+    fn verify(&self, quick: bool, threads: u32, cb: &Callback) -> FResult<VerifyReport> {
+        verify_archive(self, quick, threads, cb)
+    }
+}
+
+/// An open archive (opaque). Create with floe_reader_open() or
+/// floe_reader_open_buffer(); free with floe_reader_free().
+///
+/// A reader is immutable once open: it may be used from several threads at
+/// once. Iterators keep what they need alive, so a reader may be freed
+/// before its iterators.
+pub struct floe_reader {
+    archive: Arc<dyn AnyArchive>,
+    /// NUL-terminated keyspace names, in table order.
+    names: Vec<Vec<u8>>,
+}
+
+/// A keyspace of an open archive, with the totals from the archive's index.
+/// The pointers stay valid until the reader is freed.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct floe_keyspace_info {
+    /// The name, NUL-terminated UTF-8. `name_len` excludes the NUL (a name
+    /// may itself contain NUL bytes; use the length to be exact).
+    pub name: *const c_char,
+    pub name_len: usize,
+    pub records: u64,
+    pub key_bytes: u64,
+    pub value_bytes: u64,
+    /// Bytes of this keyspace's raw record stream (records and marker).
+    pub raw_bytes: u64,
+    /// Bytes of its compressed data frames.
+    pub compressed_bytes: u64,
+    pub blocks: u64,
+    /// The smallest and largest keys (length 0 when the keyspace is empty).
+    pub first_key: *const u8,
+    pub first_key_len: usize,
+    pub last_key: *const u8,
+    pub last_key_len: usize,
+}
+
+fn new_reader(archive: Arc<dyn AnyArchive>) -> Box<floe_reader> {
+    let names = archive
+        .keyspaces()
+        .iter()
+        .map(|k| {
+            let mut n = k.name.as_bytes().to_vec();
+            n.push(0);
+            n
+        })
+        .collect();
+    Box::new(floe_reader { archive, names })
+}
+
+fn reader_ref<'a>(r: *const floe_reader) -> FResult<&'a floe_reader> {
+    // SAFETY: the caller passes NULL or a live handle from floe_reader_open*.
+    unsafe { r.as_ref() }.ok_or_else(|| Fail::null("reader"))
+}
+
+/// Opens the archive file at `path` (memory-mapped) and checks its
+/// structure: trailer, header, keyspace table, index and every block header
+/// (not the data: use floe_reader_verify() or iterate). On success
+/// `*out_reader` is a new handle.
+///
+/// The file must not be modified while it is open.
+///
+/// # Safety
+/// `path` is NUL-terminated; `out_reader` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_open(path: *const c_char, out_reader: *mut *mut floe_reader) -> floe_status {
+    guard("floe_reader_open", || {
+        // SAFETY: per the function contract.
+        let path = unsafe { arg_str(path, "path") }?;
+        arg_out(out_reader, "out_reader")?;
+        let a = Archive::open(Path::new(path))?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_reader, Box::into_raw(new_reader(Arc::new(a)))) };
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// Opens an archive held in memory: the `len` bytes at `data` are copied,
+/// so the buffer may be released as soon as this returns. Checks as
+/// floe_reader_open().
+///
+/// # Safety
+/// `data` points to `len` readable bytes; `out_reader` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_open_buffer(data: *const u8, len: usize, out_reader: *mut *mut floe_reader) -> floe_status {
+    guard("floe_reader_open_buffer", || {
+        if data.is_null() {
+            return Err(Fail::null("data"));
+        }
+        // SAFETY: per the function contract.
+        let bytes = unsafe { arg_bytes(data, len, "data") }?;
+        arg_out(out_reader, "out_reader")?;
+        let a = Archive::from_bytes(bytes.to_vec(), "<buffer>")?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_reader, Box::into_raw(new_reader(Arc::new(a)))) };
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// Frees a reader. Accepts NULL. Iterators created from it stay usable.
+///
+/// # Safety
+/// `reader` is NULL or a live handle, not used again afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_free(reader: *mut floe_reader) {
+    if reader.is_null() {
+        return;
+    }
+    guard_void(|| {
+        // SAFETY: a live handle from Box::into_raw, per the contract.
+        drop(unsafe { Box::from_raw(reader) });
+    });
+}
+
+/// Number of keyspaces in the archive.
+///
+/// # Safety
+/// `reader` is a live handle; `out_count` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_keyspace_count(reader: *const floe_reader, out_count: *mut usize) -> floe_status {
+    guard("floe_reader_keyspace_count", || {
+        let r = reader_ref(reader)?;
+        arg_out(out_count, "out_count")?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_count, r.names.len()) };
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+fn check_index(r: &floe_reader, index: usize) -> FResult<()> {
+    if index >= r.names.len() {
+        return Err(Fail::invalid(format!("keyspace index {index} out of range: the archive has {} keyspaces", r.names.len())));
+    }
+    Ok(())
+}
+
+/// Describes keyspace number `index` (0-based, in the archive's order, which
+/// is ascending by name).
+///
+/// # Safety
+/// `reader` is a live handle; `out_info` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_keyspace(reader: *const floe_reader, index: usize, out_info: *mut floe_keyspace_info) -> floe_status {
+    guard("floe_reader_keyspace", || {
+        let r = reader_ref(reader)?;
+        arg_out(out_info, "out_info")?;
+        check_index(r, index)?;
+        let t = &r.archive.index().keyspaces[index].totals;
+        let info = floe_keyspace_info {
+            name: r.names[index].as_ptr().cast(),
+            name_len: r.names[index].len() - 1,
+            records: t.record_count,
+            key_bytes: t.key_bytes,
+            value_bytes: t.value_bytes,
+            raw_bytes: t.raw_bytes,
+            compressed_bytes: t.compressed_bytes,
+            blocks: u64::from(t.block_count),
+            first_key: t.first_key.as_ptr(),
+            first_key_len: t.first_key.len(),
+            last_key: t.last_key.as_ptr(),
+            last_key_len: t.last_key.len(),
+        };
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_info, info) };
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// Finds the keyspace named `name`; `FLOE_INVALID_ARGUMENT` if there is none.
+///
+/// # Safety
+/// `reader` is a live handle; `name` is NUL-terminated; `out_index` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_find_keyspace(reader: *const floe_reader, name: *const c_char, out_index: *mut usize) -> floe_status {
+    guard("floe_reader_find_keyspace", || {
+        let r = reader_ref(reader)?;
+        // SAFETY: per the function contract.
+        let name = unsafe { arg_str(name, "name") }?;
+        arg_out(out_index, "out_index")?;
+        let ks = r.archive.keyspaces();
+        let i = ks
+            .binary_search_by(|k| k.name.as_bytes().cmp(name.as_bytes()))
+            .map_err(|_| Fail::invalid(format!("keyspace '{name}' is not in the archive {}", r.archive.name())))?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_index, i) };
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// The options of keyspace number `index` as a JSON object (the `options` of
+/// `floe inspect --json`; accepted as is by floe_writer_begin_keyspace()).
+/// The caller frees `*out_json` with floe_string_free().
+///
+/// # Safety
+/// `reader` is a live handle; `out_json` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_keyspace_options_json(reader: *const floe_reader, index: usize, out_json: *mut *mut c_char) -> floe_status {
+    guard("floe_reader_keyspace_options_json", || {
+        let r = reader_ref(reader)?;
+        arg_out(out_json, "out_json")?;
+        check_index(r, index)?;
+        let s = r.archive.keyspaces()[index].options.to_json().to_string();
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_json, owned_c_string(s)) };
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// The `floe inspect --json` document of an open archive (see
+/// floe_inspect_json()). The caller frees `*out_json` with floe_string_free().
+///
+/// # Safety
+/// `reader` is a live handle; `out_json` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_inspect_json(reader: *const floe_reader, out_json: *mut *mut c_char) -> floe_status {
+    guard("floe_reader_inspect_json", || {
+        let r = reader_ref(reader)?;
+        arg_out(out_json, "out_json")?;
+        let s = r.archive.inspect()?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_json, owned_c_string(s)) };
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// Verifies an open archive, as floe_verify() does for a file.
+///
+/// # Safety
+/// `reader` is a live handle; `out_report` is NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_verify(
+    reader: *const floe_reader,
+    quick: bool,
+    threads: u32,
+    progress: floe_progress_callback,
+    user_data: *mut c_void,
+    out_report: *mut floe_verify_report,
+) -> floe_status {
+    guard("floe_reader_verify", || {
+        let r = reader_ref(reader)?;
+        let cb = Callback::new(progress, user_data);
+        let rep = r.archive.verify(quick, threads, &cb)?;
+        // SAFETY: NULL or valid per the contract.
+        unsafe { write_out(out_report, report_of(&rep)) };
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// One record, as returned by floe_iter_next().
+///
+/// `key` and `value` point into memory owned by the iterator and stay valid
+/// until the next call to floe_iter_next() or floe_iter_free() on that
+/// iterator. Copy them to keep them. They are never NULL (an empty value
+/// points to a valid zero-length buffer).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct floe_record {
+    /// The record's keyspace: its index in the archive (floe_reader_keyspace()).
+    pub keyspace: usize,
+    pub key: *const u8,
+    pub key_len: usize,
+    pub value: *const u8,
+    pub value_len: usize,
+}
+
+/// Where a decoded key or value lives: inside the block's raw bytes, or in
+/// the arena (records that spanned blocks were reassembled by the decoder).
+#[derive(Clone, Copy)]
+enum Span {
+    Raw(usize, usize),
+    Arena(usize, usize),
+}
+
+/// An iterator over the records of one keyspace or of all keyspaces
+/// (opaque). Create with floe_reader_iter_keyspace() or
+/// floe_reader_iter_all(); free with floe_iter_free().
+///
+/// Memory is bounded by one decompressed block (at most the archive's block
+/// size, 64 MiB at most) plus the largest record that spans blocks. Every
+/// check of a full verification applies to the records it returns: a damaged
+/// block fails with `FLOE_CORRUPT_ARCHIVE` before any of its records is
+/// returned, and the keyspace's totals are checked against the index when
+/// its last record has been returned. An iterator is not thread-safe; use it
+/// from one thread at a time.
+pub struct floe_iter {
+    archive: Arc<dyn AnyArchive>,
+    /// Next keyspace to start, and one past the last.
+    next_keyspace: usize,
+    end_keyspace: usize,
+    /// Keyspace being decoded: index, decoder, next block, end block.
+    current: Option<(usize, KeyspaceDecoder, usize, usize)>,
+    raw: Vec<u8>,
+    arena: Vec<u8>,
+    records: Vec<(usize, Span, Span)>,
+    pos: usize,
+    failed: Option<(floe_status, String)>,
+    done: bool,
+}
+
+static EMPTY: [u8; 1] = [0];
+
+impl floe_iter {
+    fn new(archive: Arc<dyn AnyArchive>, first: usize, end: usize) -> Self {
+        floe_iter {
+            archive,
+            next_keyspace: first,
+            end_keyspace: end,
+            current: None,
+            raw: Vec::new(),
+            arena: Vec::new(),
+            records: Vec::new(),
+            pos: 0,
+            failed: None,
+            done: false,
+        }
+    }
+
+    fn corrupt(&self, at: u64, detail: String) -> Fail {
+        Fail::from(Error::Archive { name: self.archive.name().to_owned(), source: FormatError::corrupt("index", at, detail) })
+    }
+
+    /// Decodes the next block into `records`. Returns false at the end.
+    fn fill(&mut self) -> FResult<bool> {
+        loop {
+            let Some((k, dec, next, end)) = self.current.as_mut() else {
+                if self.next_keyspace >= self.end_keyspace {
+                    return Ok(false);
+                }
+                let k = self.next_keyspace;
+                self.next_keyspace += 1;
+                let ki = &self.archive.index().keyspaces[k];
+                let first = ki.first_block as usize;
+                let dec = KeyspaceDecoder::new(k as u32, &self.archive.keyspaces()[k].name, true);
+                self.current = Some((k, dec, first, first + ki.totals.block_count as usize));
+                continue;
+            };
+            let k = *k;
+            if *next >= *end {
+                let (_, dec, _, _) = self.current.take().unwrap_or_else(|| unreachable!());
+                let at = self.archive.index_offset();
+                let totals = dec
+                    .finish(at)
+                    .map_err(|source| Fail::from(Error::Archive { name: self.archive.name().to_owned(), source }))?;
+                let want = &self.archive.index().keyspaces[k].totals;
+                if totals != *want {
+                    let name = &self.archive.keyspaces()[k].name;
+                    return Err(self.corrupt(at, format!("keyspace #{k} '{name}': the records disagree with the index totals ({totals:?} vs {want:?})")));
+                }
+                continue;
+            }
+            let b = *next;
+            *next += 1;
+            let h = self.archive.read_block(b, &mut self.raw)?;
+            let offset = self.archive.index().blocks[b].offset;
+            self.records.clear();
+            self.arena.clear();
+            self.pos = 0;
+            let raw_start = self.raw.as_ptr() as usize;
+            let raw_len = self.raw.len();
+            let (records, arena) = (&mut self.records, &mut self.arena);
+            let mut place = |s: &[u8]| -> Span {
+                let p = s.as_ptr() as usize;
+                if p >= raw_start && p + s.len() <= raw_start + raw_len && !s.is_empty() {
+                    Span::Raw(p - raw_start, s.len())
+                } else {
+                    let at = arena.len();
+                    arena.extend_from_slice(s);
+                    Span::Arena(at, s.len())
+                }
+            };
+            dec.feed(&h, &self.raw, offset, |key: &[u8], value: Option<&[u8]>| -> Result<(), FormatError> {
+                let ks = place(key);
+                let vs = place(value.unwrap_or_default());
+                records.push((k, ks, vs));
+                Ok(())
+            })
+            .map_err(|source| Fail::from(Error::Archive { name: self.archive.name().to_owned(), source }))?;
+            if !self.records.is_empty() {
+                return Ok(true);
+            }
+        }
+    }
+
+    fn slice(&self, s: Span) -> (*const u8, usize) {
+        let (buf, at, n) = match s {
+            Span::Raw(a, n) => (&self.raw, a, n),
+            Span::Arena(a, n) => (&self.arena, a, n),
+        };
+        if n == 0 {
+            (EMPTY.as_ptr(), 0)
+        } else {
+            (buf[at..at + n].as_ptr(), n)
+        }
+    }
+
+    fn next(&mut self) -> FResult<Option<floe_record>> {
+        if let Some((status, message)) = &self.failed {
+            return Err(Fail::new(*status, format!("the iterator failed earlier: {message}")));
+        }
+        if self.done {
+            return Ok(None);
+        }
+        if self.pos >= self.records.len() {
+            match self.fill() {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.done = true;
+                    self.records.clear();
+                    self.raw = Vec::new();
+                    self.arena = Vec::new();
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.failed = Some((e.status, e.message.clone()));
+                    self.records.clear();
+                    return Err(e);
+                }
+            }
+        }
+        let (k, ks, vs) = self.records[self.pos];
+        self.pos += 1;
+        let (key, key_len) = self.slice(ks);
+        let (value, value_len) = self.slice(vs);
+        Ok(Some(floe_record { keyspace: k, key, key_len, value, value_len }))
+    }
+}
+
+/// Starts iterating over the records of keyspace number `index`, in key order.
+///
+/// # Safety
+/// `reader` is a live handle; `out_iter` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_iter_keyspace(reader: *const floe_reader, index: usize, out_iter: *mut *mut floe_iter) -> floe_status {
+    guard("floe_reader_iter_keyspace", || {
+        let r = reader_ref(reader)?;
+        arg_out(out_iter, "out_iter")?;
+        check_index(r, index)?;
+        let it = Box::new(floe_iter::new(Arc::clone(&r.archive), index, index + 1));
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_iter, Box::into_raw(it)) };
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// Starts iterating over every record of the archive in archive order:
+/// keyspace by keyspace (ascending names), each in key order.
+///
+/// # Safety
+/// `reader` is a live handle; `out_iter` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_iter_all(reader: *const floe_reader, out_iter: *mut *mut floe_iter) -> floe_status {
+    guard("floe_reader_iter_all", || {
+        let r = reader_ref(reader)?;
+        arg_out(out_iter, "out_iter")?;
+        let it = Box::new(floe_iter::new(Arc::clone(&r.archive), 0, r.names.len()));
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_iter, Box::into_raw(it)) };
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// Advances the iterator. Returns `FLOE_OK` and fills `*out_record`, or
+/// `FLOE_DONE` when there are no more records (and on every later call), or
+/// an error (`FLOE_CORRUPT_ARCHIVE`...), which every later call repeats.
+/// The record's pointers stay valid until the next call on this iterator.
+///
+/// # Safety
+/// `iter` is a live handle; `out_record` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_iter_next(iter: *mut floe_iter, out_record: *mut floe_record) -> floe_status {
+    guard("floe_iter_next", || {
+        // SAFETY: NULL or a live handle, per the contract.
+        let it = unsafe { iter.as_mut() }.ok_or_else(|| Fail::null("iter"))?;
+        arg_out(out_record, "out_record")?;
+        match it.next()? {
+            Some(rec) => {
+                // SAFETY: checked non-NULL above.
+                unsafe { write_out(out_record, rec) };
+                Ok(floe_status::FLOE_OK)
+            }
+            None => Ok(floe_status::FLOE_DONE),
+        }
+    })
+}
+
+/// Frees an iterator. Accepts NULL.
+///
+/// # Safety
+/// `iter` is NULL or a live handle, not used again afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn floe_iter_free(iter: *mut floe_iter) {
+    if iter.is_null() {
+        return;
+    }
+    guard_void(|| {
+        // SAFETY: a live handle from Box::into_raw, per the contract.
+        drop(unsafe { Box::from_raw(iter) });
+    });
+}

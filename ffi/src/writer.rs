@@ -1,0 +1,393 @@
+//! The archive writer: records in, a normal floe archive out.
+//!
+//! The format puts the keyspace table before the data, but a C caller names
+//! its keyspaces one at a time. So the writer compresses each keyspace's
+//! blocks as they fill and spools them to an anonymous temporary file in the
+//! target's directory; floe_writer_finish() then writes header and table,
+//! copies the spooled blocks in table order and adds index and trailer, all
+//! into a temporary sibling of the target that is renamed into place.
+//! Memory stays bounded by one block (plus one spooled frame while copying)
+//! and ~50 bytes per block of bookkeeping, whatever the archive size.
+
+use crate::error::{arg_bytes, arg_opt_str, arg_out, arg_str, guard, guard_void, write_out, FResult, Fail};
+use crate::floe_status;
+use crate::ops::floe_write_summary;
+use floe_core::export::{creation_time, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL};
+use floe_core::format::block::{BlockCompressor, BlockHeader};
+use floe_core::format::header::Header;
+use floe_core::format::keyspace_table::{check_name, KeyspaceEntry};
+use floe_core::format::limits::{MAX_BLOCK_RAW, MAX_KEYSPACES, MIN_BLOCK_TARGET};
+use floe_core::format::options::KeyspaceOptions;
+use floe_core::format::record::{BlockBuilder, RawBlock};
+use floe_core::fsutil::AtomicFile;
+use floe_core::writer::{ArchiveWriter, EncodedBlock};
+use floe_core::Error;
+use std::ffi::c_char;
+use std::fs::File;
+use std::collections::HashSet;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+
+/// Writer settings. All-zero (or passing NULL) means the defaults.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct floe_writer_options {
+    /// zstd level: 1 to 22, negative for the fast modes; 0 = default (3).
+    pub level: i32,
+    /// Raw block size in bytes, 4096 to 67108864; 0 = default (4 MiB).
+    pub block_size: u32,
+}
+
+struct SpooledBlock {
+    header: BlockHeader,
+    offset: u64,
+    key_bytes: u64,
+    value_bytes: u64,
+}
+
+struct SpooledKeyspace {
+    name: String,
+    options: KeyspaceOptions,
+    blocks: Vec<SpooledBlock>,
+    first_key: Option<Vec<u8>>,
+    last_key: Option<Vec<u8>>,
+}
+
+struct Spool {
+    file: BufWriter<File>,
+    len: u64,
+    compressor: BlockCompressor,
+}
+
+impl Spool {
+    fn emit(&mut self, ks: &mut SpooledKeyspace, raw: RawBlock) -> floe_core::Result<()> {
+        let b = EncodedBlock::compress(raw, &mut self.compressor)?;
+        self.file.write_all(&b.frame).map_err(|e| Error::io("writing the writer's temporary spool file", e))?;
+        ks.blocks.push(SpooledBlock { header: b.header, offset: self.len, key_bytes: b.key_bytes, value_bytes: b.value_bytes });
+        self.len += b.frame.len() as u64;
+        if ks.first_key.is_none() {
+            ks.first_key = b.first_key;
+        }
+        if b.last_key.is_some() {
+            ks.last_key = b.last_key;
+        }
+        Ok(())
+    }
+}
+
+struct Open {
+    target: PathBuf,
+    out: AtomicFile,
+    level: i32,
+    block_size: u32,
+    spool: Spool,
+    /// In the order they were begun.
+    keyspaces: Vec<SpooledKeyspace>,
+    names: HashSet<String>,
+    /// The keyspace receiving records: its position in `keyspaces` and builder.
+    current: Option<(usize, BlockBuilder)>,
+}
+
+enum State {
+    Open(Box<Open>),
+    Finished,
+    Aborted,
+    Failed(String),
+}
+
+/// An archive being written (opaque). Create with floe_writer_create(),
+/// end with floe_writer_finish() or floe_writer_abort(), and always free
+/// with floe_writer_free(). Not thread-safe: use from one thread at a time.
+pub struct floe_writer {
+    state: State,
+}
+
+impl Open {
+    fn end_keyspace(&mut self) -> floe_core::Result<()> {
+        if let Some((i, b)) = self.current.take() {
+            let (spool, ks) = (&mut self.spool, &mut self.keyspaces[i]);
+            b.finish(&mut |raw| spool.emit(ks, raw))?;
+        }
+        Ok(())
+    }
+
+    fn begin(&mut self, name: &str, options: KeyspaceOptions) -> FResult<()> {
+        check_name(name.as_bytes()).map_err(|m| Fail::invalid(format!("keyspace '{name}': {m}")))?;
+        if self.keyspaces.len() as u64 >= u64::from(MAX_KEYSPACES) {
+            return Err(Fail::invalid(format!("an archive holds at most {MAX_KEYSPACES} keyspaces")));
+        }
+        if self.names.contains(name) {
+            return Err(Fail::state(format!("keyspace '{name}' was already begun; each keyspace is written in one go")));
+        }
+        self.end_keyspace()?;
+        self.names.insert(name.to_owned());
+        let i = self.keyspaces.len();
+        self.keyspaces.push(SpooledKeyspace { name: name.to_owned(), options, blocks: Vec::new(), first_key: None, last_key: None });
+        self.current = Some((i, BlockBuilder::new(i as u32, name, self.block_size)));
+        Ok(())
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> floe_core::Result<()> {
+        let Some((i, b)) = self.current.as_mut() else { unreachable!("checked by the caller") };
+        let (spool, ks) = (&mut self.spool, &mut self.keyspaces[*i]);
+        b.push(key, value, &mut |raw| spool.emit(ks, raw))
+    }
+
+    fn finish(mut self) -> FResult<floe_write_summary> {
+        self.end_keyspace()?;
+        let Open { target, mut out, level, block_size, spool, mut keyspaces, .. } = self;
+        let name = target.display().to_string();
+        let spool_file = spool.file.into_inner().map_err(|e| Error::io("flushing the writer's temporary spool file", e.into_error()))?;
+        let mut spool_file = BufReader::with_capacity(1 << 20, spool_file);
+        keyspaces.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        let entries: Vec<KeyspaceEntry> = keyspaces.iter().map(|k| KeyspaceEntry { name: k.name.clone(), options: k.options.clone() }).collect();
+        let mut header = Header::new(level, block_size, 0);
+        header.engine = String::new();
+        header.engine_version = String::new();
+        header.created_unix = creation_time(None);
+        let buf = BufWriter::with_capacity(1 << 20, out.file());
+        let mut w = ArchiveWriter::new(buf, header, &entries)?;
+        let mut frame = Vec::new();
+        for (pos, ks) in keyspaces.iter().enumerate() {
+            let n = ks.blocks.len();
+            if let Some(first) = ks.blocks.first() {
+                spool_file.seek(SeekFrom::Start(first.offset)).map_err(|e| Error::io("reading the writer's temporary spool file", e))?;
+            }
+            for (j, sb) in ks.blocks.iter().enumerate() {
+                frame.clear();
+                frame.resize(sb.header.frame_len as usize, 0);
+                spool_file.read_exact(&mut frame).map_err(|e| Error::io("reading the writer's temporary spool file", e))?;
+                let mut header = sb.header;
+                header.keyspace = pos as u32;
+                let block = EncodedBlock {
+                    header,
+                    frame: std::mem::take(&mut frame),
+                    key_bytes: sb.key_bytes,
+                    value_bytes: sb.value_bytes,
+                    first_key: if j == 0 { ks.first_key.clone() } else { None },
+                    last_key: if j + 1 == n { ks.last_key.clone() } else { None },
+                };
+                w.write_block(&block)?;
+                frame = block.frame;
+            }
+        }
+        let (buf, summary) = w.finish()?;
+        buf.into_inner().map_err(|e| Error::io(format!("writing {name}"), e.into_error()))?;
+        drop(spool_file);
+        out.commit()?;
+        Ok((&summary).into())
+    }
+}
+
+fn writer_mut<'a>(w: *mut floe_writer) -> FResult<&'a mut floe_writer> {
+    // SAFETY: the caller passes NULL or a live handle from floe_writer_create.
+    unsafe { w.as_mut() }.ok_or_else(|| Fail::null("writer"))
+}
+
+impl floe_writer {
+    fn open(&mut self) -> FResult<&mut Open> {
+        match &mut self.state {
+            State::Open(o) => Ok(o),
+            State::Finished => Err(Fail::state("the writer was already finished")),
+            State::Aborted => Err(Fail::state("the writer was aborted")),
+            State::Failed(m) => Err(Fail::state(format!("the writer failed earlier and can only be freed: {m}"))),
+        }
+    }
+
+    /// Runs `f` on the open writer; an error other than a rejected argument
+    /// leaves the writer failed (its temporary files are removed at once).
+    fn with_open<T>(&mut self, f: impl FnOnce(&mut Open) -> FResult<T>) -> FResult<T> {
+        let r = f(self.open()?);
+        if let Err(e) = &r {
+            if !matches!(e.status, floe_status::FLOE_INVALID_ARGUMENT | floe_status::FLOE_INVALID_STATE) {
+                self.state = State::Failed(e.message.clone());
+            }
+        }
+        r
+    }
+}
+
+/// Starts writing an archive to the file `path`. Nothing appears at `path`
+/// until floe_writer_finish() succeeds: the archive is built in a temporary
+/// sibling (`.NAME.floe-tmp-PID`) and renamed into place, replacing an
+/// existing file. `options` may be NULL (defaults).
+///
+/// Do not write the same path with two writers at once in one process.
+///
+/// # Safety
+/// `path` is NUL-terminated; `options` is NULL or valid; `out_writer` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_writer_create(path: *const c_char, options: *const floe_writer_options, out_writer: *mut *mut floe_writer) -> floe_status {
+    guard("floe_writer_create", || {
+        // SAFETY: per the function contract.
+        let path = unsafe { arg_str(path, "path") }?;
+        arg_out(out_writer, "out_writer")?;
+        // SAFETY: NULL or valid per the contract.
+        let o = unsafe { options.as_ref() }.copied().unwrap_or(floe_writer_options { level: 0, block_size: 0 });
+        let level = if o.level == 0 { DEFAULT_LEVEL } else { o.level };
+        let block_size = if o.block_size == 0 { DEFAULT_BLOCK_SIZE } else { o.block_size };
+        if !(MIN_BLOCK_TARGET..=MAX_BLOCK_RAW).contains(&block_size) {
+            return Err(Fail::invalid(format!("block size {block_size} outside {MIN_BLOCK_TARGET}..={MAX_BLOCK_RAW}")));
+        }
+        let compressor = BlockCompressor::new(level).map_err(|e| Fail::invalid(format!("zstd level {level}: {e}")))?;
+        let target = PathBuf::from(path);
+        let out = AtomicFile::create(&target)?;
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let spool = tempfile::tempfile_in(&dir).map_err(|e| Error::io(format!("creating a temporary spool file in {}", dir.display()), e))?;
+        let open = Open {
+            target,
+            out,
+            level,
+            block_size,
+            spool: Spool { file: BufWriter::with_capacity(1 << 20, spool), len: 0, compressor },
+            keyspaces: Vec::new(),
+            names: HashSet::new(),
+            current: None,
+        };
+        let w = Box::new(floe_writer { state: State::Open(Box::new(open)) });
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_writer, Box::into_raw(w)) };
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// Begins the keyspace `name` (1 to 255 bytes of UTF-8) and ends the
+/// previous one. Keyspaces may be begun in any order (the archive lists them
+/// sorted by name), each once. An empty keyspace is begun and not put to.
+///
+/// `options_json` is NULL (the engine's defaults) or a JSON object with the
+/// keys of the `options` object of `floe inspect --json`; absent keys keep
+/// the engine's defaults. Supported: `data_block_compression`,
+/// `index_block_compression` ("none"/"lz4"), `data_block_size`,
+/// `data_block_restart_interval`, `index_block_restart_interval`,
+/// `data_block_hash_ratio`, `index_block_pinning`, `filter_block_pinning`,
+/// `index_block_partitioning`, `filter_block_partitioning` (each an array
+/// with one value per LSM level, the last repeating, or a single value),
+/// `expect_point_read_hits` (boolean), `filter_policy` (array of "none",
+/// {"bloom_bits_per_key": x} or {"bloom_false_positive_rate": x}),
+/// `kv_separation` (null/false = off, true = on with fjall's defaults, or an
+/// object with any of `blob_compression`, `file_target_size`,
+/// `separation_threshold`, `staleness_threshold`, `age_cutoff`) and
+/// `compaction` ({"strategy": "leveled", "l0_threshold": n,
+/// "table_target_size": n, "level_ratios": [...]} or {"strategy": "fifo",
+/// "limit_bytes": n, "ttl_seconds": n or null}). Anything else is
+/// `FLOE_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `writer` is a live handle; strings are NUL-terminated or (options) NULL.
+#[no_mangle]
+pub unsafe extern "C" fn floe_writer_begin_keyspace(writer: *mut floe_writer, name: *const c_char, options_json: *const c_char) -> floe_status {
+    guard("floe_writer_begin_keyspace", || {
+        let w = writer_mut(writer)?;
+        // SAFETY: per the function contract.
+        let name = unsafe { arg_str(name, "name") }?;
+        // SAFETY: per the function contract.
+        let json = unsafe { arg_opt_str(options_json, "options_json") }?;
+        w.open()?;
+        let options = match json {
+            Some(j) => crate::options::parse(name, j)?,
+            None => KeyspaceOptions::default(),
+        };
+        w.with_open(|o| o.begin(name, options))?;
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// Adds a record to the current keyspace. Keys are 1 to 65535 bytes and
+/// strictly ascending (unsigned byte-wise) within a keyspace; values are 0 to
+/// 4294967295 bytes (a NULL `value` is allowed when `value_len` is 0). A
+/// key that breaks these rules is refused with `FLOE_INVALID_ARGUMENT`,
+/// nothing is written, and the writer stays usable.
+///
+/// # Safety
+/// `writer` is a live handle; `key`/`value` point to `key_len`/`value_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn floe_writer_put(writer: *mut floe_writer, key: *const u8, key_len: usize, value: *const u8, value_len: usize) -> floe_status {
+    guard("floe_writer_put", || {
+        let w = writer_mut(writer)?;
+        if key.is_null() {
+            return Err(Fail::null("key"));
+        }
+        // SAFETY: per the function contract.
+        let key = unsafe { arg_bytes(key, key_len, "key") }?;
+        // SAFETY: per the function contract.
+        let value = unsafe { arg_bytes(value, value_len, "value") }?;
+        if w.open()?.current.is_none() {
+            return Err(Fail::state("put before floe_writer_begin_keyspace()"));
+        }
+        w.with_open(|o| o.put(key, value).map_err(Fail::from))?;
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// Finishes the archive: writes it completely, fsyncs it and renames it
+/// into place. On success `*out_summary` (if not NULL) describes it. After
+/// this call, successful or not, the writer accepts nothing more (calls
+/// return `FLOE_INVALID_STATE`); on failure no file is left. Free it with
+/// floe_writer_free().
+///
+/// # Safety
+/// `writer` is a live handle; `out_summary` is NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_writer_finish(writer: *mut floe_writer, out_summary: *mut floe_write_summary) -> floe_status {
+    guard("floe_writer_finish", || {
+        let w = writer_mut(writer)?;
+        w.open()?;
+        let State::Open(open) = std::mem::replace(&mut w.state, State::Failed("floe_writer_finish() failed".into())) else {
+            unreachable!("checked open above")
+        };
+        match open.finish() {
+            Ok(s) => {
+                w.state = State::Finished;
+                // SAFETY: NULL or valid per the contract.
+                unsafe { write_out(out_summary, s) };
+                Ok(floe_status::FLOE_OK)
+            }
+            Err(e) => {
+                w.state = State::Failed(e.message.clone());
+                Err(e)
+            }
+        }
+    })
+}
+
+/// Abandons the archive: removes its temporary files; nothing appears at the
+/// path. `FLOE_INVALID_STATE` if the writer was already finished or aborted.
+/// The handle must still be freed with floe_writer_free().
+///
+/// # Safety
+/// `writer` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn floe_writer_abort(writer: *mut floe_writer) -> floe_status {
+    guard("floe_writer_abort", || {
+        let w = writer_mut(writer)?;
+        match w.state {
+            State::Finished => return Err(Fail::state("the writer was already finished; the archive stays")),
+            State::Aborted => return Err(Fail::state("the writer was already aborted")),
+            State::Open(_) | State::Failed(_) => {}
+        }
+        // Dropping the open state removes the temporary archive and spool.
+        w.state = State::Aborted;
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// Frees a writer, aborting it first if it was neither finished nor
+/// aborted. Accepts NULL.
+///
+/// # Safety
+/// `writer` is NULL or a live handle, not used again afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn floe_writer_free(writer: *mut floe_writer) {
+    if writer.is_null() {
+        return;
+    }
+    guard_void(|| {
+        // SAFETY: a live handle from Box::into_raw, per the contract.
+        drop(unsafe { Box::from_raw(writer) });
+    });
+}
+
