@@ -45,11 +45,7 @@ pub fn guarded<T>(path: &Path, action: &str, f: impl FnOnce() -> fjall::Result<T
 /// database (fjall would create one, and export must not touch its source).
 pub fn open_existing(path: &Path) -> Result<Database, EngineError> {
     if !path.join("version").is_file() {
-        return Err(EngineError::Fjall {
-            path: path.to_path_buf(),
-            action: "opening the source database".into(),
-            source: fjall::Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no fjall database here (missing 'version' file)")),
-        });
+        return Err(EngineError::NotADatabase { path: path.to_path_buf() });
     }
     guarded(path, "opening the source database", || Database::builder(path).open())
 }

@@ -14,6 +14,9 @@ pub enum EngineError {
          (floe::export::export_database on the application's own fjall::Database handle)"
     )]
     Locked { path: PathBuf },
+    /// The source path holds no fjall database.
+    #[error("{path} is not a fjall database (no 'version' file); export reads an existing database and never creates one")]
+    NotADatabase { path: PathBuf },
     /// fjall returned an error.
     #[error("fjall error on {path} while {action}: {source}")]
     Fjall { path: PathBuf, action: String, source: fjall::Error },

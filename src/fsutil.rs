@@ -38,9 +38,14 @@ fn name_of(target: &Path) -> Result<(PathBuf, String)> {
     Ok((parent, name))
 }
 
+static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `.<name><mark><pid>-<n>`: unique per object, so two writers in one process
+/// never share (or clean up) each other's temporaries.
 fn sibling(target: &Path, mark: &str) -> Result<PathBuf> {
     let (parent, name) = name_of(target)?;
-    Ok(parent.join(format!(".{name}{mark}{}", std::process::id())))
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    Ok(parent.join(format!(".{name}{mark}{}-{n}", std::process::id())))
 }
 
 fn pid_alive(pid: i32) -> bool {
@@ -63,9 +68,12 @@ pub fn clean_leftovers(target: &Path) -> Result<Vec<String>> {
         let Some(f) = fname.to_str() else { continue };
         for (mark, is_old) in [(TMP_MARK, false), (OLD_MARK, true)] {
             let prefix = format!(".{name}{mark}");
-            let Some(pid) = f.strip_prefix(&prefix) else { continue };
-            let Ok(pid) = pid.parse::<i32>() else { continue };
-            if pid_alive(pid) && pid != std::process::id() as i32 {
+            let Some(rest) = f.strip_prefix(&prefix) else { continue };
+            let Ok(pid) = rest.split('-').next().unwrap_or_default().parse::<i32>() else { continue };
+            if pid == std::process::id() as i32 {
+                continue; // ours: owned by a live object of this process
+            }
+            if pid_alive(pid) {
                 notes.push(format!("{} belongs to running process {pid}; left alone", e.path().display()));
                 continue;
             }
@@ -291,13 +299,22 @@ mod tests {
         assert!(t.join("new").exists() && !t.join("old").exists());
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
         // A dead run's temporary (pid 0 never names a live process here).
-        fs::create_dir(d.path().join(".db.floe-tmp-999999999")).unwrap();
+        fs::create_dir(d.path().join(".db.floe-tmp-999999999-0")).unwrap();
         let notes = clean_leftovers(&t).unwrap();
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
         // A crashed replacement that moved the old database aside is restored.
-        fs::rename(&t, d.path().join(".db.floe-old-999999999")).unwrap();
+        fs::rename(&t, d.path().join(".db.floe-old-999999999-3")).unwrap();
         clean_leftovers(&t).unwrap();
         assert!(t.join("new").exists());
+        // Two atomic files for one target in one process keep their own temporaries.
+        let f = d.path().join("x.floe");
+        let mut a = AtomicFile::create(&f).unwrap();
+        let mut b = AtomicFile::create(&f).unwrap();
+        a.file().write_all(b"a").unwrap();
+        b.file().write_all(b"b").unwrap();
+        a.commit().unwrap();
+        b.commit().unwrap();
+        assert_eq!(fs::read(&f).unwrap(), b"b");
     }
 }

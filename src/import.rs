@@ -58,6 +58,18 @@ fn selected(entries: &[KeyspaceEntry], wanted: &Option<Vec<String>>) -> Result<V
     Ok(out)
 }
 
+/// §5.1/§10: a selected keyspace carrying an unknown option marked REQUIRED
+/// means the archive needs a newer floe (an archive error, CLI exit code 4).
+fn refuse_unknown_required(archive: &str, entries: &[KeyspaceEntry], sel: &[usize]) -> Result<()> {
+    for &i in sel {
+        if let Some(id) = entries[i].options.unknown_required() {
+            let source = crate::format::FormatError::UnknownRequiredOption { keyspace: entries[i].name.clone(), id };
+            return Err(Error::Archive { name: archive.to_owned(), source });
+        }
+    }
+    Ok(())
+}
+
 /// Checks options and creates the selected keyspaces in `db`.
 fn create_keyspaces(db: &Database, path: &Path, entries: &[KeyspaceEntry], sel: &[usize], warnings: &mut Vec<String>) -> Result<Vec<Option<Keyspace>>> {
     let mut opts: Vec<Option<KeyspaceCreateOptions>> = entries.iter().map(|_| None).collect();
@@ -94,6 +106,7 @@ pub fn import_archive<B: AsRef<[u8]> + Sync>(archive: &Archive<B>, db_dir: &Path
     let start = Instant::now();
     let entries = archive.keyspaces();
     let sel = selected(entries, &opts.keyspaces)?;
+    refuse_unknown_required(archive.name(), entries, &sel)?;
     // Check every keyspace's options before touching the file system.
     for &i in &sel {
         engine::create_options(&entries[i].name, &entries[i].options)?;
@@ -180,6 +193,7 @@ pub fn import_stream<R: Read>(r: R, name: &str, db_dir: &Path, opts: &ImportOpti
     let mut s = StreamReader::new(r, name)?;
     let entries = s.keyspaces().to_vec();
     let sel = selected(&entries, &opts.keyspaces)?;
+    refuse_unknown_required(name, &entries, &sel)?;
     for &i in &sel {
         engine::create_options(&entries[i].name, &entries[i].options)?;
     }

@@ -633,6 +633,9 @@ impl<R: Read> KeyspaceStream<'_, '_, R> {
                 if let Some(t) = self.tracker {
                     t.add(u64::from(b.header.raw_len), self.dec.totals().record_count - before)?;
                 }
+            } else if let Some(t) = self.tracker {
+                // Quick mode does not decode records: report the block's own counts.
+                t.add(u64::from(b.header.raw_len), u64::from(b.header.record_count))?;
             }
             *self.lookahead = self.reader.next_block()?;
         }

@@ -104,6 +104,11 @@ impl BlockBuilder {
         };
         let mut done = std::mem::replace(&mut self.cur, next);
         done.continues = continues;
+        // The block's last record is the last one pushed: blocks close before
+        // the next record is noted.
+        if done.record_count > 0 {
+            done.last_key = Some(self.prev_key.clone());
+        }
         emit(done)
     }
 
@@ -115,7 +120,6 @@ impl BlockBuilder {
         if c.first_key.is_none() {
             c.first_key = Some(key.to_vec());
         }
-        c.last_key = Some(key.to_vec());
         self.prev_key.clear();
         self.prev_key.extend_from_slice(key);
         self.records += 1;
