@@ -1,0 +1,328 @@
+//! Helpers shared by the integration tests: an in-memory model of a database,
+//! building fjall databases from it and reading them back, exporting to bytes,
+//! and file-system checks for the atomicity guarantees.
+#![allow(dead_code)]
+
+use fjall::{Database, KeyspaceCreateOptions, KvSeparationOptions, Readable};
+use floe::export::{export_database, ExportOptions};
+use floe::progress::NoProgress;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A scratch directory. fjall and floe fsync a lot, which on a real disk makes
+/// tests with many keyspaces slow; by default scratch space is on tmpfs
+/// (`/dev/shm`) when available. `FLOE_TEST_TMPDIR` overrides the location
+/// (set it to a disk path to exercise real fsyncs).
+pub fn tempdir() -> tempfile::TempDir {
+    if let Some(d) = std::env::var_os("FLOE_TEST_TMPDIR") {
+        return tempfile::tempdir_in(d).expect("FLOE_TEST_TMPDIR is not usable");
+    }
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::tempdir_in(shm) {
+            return d;
+        }
+    }
+    tempfile::tempdir().expect("temporary directory")
+}
+
+/// A scratch directory on the default (disk-backed) temporary location, for
+/// tests about durable file-system behaviour.
+pub fn disk_tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temporary directory")
+}
+
+/// keyspace name -> (key -> value), both in byte order like the archive.
+pub type Model = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
+
+/// Opens (or creates) a fjall database.
+pub fn open_db(path: &Path) -> Database {
+    Database::builder(path).open().unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
+}
+
+/// Creates a database at `path` holding `model`; keyspaces named in `kv_sep`
+/// use key-value separation.
+pub fn create_db(path: &Path, model: &Model, kv_sep: &BTreeSet<String>) -> Database {
+    let db = open_db(path);
+    fill_db(&db, model, kv_sep);
+    db
+}
+
+/// Writes `model` into an open database.
+pub fn fill_db(db: &Database, model: &Model, kv_sep: &BTreeSet<String>) {
+    for (name, recs) in model {
+        let sep = kv_sep.contains(name);
+        let ks = db
+            .keyspace(name, || {
+                if sep {
+                    KeyspaceCreateOptions::default().with_kv_separation(Some(KvSeparationOptions::default()))
+                } else {
+                    KeyspaceCreateOptions::default()
+                }
+            })
+            .unwrap();
+        for (k, v) in recs {
+            ks.insert(k.clone(), v.clone()).unwrap();
+        }
+    }
+}
+
+/// Everything a database holds, read from one snapshot.
+pub fn read_db(db: &Database) -> Model {
+    let snap = db.snapshot();
+    let mut out = Model::new();
+    for name in floe::engine::keyspace_names(db) {
+        let ks = db.keyspace(&name, KeyspaceCreateOptions::default).unwrap();
+        let mut recs = BTreeMap::new();
+        for item in snap.iter(&ks) {
+            let (k, v) = item.into_inner().unwrap();
+            recs.insert(k.to_vec(), v.to_vec());
+        }
+        out.insert(name, recs);
+    }
+    out
+}
+
+/// Opens the database at `path`, reads it, closes it.
+pub fn read_db_at(path: &Path) -> Model {
+    let db = open_db(path);
+    read_db(&db)
+}
+
+/// True if the keyspace `name` of `db` uses key-value separation.
+pub fn is_kv_separated(db: &Database, name: &str) -> bool {
+    let ks = db.keyspace(name, KeyspaceCreateOptions::default).unwrap();
+    floe::engine::options_of(&ks).kv_separation.is_some()
+}
+
+/// Deterministic export options: fixed creation time, given block size and threads.
+pub fn opts(block_size: u32, threads: usize) -> ExportOptions {
+    ExportOptions { level: 3, threads, keyspaces: None, block_size, created_unix: Some(1_700_000_000) }
+}
+
+/// Exports an open database into memory.
+pub fn export_bytes(db: &Database, o: &ExportOptions) -> Vec<u8> {
+    let (bytes, _summary) = export_database(db, Vec::new(), o, &NoProgress).expect("export");
+    bytes
+}
+
+/// Short human description of a model difference (for assertion messages).
+pub fn diff_models(a: &Model, b: &Model) -> Option<String> {
+    if a == b {
+        return None;
+    }
+    let ka: Vec<&String> = a.keys().collect();
+    let kb: Vec<&String> = b.keys().collect();
+    if ka != kb {
+        return Some(format!("keyspaces differ: {ka:?} vs {kb:?}"));
+    }
+    for (name, ra) in a {
+        let rb = &b[name];
+        if ra.len() != rb.len() {
+            return Some(format!("keyspace {name:?}: {} vs {} records", ra.len(), rb.len()));
+        }
+        for ((k1, v1), (k2, v2)) in ra.iter().zip(rb) {
+            if k1 != k2 {
+                return Some(format!("keyspace {name:?}: key {:02x?} vs {:02x?}", &k1[..k1.len().min(16)], &k2[..k2.len().min(16)]));
+            }
+            if v1 != v2 {
+                return Some(format!("keyspace {name:?}: key {:02x?}: values of {} vs {} bytes differ", &k1[..k1.len().min(16)], v1.len(), v2.len()));
+            }
+        }
+    }
+    Some("models differ".into())
+}
+
+/// Asserts two models are equal with a readable message.
+#[track_caller]
+pub fn assert_models_eq(got: &Model, want: &Model) {
+    if let Some(d) = diff_models(got, want) {
+        panic!("database contents differ: {d}");
+    }
+}
+
+/// Names in a directory, sorted.
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+/// Asserts that no floe temporary (`.floe-tmp-`/`.floe-old-`) remains in `dir`.
+#[track_caller]
+pub fn assert_no_temporaries(dir: &Path) {
+    let left: Vec<String> = dir_names(dir).into_iter().filter(|n| n.contains(".floe-tmp") || n.contains(".floe-old")).collect();
+    assert!(left.is_empty(), "temporaries left behind in {}: {left:?}", dir.display());
+}
+
+/// A deterministic model with several keyspaces, an empty one, and some
+/// values that span 4 KiB blocks. About `n` records in total.
+pub fn small_model(n: usize, seed: u64) -> Model {
+    let mut rng = floe::sample::Rng(seed);
+    let mut m = Model::new();
+    let names = ["alpha", "beta", "empty", "gamma ünïcødé"];
+    for name in names {
+        m.insert(name.to_owned(), BTreeMap::new());
+    }
+    for i in 0..n {
+        let name = match i % 3 {
+            0 => "alpha",
+            1 => "beta",
+            _ => "gamma ünïcødé",
+        };
+        let mut key = format!("k{:06}", rng.below(1_000_000)).into_bytes();
+        key.push(rng.below(256) as u8);
+        let len = match rng.below(20) {
+            0 => 0,
+            1 => 5_000 + rng.below(6_000) as usize,
+            _ => rng.below(120) as usize,
+        };
+        let mut v = floe::sample::texty(&mut rng, len / 2);
+        let mut noise = vec![0u8; len - v.len()];
+        rng.fill(&mut noise);
+        v.extend_from_slice(&noise);
+        m.get_mut(name).unwrap().insert(key, v);
+    }
+    m
+}
+
+/// Path of the CLI binary under test.
+pub fn floe_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_floe")
+}
+
+/// Runs the CLI with `args` (quiet progress, stdin closed) and returns its output.
+pub fn floe(args: &[&str]) -> Output {
+    Command::new(floe_bin()).args(args).stdin(Stdio::null()).env_remove("SOURCE_DATE_EPOCH").output().expect("running floe")
+}
+
+/// Runs the CLI with `stdin` fed from a file.
+pub fn floe_stdin(args: &[&str], stdin_file: &Path) -> Output {
+    let f = std::fs::File::open(stdin_file).unwrap();
+    Command::new(floe_bin()).args(args).stdin(Stdio::from(f)).output().expect("running floe")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Exit code, or a panic with the output if the process was killed.
+#[track_caller]
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or_else(|| panic!("floe was killed: {:?}\nstderr: {}", o.status, stderr(o)))
+}
+
+/// Asserts an exit code, showing stderr on mismatch.
+#[track_caller]
+pub fn assert_code(o: &Output, want: i32) {
+    assert_eq!(code(o), want, "unexpected exit code; stdout: {}\nstderr: {}", stdout(o), stderr(o));
+}
+
+pub fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}
+
+/// Writes `model` to a new database at `dir` and closes it.
+pub fn make_db_dir(dir: &Path, model: &Model, kv_sep: &BTreeSet<String>) -> PathBuf {
+    let db = create_db(dir, model, kv_sep);
+    db.persist(fjall::PersistMode::SyncAll).unwrap();
+    drop(db);
+    dir.to_path_buf()
+}
+
+/// FNV-1a 64 over a keyspace's records: (u16 key_len, key, u32 value_len, value)*.
+/// Independent of floe's own code, so it can pin down golden contents.
+pub fn digest(recs: &BTreeMap<Vec<u8>, Vec<u8>>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: &[u8]| {
+        for &x in b {
+            h ^= u64::from(x);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for (k, v) in recs {
+        eat(&(k.len() as u16).to_le_bytes());
+        eat(k);
+        eat(&(v.len() as u32).to_le_bytes());
+        eat(v);
+    }
+    format!("{h:016x}")
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Writes `model` with the low-level writer (no fjall). `options` gives
+/// keyspace options by name (default otherwise). With `extra = Some((tag,
+/// flags))`, an extension section is written before the first block and
+/// after every keyspace (format-spec §2 allows them anywhere between the
+/// keyspace table and the index, except inside a block).
+pub fn write_archive(
+    model: &Model,
+    block_size: u32,
+    options: &BTreeMap<String, floe::format::options::KeyspaceOptions>,
+    extra: Option<([u8; 4], u32)>,
+) -> Vec<u8> {
+    use floe::format::keyspace_table::KeyspaceEntry;
+    use floe::format::record::{BlockBuilder, RawBlock};
+    use floe::writer::{ArchiveWriter, EncodedBlock};
+    let entries: Vec<KeyspaceEntry> =
+        model.keys().map(|n| KeyspaceEntry { name: n.clone(), options: options.get(n).cloned().unwrap_or_default() }).collect();
+    let mut header = floe::format::header::Header::new(3, block_size, 0);
+    header.created_unix = 1_700_000_000;
+    let mut w = ArchiveWriter::new(Vec::new(), header, &entries).unwrap();
+    let mut c = floe::format::block::BlockCompressor::new(3).unwrap();
+    if let Some((tag, flags)) = extra {
+        w.write_extra_section(tag, flags, b"an extension written before the first block").unwrap();
+    }
+    for (k, (name, recs)) in model.iter().enumerate() {
+        let mut blocks = Vec::new();
+        let mut b = BlockBuilder::new(k as u32, name, block_size);
+        let mut emit = |r: RawBlock| -> floe::Result<()> {
+            blocks.push(r);
+            Ok(())
+        };
+        for (key, v) in recs {
+            b.push(key, v, &mut emit).unwrap();
+        }
+        b.finish(&mut emit).unwrap();
+        for r in blocks {
+            w.write_block(&EncodedBlock::compress(r, &mut c).unwrap()).unwrap();
+        }
+        if let Some((tag, flags)) = extra {
+            w.write_extra_section(tag, flags, format!("after keyspace {name}").as_bytes()).unwrap();
+        }
+    }
+    w.finish().unwrap().0
+}
+
+/// Replaces the header section of `archive` by `f(header)` re-encoded (with a
+/// valid CRC). The header must keep its size unless `allow_resize`; a resized
+/// header shifts every offset, so only header-first checks stay meaningful.
+pub fn rewrite_header(archive: &[u8], f: impl FnOnce(&mut floe::format::header::Header)) -> Vec<u8> {
+    use floe::format::section::{decode_section, encode_section, tags, FLAG_REQUIRED};
+    let sec = decode_section(archive, 0).unwrap();
+    let mut h = floe::format::header::Header::decode(&sec).unwrap();
+    let old_len = sec.total_len as usize;
+    f(&mut h);
+    let new = encode_section(tags::HEADER, FLAG_REQUIRED, &h.encode());
+    assert_eq!(new.len(), old_len, "header size changed");
+    let mut out = new;
+    out.extend_from_slice(&archive[old_len..]);
+    out
+}
+
+/// Replaces the header section by one with this raw body (CRC made valid).
+pub fn replace_header_body(archive: &[u8], body: &[u8]) -> Vec<u8> {
+    use floe::format::section::{decode_section, encode_section, tags, FLAG_REQUIRED};
+    let old_len = decode_section(archive, 0).unwrap().total_len as usize;
+    let mut out = encode_section(tags::HEADER, FLAG_REQUIRED, body);
+    out.extend_from_slice(&archive[old_len..]);
+    out
+}
