@@ -22,6 +22,7 @@ fi
 echo "== cargo build (release)"
 cargo build --release --workspace --locked
 
+export FLOE_REQUIRE_ZSTD=1
 echo "== Rust unit and integration tests"
 cargo test --release --workspace --locked
 
