@@ -54,7 +54,7 @@ done
 step "run the C tests under valgrind"
 for name in "${tests[@]}"; do
     echo "--- $name"
-    TMPDIR="$work" valgrind -q --error-exitcode=1 --leak-check=full \
+    TMPDIR="$work" timeout 900 valgrind -q --fair-sched=yes --error-exitcode=1 --leak-check=full \
         --suppressions="$repo/ffi/tests/c/valgrind.supp" "$out/$name"
 done
 echo "--- test_api_misuse (statically linked)"

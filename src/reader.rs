@@ -33,8 +33,9 @@ pub struct VerifyReport {
     pub quick: bool,
 }
 
-/// Compares decoded totals with the index's (§11 item 8).
-pub(crate) fn check_totals(name: &str, ks: &str, k: usize, got: &Totals, want: &Totals, offset: u64) -> Result<()> {
+/// Compares decoded totals with the index's (§11 item 8); the error names
+/// every field that differs.
+pub fn check_totals(name: &str, ks: &str, k: usize, got: &Totals, want: &Totals, offset: u64) -> Result<()> {
     let mut diffs = Vec::new();
     macro_rules! cmp {
         ($f:ident) => {

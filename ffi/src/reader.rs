@@ -366,10 +366,6 @@ impl floe_iter {
         }
     }
 
-    fn corrupt(&self, at: u64, detail: String) -> Fail {
-        Fail::from(Error::Archive { name: self.archive.name().to_owned(), source: FormatError::corrupt("index", at, detail) })
-    }
-
     /// Decodes the next block into `records`. Returns false at the end.
     fn fill(&mut self) -> FResult<bool> {
         loop {
@@ -393,10 +389,8 @@ impl floe_iter {
                     .finish(at)
                     .map_err(|source| Fail::from(Error::Archive { name: self.archive.name().to_owned(), source }))?;
                 let want = &self.archive.index().keyspaces[k].totals;
-                if totals != *want {
-                    let name = &self.archive.keyspaces()[k].name;
-                    return Err(self.corrupt(at, format!("keyspace #{k} '{name}': the records disagree with the index totals ({totals:?} vs {want:?})")));
-                }
+                let ks = &self.archive.keyspaces()[k].name;
+                floe_core::reader::check_totals(self.archive.name(), ks, k, &totals, want, at)?;
                 continue;
             }
             let b = *next;

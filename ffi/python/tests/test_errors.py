@@ -182,7 +182,7 @@ def test_io_and_engine_errors(tmp_path):
     with pytest.raises(floe.FloeIOError):
         floe.import_archive(tmp_path / "missing.floe", tmp_path / "db")
     (tmp_path / "notadb").mkdir()
-    with pytest.raises(floe.EngineError, match="no fjall database"):
+    with pytest.raises(floe.EngineError, match="not a fjall database"):
         floe.export(tmp_path / "notadb", tmp_path / "x.floe")
     assert not (tmp_path / "x.floe").exists()
     with pytest.raises(floe.InvalidInputError, match="UTF-8"):
