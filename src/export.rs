@@ -21,7 +21,7 @@ use crate::engine::{self, ENGINE_NAME, ENGINE_VERSION};
 use crate::format::block::BlockCompressor;
 use crate::format::header::Header;
 use crate::format::keyspace_table::KeyspaceEntry;
-use crate::format::record::{BlockBuilder, RawBlock};
+use crate::format::record::{BlockBuilder, BufferPool, RawBlock};
 use crate::fsutil::AtomicFile;
 use crate::progress::{Phase, Progress, Tracker};
 use crate::writer::{ArchiveWriter, EncodedBlock, WriteSummary};
@@ -117,14 +117,23 @@ thread_local! {
     static COMPRESSOR: RefCell<Option<BlockCompressor>> = const { RefCell::new(None) };
 }
 
-fn compress(raw: RawBlock, level: i32) -> Result<EncodedBlock> {
+/// Spare raw-block and frame buffers shared by one export's producers,
+/// compressors and writer.
+struct Buffers {
+    raw: BufferPool,
+    frames: BufferPool,
+}
+
+fn compress(raw: RawBlock, level: i32, bufs: &Buffers) -> Result<EncodedBlock> {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         if c.as_ref().is_none_or(|c| c.level() != level) {
             *c = Some(BlockCompressor::new(level).map_err(|e| Error::InvalidArgument(format!("zstd level {level}: {e}")))?);
         }
         let Some(c) = c.as_mut() else { unreachable!("compressor was just created") };
-        EncodedBlock::compress(raw, c)
+        let (block, data) = EncodedBlock::compress_reusing(raw, c, bufs.frames.take().unwrap_or_default())?;
+        bufs.raw.give(data);
+        Ok(block)
     })
 }
 
@@ -158,6 +167,9 @@ pub fn export_database<W: Write>(db: &Database, out: W, opts: &ExportOptions, pr
     let next = AtomicUsize::new(0);
     let level = opts.level;
     let block_size = opts.block_size;
+    // Enough spares for every buffer in flight (see the memory bound above).
+    let in_flight = threads * (QUEUE_PER_PRODUCER + 2);
+    let bufs = std::sync::Arc::new(Buffers { raw: BufferPool::new(in_flight), frames: BufferPool::new(in_flight) });
 
     let (txs, rxs): (Vec<SyncSender<Pending>>, Vec<Receiver<Pending>>) =
         (0..names.len()).map(|_| sync_channel::<Pending>(QUEUE_PER_PRODUCER)).unzip();
@@ -172,7 +184,7 @@ pub fn export_database<W: Write>(db: &Database, out: W, opts: &ExportOptions, pr
                         return;
                     }
                     let Some(tx) = txs[k].lock().ok().and_then(|mut t| t.take()) else { return };
-                    let res = produce(&snapshot, &handles[k], k as u32, &names[k], block_size, level, &pool, &tracker, &tx);
+                    let res = produce(&snapshot, &handles[k], k as u32, &names[k], block_size, level, &pool, &tracker, &tx, &bufs);
                     if let Err(e) = res {
                         let (etx, erx) = sync_channel(1);
                         let _ = etx.send(Err(e));
@@ -190,6 +202,7 @@ pub fn export_database<W: Write>(db: &Database, out: W, opts: &ExportOptions, pr
                     let block = pending.recv().map_err(|_| Error::InvalidArgument("compression worker vanished".into()))??;
                     writer.write_block(&block)?;
                     tracker.add(u64::from(block.header.raw_len), u64::from(block.header.record_count))?;
+                    bufs.frames.give(block.frame);
                 }
             }
             Ok(())
@@ -216,13 +229,15 @@ fn produce(
     pool: &rayon::ThreadPool,
     tracker: &Tracker<'_>,
     tx: &SyncSender<Pending>,
+    bufs: &std::sync::Arc<Buffers>,
 ) -> Result<()> {
-    let mut builder = BlockBuilder::new(k, name, block_size);
+    let mut builder = BlockBuilder::with_pool(k, name, block_size, bufs.raw.clone());
     let mut emit = |raw: RawBlock| -> Result<()> {
         tracker.check()?;
         let (btx, brx) = sync_channel(1);
+        let bufs = bufs.clone();
         pool.spawn(move || {
-            let _ = btx.send(compress(raw, level));
+            let _ = btx.send(compress(raw, level, &bufs));
         });
         tx.send(brx).map_err(|_| Error::Cancelled)
     };

@@ -125,37 +125,45 @@ pub fn import_archive<B: AsRef<[u8]> + Sync>(archive: &Archive<B>, db_dir: &Path
     // first); decompression runs ahead of them on the rayon pool.
     let pool = pool_for(opts.threads)?;
     let workers = effective_threads(opts.threads).min(order.len());
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    let panicked = |name: &str| -> Error {
+        EngineError::Panicked { path: path.clone(), action: format!("ingesting keyspace '{name}'"), message: "see stderr".into() }.into()
+    };
+    // This thread hands keyspaces out, largest first, to at most `workers`
+    // ingesting threads at a time. A thread gives its slot back before it
+    // finishes its ingestion: finishing writes and fsyncs the last table,
+    // mostly waiting for the disk, and the next keyspace can start meanwhile.
+    let slots = Slots::new(workers);
     let results: Vec<Result<u64>> = std::thread::scope(|scope| {
-        let jobs: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let j = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let Some(&k) = order.get(j) else { return done };
-                        let Some(ks) = handles[k].as_ref() else { unreachable!("selected keyspaces have handles") };
-                        let name = &entries[k].name;
-                        let run = || -> Result<u64> {
-                            let mut ing = ks.start_ingestion().map_err(|e| ingest_err(&path, name, e))?;
-                            let totals = archive.for_each_record_in(Some(&pool), k, true, Some(&tracker), |key, v| {
-                                ing.write(key, v.unwrap_or_default()).map_err(|e| ingest_err(&path, name, e))
-                            })?;
-                            ing.finish().map_err(|e| ingest_err(&path, name, e))?;
-                            Ok(totals.record_count)
-                        };
-                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| {
-                            Err(EngineError::Panicked { path: path.clone(), action: format!("ingesting keyspace '{name}'"), message: "see stderr".into() }.into())
-                        });
-                        if r.is_err() {
-                            tracker.cancel();
-                        }
-                        done.push(r);
-                    }
-                })
-            })
-            .collect();
-        jobs.into_iter().flat_map(|j| j.join().unwrap_or_else(|_| vec![Err(Error::InvalidArgument("an import worker panicked".into()))])).collect()
+        let mut jobs = Vec::with_capacity(order.len());
+        for &k in &order {
+            slots.acquire();
+            if tracker.check().is_err() {
+                slots.release();
+                break;
+            }
+            let Some(ks) = handles[k].as_ref() else { unreachable!("selected keyspaces have handles") };
+            let name = &entries[k].name;
+            let (path, tracker, pool, slots, panicked) = (&path, &tracker, &pool, &slots, &panicked);
+            jobs.push(scope.spawn(move || {
+                let mut slot = Some(SlotGuard(slots));
+                let run = || -> Result<u64> {
+                    let mut ing = ks.start_ingestion().map_err(|e| ingest_err(path, name, e))?;
+                    let totals = archive.for_each_record_in(Some(pool), k, true, Some(tracker), |key, v| {
+                        ing.write(key, v.unwrap_or_default()).map_err(|e| ingest_err(path, name, e))
+                    })?;
+                    slot.take();
+                    ing.finish().map_err(|e| ingest_err(path, name, e))?;
+                    Ok(totals.record_count)
+                };
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| Err(panicked(name)));
+                drop(slot);
+                if r.is_err() {
+                    tracker.cancel();
+                }
+                r
+            }));
+        }
+        jobs.into_iter().map(|j| j.join().unwrap_or_else(|_| Err(Error::InvalidArgument("an import worker panicked".into())))).collect()
     });
     // Report the first real error rather than a "cancelled" caused by it.
     let mut first_err = None;
@@ -204,8 +212,9 @@ pub fn import_stream<R: Read>(r: R, name: &str, db_dir: &Path, opts: &ImportOpti
     let mut summary = ImportSummary::default();
     let handles = create_keyspaces(&db, &path, &entries, &sel, &mut summary.warnings)?;
     let tracker = Tracker::new(progress, Phase::Import, 0);
+    // This thread reads and decompresses; a second one decodes and ingests.
     let run = || -> Result<Vec<crate::format::record::Totals>> {
-        s.for_each_keyspace(true, Some(&tracker), |k, records| {
+        s.for_each_keyspace_pipelined(true, Some(&tracker), |k, records| {
             let Some(ks) = handles[k].as_ref() else { return Ok(()) };
             let name = &entries[k].name;
             let mut ing = ks.start_ingestion().map_err(|e| ingest_err(&path, name, e))?;
@@ -222,4 +231,38 @@ pub fn import_stream<R: Read>(r: R, name: &str, db_dir: &Path, opts: &ImportOpti
     summary.raw_bytes = sel.iter().map(|&i| totals[i].raw_bytes).sum();
     summary.elapsed = start.elapsed();
     Ok(summary)
+}
+
+/// A counting semaphore: at most `n` keyspaces are being written at once.
+struct Slots {
+    free: std::sync::Mutex<usize>,
+    cv: std::sync::Condvar,
+}
+
+impl Slots {
+    fn new(n: usize) -> Self {
+        Slots { free: std::sync::Mutex::new(n.max(1)), cv: std::sync::Condvar::new() }
+    }
+
+    fn acquire(&self) {
+        let mut free = self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *free == 0 {
+            free = self.cv.wait(free).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        *free -= 1;
+    }
+
+    fn release(&self) {
+        *self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        self.cv.notify_one();
+    }
+}
+
+/// Gives a slot back when dropped (also when unwinding).
+struct SlotGuard<'a>(&'a Slots);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
 }

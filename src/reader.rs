@@ -8,7 +8,7 @@ use crate::format::header::Header;
 use crate::format::index::{BlockEntry, Index};
 use crate::format::keyspace_table::{self, KeyspaceEntry};
 use crate::format::limits::MAX_FRAME;
-use crate::format::record::{KeyspaceDecoder, Totals};
+use crate::format::record::{BufferPool, KeyspaceDecoder, Totals};
 use crate::format::section::{check_unknown, decode_section, frame_start, tag_name, tags, FrameStart};
 use crate::format::trailer::{Trailer, TRAILER_LEN};
 use crate::format::FormatError;
@@ -19,7 +19,7 @@ use std::io::Read;
 use std::path::Path;
 
 /// Blocks decompressed ahead of the consumer per keyspace, per thread.
-const LOOKAHEAD_PER_THREAD: usize = 2;
+const LOOKAHEAD_PER_THREAD: usize = 4;
 
 /// What verification established.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -73,6 +73,9 @@ pub struct Archive<B: AsRef<[u8]>> {
     trailer: Trailer,
     block_headers: Vec<BlockHeader>,
     skipped_sections: Vec<(String, u64)>,
+    /// The bytes are a read-only file mapping whose pages may be handed back
+    /// to the kernel once read (see [`Archive::release`]).
+    release_pages: bool,
 }
 
 impl Archive<memmap2::Mmap> {
@@ -88,7 +91,14 @@ impl Archive<memmap2::Mmap> {
         // concurrent writer truncating the file would be an external misuse
         // (documented), and every read is bounds- and checksum-checked.
         let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(format!("mapping {name}"), e))?;
-        Archive::from_bytes(map, &name)
+        let mut a = Archive::from_bytes(map, &name)?;
+        // Import and verify read every block once: give mapped pages back as
+        // they are consumed, so resident memory stays bounded by the blocks in
+        // flight rather than growing with the archive (the pages stay in the
+        // page cache; touching them again just maps them again).
+        a.release_pages = true;
+        a.release(0, a.len());
+        Ok(a)
     }
 }
 
@@ -125,7 +135,34 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
             Ok((header, keyspaces, index, trailer, block_headers, skipped))
         })();
         let (header, keyspaces, index, trailer, block_headers, skipped_sections) = res.ctx(name)?;
-        Ok(Archive { bytes, name: name.to_owned(), header, keyspaces, index, trailer, block_headers, skipped_sections })
+        Ok(Archive { bytes, name: name.to_owned(), header, keyspaces, index, trailer, block_headers, skipped_sections, release_pages: false })
+    }
+
+    /// For a memory-mapped archive, unmaps the whole pages inside
+    /// `start..start + len` from this process (`MADV_DONTNEED`); a no-op for
+    /// archives held in ordinary memory. The bytes stay readable: the mapping
+    /// is a read-only view of a file, so a later access maps the same,
+    /// unchanged page-cache pages again.
+    fn release(&self, start: u64, len: u64) {
+        if !self.release_pages {
+            return;
+        }
+        let page = page_size();
+        let bytes = self.bytes.as_ref();
+        let end = (start.saturating_add(len)).min(bytes.len() as u64) as usize;
+        let base = bytes.as_ptr() as usize;
+        let from = (base + start as usize).next_multiple_of(page);
+        let to = (base + end) / page * page;
+        if to > from {
+            // SAFETY: `from..to` lies inside the live, page-aligned mapping
+            // (mmap returns page-aligned memory). MADV_DONTNEED on a shared,
+            // read-only file mapping discards only this process's page-table
+            // entries; the contents, and any slice another thread holds into
+            // them, read back identically from the page cache.
+            unsafe {
+                libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_DONTNEED);
+            }
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -169,9 +206,12 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
     }
 
     /// Decompresses block `i` (index order) into `out`, checking both CRCs.
+    /// `out`'s capacity is reused.
     pub fn read_block(&self, i: usize, out: &mut Vec<u8>) -> Result<BlockHeader> {
         let (h, frame, off) = self.frame(i);
-        decode_frame(h, frame, off, out).ctx(&self.name)?;
+        let r = decode_frame(h, frame, off, out).ctx(&self.name);
+        self.release(off, frame.len() as u64);
+        r?;
         Ok(*h)
     }
 
@@ -204,11 +244,14 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
         let mut dec = KeyspaceDecoder::new(k as u32, &self.keyspaces[k].name, materialize);
         let threads = pool.map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
         let window = (threads * LOOKAHEAD_PER_THREAD).max(2);
+        // Block buffers go round between the decompressing workers and this
+        // thread instead of being allocated (and page-faulted in) per block.
+        let spare = BufferPool::new(window + 1);
         let decompress = |b: usize| -> Result<Vec<u8>> {
             if let Some(t) = tracker {
                 t.check()?;
             }
-            let mut out = Vec::new();
+            let mut out = spare.take().unwrap_or_default();
             self.read_block(b, &mut out)?;
             Ok(out)
         };
@@ -217,6 +260,7 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
             let before = dec.totals().record_count;
             dec.feed(&h, &raw, self.index.blocks[b].offset, |key, v| f(key, v).map_err(Into::into))
                 .map_err(|e: FeedError| e.into_error(&self.name))?;
+            spare.give(raw);
             if let Some(t) = tracker {
                 t.add(u64::from(h.raw_len), dec.totals().record_count - before)?;
             }
@@ -279,7 +323,9 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
             let run = || {
                 (0..self.index.blocks.len()).into_par_iter().try_for_each(|i| {
                     let (h, frame, off) = self.frame(i);
-                    check_frame(h, frame, off).ctx(&self.name)?;
+                    let r = check_frame(h, frame, off).ctx(&self.name);
+                    self.release(off, frame.len() as u64);
+                    r?;
                     tracker.add(u64::from(h.frame_len), u64::from(h.record_count))
                 })
             };
@@ -297,6 +343,12 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
         }
         Ok(report)
     }
+}
+
+fn page_size() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    // SAFETY: sysconf has no preconditions.
+    *PAGE.get_or_init(|| usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok().filter(|&p| p.is_power_of_two()).unwrap_or(4096))
 }
 
 /// Keeps `window` decompressions in flight on `s` and hands results to
@@ -433,6 +485,16 @@ pub struct StreamReader<R: Read> {
     seen: Vec<BlockEntry>,
     index: Option<Index>,
     quick: bool,
+    /// Reused for every data frame read.
+    frame_buf: Vec<u8>,
+    /// Decompressed-block buffers handed back by the consumer.
+    spare: BufferPool,
+}
+
+/// What a stream yields next: a block, or the end (with the offset reached).
+enum Next {
+    Block(StreamBlock),
+    End(u64),
 }
 
 fn read_n<R: Read>(r: &mut R, n: u64, offset: u64, what: &str, name: &str, out: &mut Vec<u8>) -> Result<()> {
@@ -468,7 +530,19 @@ impl<R: Read> StreamReader<R> {
         read_section(&mut r, &mut buf, &mut offset)?;
         let keyspaces = decode_section(&buf, offset).and_then(|s| keyspace_table::decode(&s, header.keyspace_count)).ctx(name)?;
         offset += buf.len() as u64;
-        Ok(StreamReader { r, name: name.to_owned(), offset, header, keyspaces, data_start: offset, seen: Vec::new(), index: None, quick: false })
+        Ok(StreamReader {
+            r,
+            name: name.to_owned(),
+            offset,
+            header,
+            keyspaces,
+            data_start: offset,
+            seen: Vec::new(),
+            index: None,
+            quick: false,
+            frame_buf: Vec::new(),
+            spare: BufferPool::new(STREAM_AHEAD + 2),
+        })
     }
 
     /// With `quick`, blocks are checksum-checked but not decompressed
@@ -519,16 +593,19 @@ impl<R: Read> StreamReader<R> {
                     let h = BlockHeader::decode(&sec).ctx(&self.name)?;
                     debug_assert!(h.frame_len <= MAX_FRAME);
                     let foff = self.offset;
-                    let mut frame = Vec::new();
+                    let mut frame = std::mem::take(&mut self.frame_buf);
                     read_n(&mut self.r, u64::from(h.frame_len), foff, "data frame", &self.name, &mut frame)?;
                     self.offset += u64::from(h.frame_len);
                     self.seen.push(BlockEntry { offset: at, keyspace: h.keyspace, record_count: h.record_count, raw_len: h.raw_len, frame_len: h.frame_len });
                     let mut raw = Vec::new();
-                    if self.quick {
-                        check_frame(&h, &frame, foff).ctx(&self.name)?;
+                    let checked = if self.quick {
+                        check_frame(&h, &frame, foff)
                     } else {
-                        decode_frame(&h, &frame, foff, &mut raw).ctx(&self.name)?;
-                    }
+                        raw = self.spare.take().unwrap_or_default();
+                        decode_frame(&h, &frame, foff, &mut raw)
+                    };
+                    self.frame_buf = frame;
+                    checked.ctx(&self.name)?;
                     return Ok(Some(StreamBlock { header: h, offset: at, raw }));
                 }
                 tags::INDEX => {
@@ -567,6 +644,13 @@ impl<R: Read> StreamReader<R> {
         }
     }
 
+    fn next(&mut self) -> Result<Next> {
+        Ok(match self.next_block()? {
+            Some(b) => Next::Block(b),
+            None => Next::End(self.offset),
+        })
+    }
+
     /// Walks the stream keyspace by keyspace: `per_keyspace(k, records)` is
     /// called as keyspace `k` begins and may pump its records with
     /// [`KeyspaceStream::for_each_record`] (records it leaves are still read and
@@ -575,23 +659,54 @@ impl<R: Read> StreamReader<R> {
         &mut self,
         materialize: bool,
         tracker: Option<&Tracker<'_>>,
-        mut per_keyspace: impl FnMut(usize, &mut KeyspaceStream<'_, '_, R>) -> Result<()>,
+        mut per_keyspace: impl FnMut(usize, &mut KeyspaceStream<'_, '_>) -> Result<()>,
     ) -> Result<Vec<Totals>> {
-        let mut totals: Vec<Totals> = Vec::with_capacity(self.keyspaces.len());
-        let mut lookahead = self.next_block()?;
-        while let Some(b) = lookahead.as_ref() {
-            let k = b.header.keyspace as usize;
-            if k != totals.len() || k >= self.keyspaces.len() {
-                return Err(FormatError::corrupt("block", b.offset, format!("block of keyspace #{k} where keyspace #{} was expected (keyspaces must be contiguous and in table order)", totals.len()))).ctx(&self.name);
+        let (name, keyspaces, quick, spare) = (self.name.clone(), self.keyspaces.clone(), self.quick, self.spare.clone());
+        let walk = Walk { name: &name, keyspaces: &keyspaces, quick, materialize, tracker, spare: &spare };
+        let totals = walk.run(&mut || self.next(), &mut per_keyspace)?;
+        self.check_end(&totals)?;
+        Ok(totals)
+    }
+
+    /// As [`StreamReader::for_each_keyspace`], in two stages: this thread
+    /// reads, checks and decompresses blocks up to [`STREAM_AHEAD`] blocks
+    /// ahead, while a second thread decodes them and runs `per_keyspace` and
+    /// its record callbacks. `R` stays on this thread.
+    pub fn for_each_keyspace_pipelined(
+        &mut self,
+        materialize: bool,
+        tracker: Option<&Tracker<'_>>,
+        per_keyspace: impl FnMut(usize, &mut KeyspaceStream<'_, '_>) -> Result<()> + Send,
+    ) -> Result<Vec<Totals>> {
+        let (name, keyspaces, quick, spare) = (self.name.clone(), self.keyspaces.clone(), self.quick, self.spare.clone());
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Next>>(STREAM_AHEAD);
+        let totals = std::thread::scope(|scope| {
+            let worker = std::thread::Builder::new()
+                .name("floe-ingest".into())
+                .spawn_scoped(scope, move || {
+                    let mut per_keyspace = per_keyspace;
+                    let walk = Walk { name: &name, keyspaces: &keyspaces, quick, materialize, tracker, spare: &spare };
+                    let mut source = || rx.recv().unwrap_or_else(|_| Err(Error::InvalidArgument("the stream reader stopped".into())));
+                    walk.run(&mut source, &mut per_keyspace)
+                    // Dropping `rx` here stops the reader at its next send.
+                })
+                .map_err(|e| Error::io("starting the decoding thread", e))?;
+            loop {
+                let next = self.next();
+                let more = matches!(next, Ok(Next::Block(_)));
+                if tx.send(next).is_err() || !more {
+                    break;
+                }
             }
-            let name = self.keyspaces[k].name.clone();
-            let mut ks = KeyspaceStream { reader: self, k, dec: KeyspaceDecoder::new(k as u32, &name, materialize), lookahead: &mut lookahead, tracker };
-            per_keyspace(k, &mut ks)?;
-            ks.for_each_record(|_, _| Ok(()))?;
-            let end = ks.lookahead.as_ref().map_or(ks.reader.offset, |b| b.offset);
-            let t = if ks.reader.quick { Totals::default() } else { ks.dec.finish(end).ctx(&self.name)? };
-            totals.push(t);
-        }
+            drop(tx);
+            worker.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })?;
+        self.check_end(&totals)?;
+        Ok(totals)
+    }
+
+    /// After the last block: every keyspace seen, totals match the index.
+    fn check_end(&self, totals: &[Totals]) -> Result<()> {
         let index = self.index.as_ref().ok_or_else(|| Error::InvalidArgument("stream ended without an index".into()))?;
         if totals.len() != self.keyspaces.len() {
             return Err(FormatError::corrupt("archive", self.offset, format!("{} of {} keyspaces have blocks", totals.len(), self.keyspaces.len()))).ctx(&self.name);
@@ -601,20 +716,83 @@ impl<R: Read> StreamReader<R> {
                 check_totals(&self.name, &self.keyspaces[k].name, k, got, &want.totals, self.offset)?;
             }
         }
+        Ok(())
+    }
+}
+
+/// Blocks a pipelined stream reader runs ahead of its consumer.
+pub const STREAM_AHEAD: usize = 2;
+
+/// The keyspace-by-keyspace walk over a source of blocks (the reader itself,
+/// or a channel fed by it on another thread).
+struct Walk<'a, 't> {
+    name: &'a str,
+    keyspaces: &'a [KeyspaceEntry],
+    quick: bool,
+    materialize: bool,
+    tracker: Option<&'a Tracker<'t>>,
+    spare: &'a BufferPool,
+}
+
+impl<'t> Walk<'_, 't> {
+    fn run(
+        &self,
+        source: &mut dyn FnMut() -> Result<Next>,
+        per_keyspace: &mut dyn FnMut(usize, &mut KeyspaceStream<'_, 't>) -> Result<()>,
+    ) -> Result<Vec<Totals>> {
+        let mut totals: Vec<Totals> = Vec::with_capacity(self.keyspaces.len());
+        let mut end = 0u64;
+        let mut lookahead = pull(source, &mut end)?;
+        while let Some(b) = lookahead.as_ref() {
+            let k = b.header.keyspace as usize;
+            if k != totals.len() || k >= self.keyspaces.len() {
+                return Err(FormatError::corrupt("block", b.offset, format!("block of keyspace #{k} where keyspace #{} was expected (keyspaces must be contiguous and in table order)", totals.len()))).ctx(self.name);
+            }
+            let mut ks = KeyspaceStream {
+                source: &mut *source,
+                name: self.name,
+                quick: self.quick,
+                k,
+                dec: KeyspaceDecoder::new(k as u32, &self.keyspaces[k].name, self.materialize),
+                lookahead: &mut lookahead,
+                end: &mut end,
+                tracker: self.tracker,
+                spare: self.spare,
+            };
+            per_keyspace(k, &mut ks)?;
+            ks.for_each_record(|_, _| Ok(()))?;
+            let end_at = ks.lookahead.as_ref().map_or(*ks.end, |b| b.offset);
+            let t = if self.quick { Totals::default() } else { ks.dec.finish(end_at).ctx(self.name)? };
+            totals.push(t);
+        }
         Ok(totals)
     }
 }
 
+fn pull(source: &mut dyn FnMut() -> Result<Next>, end: &mut u64) -> Result<Option<StreamBlock>> {
+    Ok(match source()? {
+        Next::Block(b) => Some(b),
+        Next::End(at) => {
+            *end = at;
+            None
+        }
+    })
+}
+
 /// One keyspace's records in a stream; see [`StreamReader::for_each_keyspace`].
-pub struct KeyspaceStream<'s, 't, R: Read> {
-    reader: &'s mut StreamReader<R>,
+pub struct KeyspaceStream<'s, 't> {
+    source: &'s mut dyn FnMut() -> Result<Next>,
+    name: &'s str,
+    quick: bool,
     k: usize,
     dec: KeyspaceDecoder,
     lookahead: &'s mut Option<StreamBlock>,
+    end: &'s mut u64,
     tracker: Option<&'s Tracker<'t>>,
+    spare: &'s BufferPool,
 }
 
-impl<R: Read> KeyspaceStream<'_, '_, R> {
+impl KeyspaceStream<'_, '_> {
     /// Keyspace position in the table.
     pub fn keyspace(&self) -> usize {
         self.k
@@ -626,11 +804,11 @@ impl<R: Read> KeyspaceStream<'_, '_, R> {
             if let Some(t) = self.tracker {
                 t.check()?;
             }
-            if !self.reader.quick {
+            if !self.quick {
                 let before = self.dec.totals().record_count;
                 self.dec
                     .feed(&b.header, &b.raw, b.offset, |key, v| f(key, v).map_err(Into::into))
-                    .map_err(|e: FeedError| e.into_error(&self.reader.name))?;
+                    .map_err(|e: FeedError| e.into_error(self.name))?;
                 if let Some(t) = self.tracker {
                     t.add(u64::from(b.header.raw_len), self.dec.totals().record_count - before)?;
                 }
@@ -638,7 +816,8 @@ impl<R: Read> KeyspaceStream<'_, '_, R> {
                 // Quick mode does not decode records: report the block's own counts.
                 t.add(u64::from(b.header.raw_len), u64::from(b.header.record_count))?;
             }
-            *self.lookahead = self.reader.next_block()?;
+            self.spare.give(b.raw);
+            *self.lookahead = pull(self.source, self.end)?;
         }
         Ok(())
     }

@@ -31,7 +31,13 @@ pub struct EncodedBlock {
 impl EncodedBlock {
     /// Compresses a raw block.
     pub fn compress(raw: RawBlock, c: &mut BlockCompressor) -> Result<EncodedBlock> {
-        let frame = c.compress(&raw.data).map_err(|e| Error::io("zstd compression", e))?;
+        Self::compress_reusing(raw, c, Vec::new()).map(|(b, _)| b)
+    }
+
+    /// As [`EncodedBlock::compress`], writing the frame into `frame` (its
+    /// allocation reused) and handing back the raw block's buffer for reuse.
+    pub fn compress_reusing(mut raw: RawBlock, c: &mut BlockCompressor, mut frame: Vec<u8>) -> Result<(EncodedBlock, Vec<u8>)> {
+        c.compress_into(&raw.data, &mut frame).map_err(|e| Error::io("zstd compression", e))?;
         let header = BlockHeader {
             keyspace: raw.keyspace,
             flags: if raw.continues { FLAG_CONTINUES } else { 0 },
@@ -42,7 +48,8 @@ impl EncodedBlock {
             raw_crc32: crc32(&raw.data),
             frame_crc32: crc32(&frame),
         };
-        Ok(EncodedBlock { header, frame, key_bytes: raw.key_bytes, value_bytes: raw.value_bytes, first_key: raw.first_key, last_key: raw.last_key })
+        let data = std::mem::take(&mut raw.data);
+        Ok((EncodedBlock { header, frame, key_bytes: raw.key_bytes, value_bytes: raw.value_bytes, first_key: raw.first_key, last_key: raw.last_key }, data))
     }
 }
 

@@ -98,7 +98,18 @@ impl BlockCompressor {
 
     /// Compresses one block's raw bytes into a single zstd frame.
     pub fn compress(&mut self, raw: &[u8]) -> std::io::Result<Vec<u8>> {
-        self.inner.compress(raw)
+        let mut out = Vec::new();
+        self.compress_into(raw, &mut out)?;
+        Ok(out)
+    }
+
+    /// As [`BlockCompressor::compress`], into `out` (cleared first; its
+    /// allocation is reused when large enough). The bytes are identical.
+    pub fn compress_into(&mut self, raw: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+        out.clear();
+        out.reserve(zstd::zstd_safe::compress_bound(raw.len()));
+        self.inner.compress_to_buffer(raw, out)?;
+        Ok(())
     }
 }
 

@@ -71,6 +71,37 @@ pub struct RawBlock {
     pub last_key: Option<Vec<u8>>,
 }
 
+/// A shared stash of spare block buffers, so a pipeline reuses its
+/// multi-MiB allocations instead of allocating (and page-faulting in) one
+/// per block. Holds at most `cap` buffers.
+#[derive(Clone, Debug, Default)]
+pub struct BufferPool {
+    spare: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    cap: usize,
+}
+
+impl BufferPool {
+    /// A pool keeping at most `cap` spare buffers.
+    pub fn new(cap: usize) -> Self {
+        BufferPool { spare: Default::default(), cap }
+    }
+
+    /// A spare buffer (empty, with its capacity), if any.
+    pub fn take(&self) -> Option<Vec<u8>> {
+        self.spare.lock().ok().and_then(|mut s| s.pop())
+    }
+
+    /// Returns a buffer for reuse (dropped if the pool is full).
+    pub fn give(&self, mut v: Vec<u8>) {
+        v.clear();
+        if let Ok(mut s) = self.spare.lock() {
+            if s.len() < self.cap {
+                s.push(v);
+            }
+        }
+    }
+}
+
 /// Cuts one keyspace's records into raw blocks following §6 exactly, so the
 /// result depends only on the records and `block_target` (§12).
 pub struct BlockBuilder {
@@ -79,15 +110,27 @@ pub struct BlockBuilder {
     cur: RawBlock,
     prev_key: Vec<u8>,
     records: u64,
+    pool: Option<BufferPool>,
 }
 
 impl BlockBuilder {
     /// Starts keyspace `keyspace` (its table index) named `name`; writes the marker.
     pub fn new(keyspace: u32, name: &str, block_target: u32) -> Self {
+        Self::build(keyspace, name, block_target, None)
+    }
+
+    /// As [`BlockBuilder::new`], taking block buffers from `pool` when it has
+    /// spares (the consumer gives emitted blocks' buffers back to it).
+    pub fn with_pool(keyspace: u32, name: &str, block_target: u32, pool: BufferPool) -> Self {
+        Self::build(keyspace, name, block_target, Some(pool))
+    }
+
+    fn build(keyspace: u32, name: &str, block_target: u32, pool: Option<BufferPool>) -> Self {
         let target = block_target as usize;
-        let mut cur = RawBlock { keyspace, data: Vec::with_capacity(target.min(1 << 16)), ..Default::default() };
+        let data = pool.as_ref().and_then(BufferPool::take).unwrap_or_else(|| Vec::with_capacity(target.min(1 << 16)));
+        let mut cur = RawBlock { keyspace, data, ..Default::default() };
         put_marker(&mut cur.data, name);
-        BlockBuilder { name: name.to_owned(), target, cur, prev_key: Vec::new(), records: 0 }
+        BlockBuilder { name: name.to_owned(), target, cur, prev_key: Vec::new(), records: 0, pool }
     }
 
     /// Records accepted so far.
@@ -96,12 +139,8 @@ impl BlockBuilder {
     }
 
     fn flush<E>(&mut self, continues: bool, emit: &mut impl FnMut(RawBlock) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
-        let next = RawBlock {
-            keyspace: self.cur.keyspace,
-            sequence: self.cur.sequence + 1,
-            data: Vec::with_capacity(self.target),
-            ..Default::default()
-        };
+        let data = self.pool.as_ref().and_then(BufferPool::take).unwrap_or_else(|| Vec::with_capacity(self.target));
+        let next = RawBlock { keyspace: self.cur.keyspace, sequence: self.cur.sequence + 1, data, ..Default::default() };
         let mut done = std::mem::replace(&mut self.cur, next);
         done.continues = continues;
         // The block's last record is the last one pushed: blocks close before
