@@ -9,8 +9,9 @@
 //!
 //! Options: `--quick`, `--out FILE`, `--scale F` (dataset size factor, default
 //! 1; `--quick` is 0.02), `--seed N`, `--datasets a,b,…`, `--level N`,
-//! `--block-size BYTES`, `--threads N` (default: cores), `--reps N` (keep the
-//! fastest of N runs of every floe and bound measurement; peers run once),
+//! `--block-size BYTES`, `--threads N` (default: cores), `--reps N` (run the
+//! whole sequence N times and keep each floe and bound step's fastest run;
+//! peers run once),
 //! `--no-peers`, `--sweep` (instead of the end-to-end run: compression ratio
 //! and speed per zstd level and block size on each dataset), `--data-dir DIR`
 //! (dataset cache, default `target/bench-data`), `--work-dir DIR` (default
@@ -448,6 +449,9 @@ struct M {
     sys: f64,
     /// Peak RSS in MiB (largest process of the step).
     rss: f64,
+    /// CPU seconds the whole machine spent outside the measured processes
+    /// meanwhile (other tenants, kernel writeback threads): a noise indicator.
+    other: f64,
 }
 
 impl M {
@@ -455,8 +459,20 @@ impl M {
         self.user + self.sys
     }
     fn add(self, o: M) -> M {
-        M { wall: self.wall + o.wall, user: self.user + o.user, sys: self.sys + o.sys, rss: self.rss.max(o.rss) }
+        M { wall: self.wall + o.wall, user: self.user + o.user, sys: self.sys + o.sys, rss: self.rss.max(o.rss), other: self.other + o.other }
     }
+}
+
+/// Busy CPU seconds of the whole machine so far (from /proc/stat).
+fn machine_busy() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return 0.0 };
+    let Some(line) = stat.lines().next() else { return 0.0 };
+    let v: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal
+    let busy: f64 = v.iter().enumerate().filter(|(i, _)| *i != 3 && *i != 4 && *i < 8).map(|(_, x)| x).sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    busy / hz
 }
 
 struct Step {
@@ -508,6 +524,7 @@ fn run(mut s: Step) -> Result<(M, String), String> {
             });
         }
     }
+    let busy0 = machine_busy();
     let t = Instant::now();
     let mut child = s.cmd.spawn().map_err(|e| format!("{desc}: {e}"))?;
     let mut out = String::new();
@@ -537,6 +554,7 @@ fn run(mut s: Step) -> Result<(M, String), String> {
     let pid = child.id() as libc::pid_t;
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
     let wall = t.elapsed().as_secs_f64();
+    let busy = machine_busy() - busy0;
     if capture {
         out = out_t.join().unwrap_or_default();
     } else {
@@ -547,7 +565,8 @@ fn run(mut s: Step) -> Result<(M, String), String> {
     if r != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         return Err(format!("{desc} failed (status {status:#x}):\n{err}"));
     }
-    let mut m = M { wall, user: tv(ru.ru_utime), sys: tv(ru.ru_stime), rss: ru.ru_maxrss as f64 / 1024.0 };
+    let (user, sys) = (tv(ru.ru_utime), tv(ru.ru_stime));
+    let mut m = M { wall, user, sys, rss: ru.ru_maxrss as f64 / 1024.0, other: (busy - user - sys).max(0.0) };
     for line in out.lines() {
         if let Some(rest) = line.strip_prefix("PHASE ") {
             let v: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
@@ -639,7 +658,8 @@ fn ensure_dataset(cfg: &Config, ds: &Dataset, me: &Path) -> Result<PathBuf, Stri
     Ok(dir)
 }
 
-fn measure(cfg: &Config, ds: &Dataset, me: &Path) -> Result<Results, String> {
+/// One pass over a dataset: every operation once (peers only on the first pass).
+fn measure(cfg: &Config, ds: &Dataset, me: &Path, first_pass: bool) -> Result<Results, String> {
     let data = ensure_dataset(cfg, ds, me)?;
     sync();
     // Warm the page cache with the source database and the raw stream, so the
@@ -672,25 +692,16 @@ fn measure(cfg: &Config, ds: &Dataset, me: &Path) -> Result<Results, String> {
         order: Vec::new(),
         notes: Vec::new(),
     };
-    // Runs `make()` `reps` times (cleaning up with `after` each time) and keeps the fastest.
-    // Peers (slow, and far from floe) run once; everything else `reps` times.
+    // Runs the steps of one operation (cleaning up with `after` first).
     let go = |res: &mut Results, name: &'static str, make: &dyn Fn() -> Vec<Step>, after: &dyn Fn()| -> Result<(), String> {
-        let mut best: Option<M> = None;
-        let peer = name.starts_with("ldb") || name.starts_with("mdb") || name.starts_with("per-key") || name.starts_with("tar");
-        for _ in 0..if peer { 1 } else { cfg.reps } {
-            after();
-            sync();
-            let mut m = M::default();
-            for s in make() {
-                m = m.add(run(s)?.0);
-            }
-            sync();
-            if best.is_none_or(|b| m.wall < b.wall) {
-                best = Some(m);
-            }
+        after();
+        sync();
+        let mut m = M::default();
+        for s in make() {
+            m = m.add(run(s)?.0);
         }
-        let m = best.unwrap_or_default();
-        eprintln!("    {name:<28} {:>8.2}s wall {:>8.2}s cpu {:>7.0} MiB", m.wall, m.cpu(), m.rss);
+        sync();
+        eprintln!("    {name:<36} {:>7.2}s wall {:>7.2}s cpu {:>6.0} MiB {:>6.2}s other", m.wall, m.cpu(), m.rss, m.other);
         res.ops.insert(name, m);
         res.order.push(name);
         Ok(())
@@ -753,16 +764,19 @@ fn measure(cfg: &Config, ds: &Dataset, me: &Path) -> Result<Results, String> {
     rm(&wb);
 
     // peers
+    let peers = cfg.peers && first_pass;
     let ins = work.join("inserted");
+    if first_pass {
     go(&mut res, "per-key insert import", &|| vec![step(&me_s, &["--helper", "insert", &zst.display().to_string(), &archive.display().to_string(), &ins.display().to_string()])], &|| rm(&ins))?;
     rm(&ins);
-    if cfg.peers && have("tar") {
+    }
+    if peers && have("tar") {
         let tz = work.join("db.tar.zst");
         go(&mut res, "tar | zstd -T<cores> (physical)", &|| vec![sh(&format!("tar -C {db} -cf - . | zstd -q -T{t} -{lvl} -o {out}", db = q(&db), out = q(&tz)))], &|| rm(&tz))?;
         res.tar_bytes = Some(du(&tz));
         rm(&tz);
     }
-    if cfg.peers && have("ldb") {
+    if peers && have("ldb") {
         let hex = work.join("ldb-in");
         run(step(&me_s, &["--helper", "hex-ldb", &raw.display().to_string(), &hex.display().to_string()]))?;
         let names: Vec<String> = std::fs::read_to_string(hex.join("names")).map_err(|e| e.to_string())?.lines().map(str::to_owned).collect();
@@ -798,10 +812,10 @@ fn measure(cfg: &Config, ds: &Dataset, me: &Path) -> Result<Results, String> {
         }, &|| rm(&dump))?;
         rm(&dump);
         rm(&rdb);
-    } else if cfg.peers {
+    } else if peers {
         res.notes.push("ldb not found (Debian package rocksdb-tools): RocksDB peer skipped".into());
     }
-    if cfg.peers && have("mdb_load") && have("mdb_dump") {
+    if peers && have("mdb_load") && have("mdb_dump") {
         let txt = work.join("mdb-in.txt");
         let mapsize = ((raw_bytes * 3 + (256 << 20)) / 4096 * 4096).to_string();
         run(step(&me_s, &["--helper", "hex-mdb", &raw.display().to_string(), &txt.display().to_string(), &mapsize]))?;
@@ -819,7 +833,7 @@ fn measure(cfg: &Config, ds: &Dataset, me: &Path) -> Result<Results, String> {
         }, &|| rm(&dump))?;
         rm(&dump);
         rm(&env);
-    } else if cfg.peers {
+    } else if peers {
         res.notes.push("mdb_load/mdb_dump not found (Debian package lmdb-utils): LMDB peer skipped".into());
     }
     rm(&work);
@@ -951,7 +965,7 @@ fn report(cfg: &Config, all: &[Results]) -> String {
     let _ = writeln!(s, "{}", machine());
     let _ = writeln!(
         s,
-        "floe level {}, block size {} B, {} threads; scale {}, seed {}, best of {} run(s); warm page cache.\n",
+        "floe level {}, block size {} B, {} threads; scale {}, seed {}; every floe and bound step is the fastest of {} pass(es) over all datasets, peers ran once; warm page cache. \"other CPU s\" is CPU time the machine spent outside the measured processes during the step (kernel writeback, other tenants).\n",
         cfg.level, cfg.block_size, cfg.threads, cfg.scale, cfg.seed, cfg.reps
     );
     let _ = writeln!(s, "### Ratios (same run)\n");
@@ -1031,17 +1045,18 @@ fn report(cfg: &Config, all: &[Results]) -> String {
             mb(r.zstd_bytes),
             r.tar_bytes.map_or(String::new(), |t| format!(", `tar | zstd` of the database directory {}", mb(t)))
         );
-        let _ = writeln!(s, "| operation | wall s | MB/s (raw) | CPU s | CPU % | peak RSS MiB |\n|---|---|---|---|---|---|");
+        let _ = writeln!(s, "| operation | wall s | MB/s (raw) | CPU s | CPU % | peak RSS MiB | other CPU s |\n|---|---|---|---|---|---|---|");
         for k in &r.order {
             let m = r.ops[k];
             let _ = writeln!(
                 s,
-                "| {k} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} |",
+                "| {k} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {:.2} |",
                 m.wall,
                 r.raw_bytes as f64 / 1e6 / m.wall.max(1e-9),
                 m.cpu(),
                 100.0 * m.cpu() / m.wall.max(1e-9),
-                m.rss
+                m.rss,
+                m.other
             );
         }
         for n in &r.notes {
@@ -1154,17 +1169,31 @@ fn main() {
         }
         return;
     }
-    let mut all = Vec::new();
-    for ds in datasets(cfg.scale) {
-        if cfg.only.as_ref().is_some_and(|o| !o.iter().any(|n| n == ds.name)) {
-            continue;
-        }
-        eprintln!("== dataset {}: {}", ds.name, ds.about);
-        match measure(&cfg, &ds, &me) {
-            Ok(r) => all.push(r),
-            Err(e) => {
-                eprintln!("e2e: dataset {} failed: {e}", ds.name);
-                std::process::exit(1);
+    // `--reps N` repeats the whole sequence N times (rather than each step
+    // back to back), so a burst of load from elsewhere on a shared machine
+    // spoils at most one of a step's runs; each step keeps its fastest run.
+    let mut all: Vec<Results> = Vec::new();
+    for pass in 0..cfg.reps {
+        for ds in datasets(cfg.scale) {
+            if cfg.only.as_ref().is_some_and(|o| !o.iter().any(|n| n == ds.name)) {
+                continue;
+            }
+            eprintln!("== pass {}/{}, dataset {}: {}", pass + 1, cfg.reps, ds.name, ds.about);
+            match measure(&cfg, &ds, &me, pass == 0) {
+                Ok(r) => match all.iter_mut().find(|a| a.name == r.name) {
+                    None => all.push(r),
+                    Some(a) => {
+                        for (k, m) in r.ops {
+                            if a.ops.get(k).is_none_or(|old| m.wall < old.wall) {
+                                a.ops.insert(k, m);
+                            }
+                        }
+                    }
+                },
+                Err(e) => {
+                    eprintln!("e2e: dataset {} failed: {e}", ds.name);
+                    std::process::exit(1);
+                }
             }
         }
     }

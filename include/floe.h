@@ -216,7 +216,7 @@ typedef struct floe_version_info {
  */
 typedef struct floe_export_options {
   /**
-   * zstd level: 1 to 22, negative for the fast modes; 0 = default (3).
+   * zstd level: 1 to 22, negative for the fast modes; 0 = default (1).
    */
   int32_t level;
   /**
@@ -409,7 +409,7 @@ typedef struct floe_record {
  */
 typedef struct floe_writer_options {
   /**
-   * zstd level: 1 to 22, negative for the fast modes; 0 = default (3).
+   * zstd level: 1 to 22, negative for the fast modes; 0 = default (1).
    */
   int32_t level;
   /**

@@ -34,9 +34,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
-/// Default zstd level.
-pub const DEFAULT_LEVEL: i32 = 3;
-/// Default raw block size.
+/// Default zstd level. Chosen from the benchmarks (BENCHMARKS.md, "Chosen
+/// defaults"): on its datasets level 1 compresses about twice as fast as
+/// level 3 into archives no larger, which keeps export well ahead of its
+/// peers on two cores. Text with long repeats favours `--level 3` instead
+/// (about 18% smaller for about 25% more CPU there).
+pub const DEFAULT_LEVEL: i32 = 1;
+/// Default raw block size. Ratio and speed are flat from 1 to 16 MiB
+/// (BENCHMARKS.md); 4 MiB keeps per-block overhead negligible and memory
+/// bounded.
 pub const DEFAULT_BLOCK_SIZE: u32 = 4 << 20;
 /// Compressions queued per producer beyond the block being built.
 pub const QUEUE_PER_PRODUCER: usize = 3;

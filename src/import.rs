@@ -108,14 +108,17 @@ pub fn import_archive<B: AsRef<[u8]> + Sync>(archive: &Archive<B>, db_dir: &Path
     let sel = selected(entries, &opts.keyspaces)?;
     refuse_unknown_required(archive.name(), entries, &sel)?;
     // Check every keyspace's options before touching the file system.
+    let mut summary = ImportSummary::default();
+    let mut create: Vec<Option<KeyspaceCreateOptions>> = entries.iter().map(|_| None).collect();
     for &i in &sel {
-        engine::create_options(&entries[i].name, &entries[i].options)?;
+        let (o, w) = engine::create_options(&entries[i].name, &entries[i].options)?;
+        summary.warnings.extend(w);
+        create[i] = Some(o);
     }
     let dir = AtomicDir::create(db_dir, opts.replace)?;
     let path = dir.path().to_path_buf();
     let db = engine::create_new(&path)?;
-    let mut summary = ImportSummary::default();
-    let handles = create_keyspaces(&db, &path, entries, &sel, &mut summary.warnings)?;
+    let mut handles: Vec<Option<Keyspace>> = entries.iter().map(|_| None).collect();
     let total: u64 = sel.iter().map(|&i| archive.index().keyspaces[i].totals.raw_bytes).sum();
     let tracker = Tracker::new(progress, Phase::Import, total);
     // Largest keyspaces first, so parallel ingestion ends together.
@@ -135,16 +138,29 @@ pub fn import_archive<B: AsRef<[u8]> + Sync>(archive: &Archive<B>, db_dir: &Path
     let slots = Slots::new(workers);
     let results: Vec<Result<u64>> = std::thread::scope(|scope| {
         let mut jobs = Vec::with_capacity(order.len());
+        let mut failed = None;
         for &k in &order {
+            let name = &entries[k].name;
+            // Each keyspace is created (directories, fsyncs) just before it
+            // waits for a slot, while the keyspaces ahead of it are ingested.
+            let Some(o) = create[k].take() else { unreachable!("selected keyspaces have options") };
+            let ks = match engine::guarded(&path, &format!("creating keyspace '{name}'"), || db.keyspace(name, || o)) {
+                Ok(ks) => ks,
+                Err(e) => {
+                    tracker.cancel();
+                    failed = Some(Err(e.into()));
+                    break;
+                }
+            };
+            handles[k] = Some(ks.clone());
             slots.acquire();
             if tracker.check().is_err() {
                 slots.release();
                 break;
             }
-            let Some(ks) = handles[k].as_ref() else { unreachable!("selected keyspaces have handles") };
-            let name = &entries[k].name;
             let (path, tracker, pool, slots, panicked) = (&path, &tracker, &pool, &slots, &panicked);
             jobs.push(scope.spawn(move || {
+                let ks = &ks;
                 let mut slot = Some(SlotGuard(slots));
                 let run = || -> Result<u64> {
                     let mut ing = ks.start_ingestion().map_err(|e| ingest_err(path, name, e))?;
@@ -163,7 +179,9 @@ pub fn import_archive<B: AsRef<[u8]> + Sync>(archive: &Archive<B>, db_dir: &Path
                 r
             }));
         }
-        jobs.into_iter().map(|j| j.join().unwrap_or_else(|_| Err(Error::InvalidArgument("an import worker panicked".into())))).collect()
+        let mut results: Vec<Result<u64>> = failed.into_iter().collect();
+        results.extend(jobs.into_iter().map(|j| j.join().unwrap_or_else(|_| Err(Error::InvalidArgument("an import worker panicked".into())))));
+        results
     });
     // Report the first real error rather than a "cancelled" caused by it.
     let mut first_err = None;

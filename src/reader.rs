@@ -474,7 +474,9 @@ pub struct StreamBlock {
 
 /// Reads an archive front to back from any `Read`, with bounded memory: at
 /// most one section (≤ 256 MiB, grown only as bytes arrive) or one block
-/// (≤ 65 MiB compressed + 64 MiB raw) at a time.
+/// (≤ 65 MiB compressed + 64 MiB raw) at a time, plus, when pipelined
+/// ([`StreamReader::for_each_keyspace_pipelined`]), [`STREAM_AHEAD`] + 1
+/// decompressed blocks waiting for or held by the consumer.
 pub struct StreamReader<R: Read> {
     r: R,
     name: String,

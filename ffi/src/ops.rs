@@ -86,7 +86,7 @@ impl Progress for Callback {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct floe_export_options {
-    /// zstd level: 1 to 22, negative for the fast modes; 0 = default (3).
+    /// zstd level: 1 to 22, negative for the fast modes; 0 = default (1).
     pub level: i32,
     /// Worker threads; 0 = one per core.
     pub threads: u32,

@@ -32,7 +32,7 @@ use std::path::PathBuf;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct floe_writer_options {
-    /// zstd level: 1 to 22, negative for the fast modes; 0 = default (3).
+    /// zstd level: 1 to 22, negative for the fast modes; 0 = default (1).
     pub level: i32,
     /// Raw block size in bytes, 4096 to 67108864; 0 = default (4 MiB).
     pub block_size: u32,
