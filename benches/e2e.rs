@@ -458,6 +458,10 @@ impl M {
     fn cpu(&self) -> f64 {
         self.user + self.sys
     }
+    /// The machine spent noticeable CPU elsewhere during this run.
+    fn noisy(&self) -> bool {
+        self.other > (0.1 * self.wall).max(0.3)
+    }
     fn add(self, o: M) -> M {
         M { wall: self.wall + o.wall, user: self.user + o.user, sys: self.sys + o.sys, rss: self.rss.max(o.rss), other: self.other + o.other }
     }
@@ -692,17 +696,29 @@ fn measure(cfg: &Config, ds: &Dataset, me: &Path, first_pass: bool) -> Result<Re
         order: Vec::new(),
         notes: Vec::new(),
     };
-    // Runs the steps of one operation (cleaning up with `after` first).
+    // Runs the steps of one operation (cleaning up with `after` first). When
+    // the machine was busy elsewhere meanwhile (see `M::other`), runs it
+    // again, up to three times in all, and keeps the quietest, fastest run.
     let go = |res: &mut Results, name: &'static str, make: &dyn Fn() -> Vec<Step>, after: &dyn Fn()| -> Result<(), String> {
-        after();
-        sync();
-        let mut m = M::default();
-        for s in make() {
-            m = m.add(run(s)?.0);
+        let mut best: Option<M> = None;
+        for _ in 0..3 {
+            after();
+            sync();
+            let mut m = M::default();
+            for s in make() {
+                m = m.add(run(s)?.0);
+            }
+            sync();
+            eprintln!("    {name:<36} {:>7.2}s wall {:>7.2}s cpu {:>6.0} MiB {:>6.2}s other", m.wall, m.cpu(), m.rss, m.other);
+            let better = best.is_none_or(|b| (m.noisy(), m.wall) < (b.noisy(), b.wall));
+            if better {
+                best = Some(m);
+            }
+            if !m.noisy() {
+                break;
+            }
         }
-        sync();
-        eprintln!("    {name:<36} {:>7.2}s wall {:>7.2}s cpu {:>6.0} MiB {:>6.2}s other", m.wall, m.cpu(), m.rss, m.other);
-        res.ops.insert(name, m);
+        res.ops.insert(name, best.unwrap_or_default());
         res.order.push(name);
         Ok(())
     };
@@ -965,7 +981,7 @@ fn report(cfg: &Config, all: &[Results]) -> String {
     let _ = writeln!(s, "{}", machine());
     let _ = writeln!(
         s,
-        "floe level {}, block size {} B, {} threads; scale {}, seed {}; every floe and bound step is the fastest of {} pass(es) over all datasets, peers ran once; warm page cache. \"other CPU s\" is CPU time the machine spent outside the measured processes during the step (kernel writeback, other tenants).\n",
+        "floe level {}, block size {} B, {} threads; scale {}, seed {}; every floe and bound step is the fastest of {} pass(es) over all datasets, peers ran once; warm page cache. \"other CPU s\" is CPU time the machine spent outside the measured processes during the step (kernel writeback, other tenants); a step during which that exceeded max(0.3 s, 10% of its wall time) was run again, up to three times, and ⚠ marks one that never ran quietly.\n",
         cfg.level, cfg.block_size, cfg.threads, cfg.scale, cfg.seed, cfg.reps
     );
     let _ = writeln!(s, "### Ratios (same run)\n");
@@ -1050,13 +1066,14 @@ fn report(cfg: &Config, all: &[Results]) -> String {
             let m = r.ops[k];
             let _ = writeln!(
                 s,
-                "| {k} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {:.2} |",
+                "| {k} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {:.2}{} |",
                 m.wall,
                 r.raw_bytes as f64 / 1e6 / m.wall.max(1e-9),
                 m.cpu(),
                 100.0 * m.cpu() / m.wall.max(1e-9),
                 m.rss,
-                m.other
+                m.other,
+                if m.noisy() { " ⚠" } else { "" }
             );
         }
         for n in &r.notes {
@@ -1184,7 +1201,7 @@ fn main() {
                     None => all.push(r),
                     Some(a) => {
                         for (k, m) in r.ops {
-                            if a.ops.get(k).is_none_or(|old| m.wall < old.wall) {
+                            if a.ops.get(k).is_none_or(|old| (m.noisy(), m.wall) < (old.noisy(), old.wall)) {
                                 a.ops.insert(k, m);
                             }
                         }
