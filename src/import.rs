@@ -13,12 +13,20 @@ use crate::export::{effective_threads, pool_for};
 use crate::format::keyspace_table::KeyspaceEntry;
 use crate::fsutil::AtomicDir;
 use crate::progress::{Phase, Progress, Tracker};
+use crate::format::record::Totals;
 use crate::reader::{Archive, StreamReader};
 use crate::{EngineError, Error, Result};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// A keyspace is split into segments ingested in parallel only when each
+/// would hold at least this many raw bytes.
+const MIN_SEGMENT_RAW: u64 = 32 << 20;
+/// At most this many segments (and so level-0 table runs) per keyspace, below
+/// fjall's default level-0 compaction trigger.
+const MAX_SEGMENTS: usize = 3;
 
 /// Import settings.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +37,10 @@ pub struct ImportOptions {
     pub keyspaces: Option<Vec<String>>,
     /// Replace a non-empty target atomically instead of refusing.
     pub replace: bool,
+    /// A keyspace is ingested in parallel segments only when each holds at
+    /// least this many raw bytes; 0 means automatic (`MIN_SEGMENT_RAW`, or
+    /// an even share of the archive if larger).
+    pub segment_bytes: u64,
 }
 
 /// What an import did.
@@ -121,38 +133,59 @@ pub fn import_archive<B: AsRef<[u8]> + Sync>(archive: &Archive<B>, db_dir: &Path
     let mut handles: Vec<Option<Keyspace>> = entries.iter().map(|_| None).collect();
     let total: u64 = sel.iter().map(|&i| archive.index().keyspaces[i].totals.raw_bytes).sum();
     let tracker = Tracker::new(progress, Phase::Import, total);
-    // Largest keyspaces first, so parallel ingestion ends together.
-    let mut order = sel.clone();
-    order.sort_by_key(|&i| std::cmp::Reverse(archive.index().keyspaces[i].totals.raw_bytes));
-    // Ingestion runs on dedicated threads (one keyspace each at a time, largest
-    // first); decompression runs ahead of them on the rayon pool.
+    let workers = effective_threads(opts.threads);
+    // Work is handed out in segments: a large keyspace is split at record
+    // boundaries into up to `workers` runs of blocks, each ingested by its own
+    // fjall ingestion (a separate run of tables in level 0), so even a single
+    // keyspace keeps every core busy. Segments are joined and checked (order
+    // across the seam, totals against the index) before the database is sealed.
+    let split = match opts.segment_bytes {
+        0 => (total / (2 * workers as u64)).max(MIN_SEGMENT_RAW),
+        n => n,
+    };
+    let max_segments = workers.min(MAX_SEGMENTS);
+    let mut work: Vec<(usize, usize, std::ops::Range<usize>, u64)> = Vec::new();
+    let mut segments: Vec<usize> = entries.iter().map(|_| 0).collect();
+    for &k in &sel {
+        let segs = archive.segments(k, max_segments, split);
+        segments[k] = segs.len();
+        for (j, r) in segs.into_iter().enumerate() {
+            let raw = archive.raw_bytes_of(r.clone());
+            work.push((k, j, r, raw));
+        }
+    }
+    // Largest first, so parallel ingestion ends together.
+    work.sort_by_key(|w| std::cmp::Reverse(w.3));
+    // Ingestion runs on dedicated threads (one segment each at a time);
+    // decompression runs ahead of them on the rayon pool.
     let pool = pool_for(opts.threads)?;
-    let workers = effective_threads(opts.threads).min(order.len());
     let panicked = |name: &str| -> Error {
         EngineError::Panicked { path: path.clone(), action: format!("ingesting keyspace '{name}'"), message: "see stderr".into() }.into()
     };
-    // This thread hands keyspaces out, largest first, to at most `workers`
-    // ingesting threads at a time. A thread gives its slot back before it
-    // finishes its ingestion: finishing writes and fsyncs the last table,
-    // mostly waiting for the disk, and the next keyspace can start meanwhile.
-    let slots = Slots::new(workers);
-    let results: Vec<Result<u64>> = std::thread::scope(|scope| {
-        let mut jobs = Vec::with_capacity(order.len());
+    // This thread hands segments out to at most `workers` ingesting threads at
+    // a time. A thread gives its slot back before it finishes its ingestion:
+    // finishing writes and fsyncs the last table, mostly waiting for the disk,
+    // and the next segment can start meanwhile.
+    let slots = Slots::new(workers.min(work.len()));
+    let results: Vec<Result<(usize, usize, Totals)>> = std::thread::scope(|scope| {
+        let mut jobs = Vec::with_capacity(work.len());
         let mut failed = None;
-        for &k in &order {
+        for (k, j, blocks, _) in work {
             let name = &entries[k].name;
-            // Each keyspace is created (directories, fsyncs) just before it
-            // waits for a slot, while the keyspaces ahead of it are ingested.
-            let Some(o) = create[k].take() else { unreachable!("selected keyspaces have options") };
-            let ks = match engine::guarded(&path, &format!("creating keyspace '{name}'"), || db.keyspace(name, || o)) {
-                Ok(ks) => ks,
-                Err(e) => {
-                    tracker.cancel();
-                    failed = Some(Err(e.into()));
-                    break;
+            // A keyspace is created (directories, fsyncs) just before its first
+            // segment waits for a slot, while the work ahead of it is ingested.
+            if handles[k].is_none() {
+                let Some(o) = create[k].take() else { unreachable!("selected keyspaces have options") };
+                match engine::guarded(&path, &format!("creating keyspace '{name}'"), || db.keyspace(name, || o)) {
+                    Ok(ks) => handles[k] = Some(ks),
+                    Err(e) => {
+                        tracker.cancel();
+                        failed = Some(Err(e.into()));
+                        break;
+                    }
                 }
-            };
-            handles[k] = Some(ks.clone());
+            }
+            let Some(ks) = handles[k].clone() else { unreachable!("created above") };
             slots.acquire();
             if tracker.check().is_err() {
                 slots.release();
@@ -162,14 +195,14 @@ pub fn import_archive<B: AsRef<[u8]> + Sync>(archive: &Archive<B>, db_dir: &Path
             jobs.push(scope.spawn(move || {
                 let ks = &ks;
                 let mut slot = Some(SlotGuard(slots));
-                let run = || -> Result<u64> {
+                let run = || -> Result<(usize, usize, Totals)> {
                     let mut ing = ks.start_ingestion().map_err(|e| ingest_err(path, name, e))?;
-                    let totals = archive.for_each_record_in(Some(pool), k, true, Some(tracker), |key, v| {
+                    let totals = archive.for_each_record_of_segment(Some(pool), k, blocks, true, Some(tracker), |key, v| {
                         ing.write(key, v.unwrap_or_default()).map_err(|e| ingest_err(path, name, e))
                     })?;
                     slot.take();
                     ing.finish().map_err(|e| ingest_err(path, name, e))?;
-                    Ok(totals.record_count)
+                    Ok((k, j, totals))
                 };
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| Err(panicked(name)));
                 drop(slot);
@@ -179,15 +212,16 @@ pub fn import_archive<B: AsRef<[u8]> + Sync>(archive: &Archive<B>, db_dir: &Path
                 r
             }));
         }
-        let mut results: Vec<Result<u64>> = failed.into_iter().collect();
+        let mut results: Vec<Result<_>> = failed.into_iter().collect();
         results.extend(jobs.into_iter().map(|j| j.join().unwrap_or_else(|_| Err(Error::InvalidArgument("an import worker panicked".into())))));
         results
     });
     // Report the first real error rather than a "cancelled" caused by it.
     let mut first_err = None;
+    let mut parts: Vec<Vec<Option<Totals>>> = segments.iter().map(|&n| vec![None; n]).collect();
     for r in results {
         match r {
-            Ok(n) => summary.records += n,
+            Ok((k, j, t)) => parts[k][j] = Some(t),
             Err(Error::Cancelled) if first_err.is_some() => {}
             Err(e) => {
                 if first_err.as_ref().is_none_or(|f| matches!(f, Error::Cancelled)) {
@@ -198,6 +232,11 @@ pub fn import_archive<B: AsRef<[u8]> + Sync>(archive: &Archive<B>, db_dir: &Path
     }
     if let Some(e) = first_err {
         return Err(e);
+    }
+    tracker.check()?;
+    for &k in &sel {
+        let totals = archive.join_segments(k, std::mem::take(&mut parts[k]))?;
+        summary.records += totals.record_count;
     }
     tracker.check()?;
     seal(db, handles, dir)?;

@@ -177,7 +177,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Cmd::Import { archive, db, keyspaces, replace, common } => {
-            let opts = ImportOptions { threads: common.threads, keyspaces: opt_list(keyspaces), replace };
+            let opts = ImportOptions { threads: common.threads, keyspaces: opt_list(keyspaces), replace, ..Default::default() };
             for note in floe::fsutil::clean_leftovers(&db)? {
                 eprintln!("floe: {note}");
             }

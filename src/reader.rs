@@ -236,12 +236,79 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
         k: usize,
         materialize: bool,
         tracker: Option<&Tracker<'_>>,
-        mut f: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
+        f: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
     ) -> Result<Totals> {
         let ki = &self.index.keyspaces[k];
         let first = ki.first_block as usize;
-        let blocks = first..first + ki.totals.block_count as usize;
-        let mut dec = KeyspaceDecoder::new(k as u32, &self.keyspaces[k].name, materialize);
+        let totals = self.for_each_record_of_segment(pool, k, first..first + ki.totals.block_count as usize, materialize, tracker, f)?;
+        check_totals(&self.name, &self.keyspaces[k].name, k, &totals, &ki.totals, self.trailer.index_offset)?;
+        Ok(totals)
+    }
+
+    /// Splits keyspace `k`'s blocks into at most `max` consecutive segments
+    /// of roughly equal raw size, none smaller than `min_raw` bytes, each
+    /// starting at a record boundary (after a block without `CONTINUES`).
+    /// Segments can be decoded independently and their totals joined with
+    /// [`Totals::append`].
+    pub fn segments(&self, k: usize, max: usize, min_raw: u64) -> Vec<std::ops::Range<usize>> {
+        let ki = &self.index.keyspaces[k];
+        let first = ki.first_block as usize;
+        let end = first + ki.totals.block_count as usize;
+        let raw: u64 = self.block_headers[first..end].iter().map(|h| u64::from(h.raw_len)).sum();
+        let n = (raw / min_raw.max(1)).clamp(1, max.max(1) as u64);
+        let mut out = Vec::new();
+        let (mut start, mut seen) = (first, 0u64);
+        for b in first..end {
+            seen += u64::from(self.block_headers[b].raw_len);
+            let cut = (out.len() as u64 + 1) * raw / n;
+            if seen >= cut && b + 1 < end && !self.block_headers[b].continues() && (out.len() as u64) + 1 < n {
+                out.push(start..b + 1);
+                start = b + 1;
+            }
+        }
+        out.push(start..end);
+        out
+    }
+
+    /// Raw (decompressed) bytes of the blocks `blocks`, as their headers declare.
+    pub fn raw_bytes_of(&self, blocks: std::ops::Range<usize>) -> u64 {
+        self.block_headers[blocks].iter().map(|h| u64::from(h.raw_len)).sum()
+    }
+
+    /// Joins the totals of keyspace `k`'s segments (in order; `None` for one
+    /// that was not decoded) and checks them against the index (§11).
+    pub fn join_segments(&self, k: usize, parts: Vec<Option<Totals>>) -> Result<Totals> {
+        let ks = &self.keyspaces[k].name;
+        let ki = &self.index.keyspaces[k];
+        let mut block = ki.first_block as usize;
+        let mut all = Totals::default();
+        for t in parts {
+            let Some(t) = t else { return Err(Error::Cancelled) };
+            let offset = self.index.blocks.get(block).map_or(self.trailer.index_offset, |e| e.offset);
+            block += t.block_count as usize;
+            all.append(t, ks, offset).ctx(&self.name)?;
+        }
+        check_totals(&self.name, ks, k, &all, &ki.totals, self.trailer.index_offset)?;
+        Ok(all)
+    }
+
+    /// Decodes the records of blocks `blocks` (index order; a range returned
+    /// by [`Archive::segments`]) of keyspace `k` in order, calling `f` on this
+    /// thread, with blocks decompressed ahead on `pool`. Returns the segment's
+    /// totals, which the caller joins and checks against the index.
+    pub fn for_each_record_of_segment(
+        &self,
+        pool: Option<&rayon::ThreadPool>,
+        k: usize,
+        blocks: std::ops::Range<usize>,
+        materialize: bool,
+        tracker: Option<&Tracker<'_>>,
+        mut f: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
+    ) -> Result<Totals> {
+        let first = self.index.keyspaces[k].first_block as usize;
+        let sequence = u32::try_from(blocks.start - first).unwrap_or(u32::MAX);
+        let index_base: u64 = self.block_headers[first..blocks.start].iter().map(|h| u64::from(h.record_count)).sum();
+        let mut dec = KeyspaceDecoder::resume(k as u32, &self.keyspaces[k].name, materialize, sequence, index_base);
         let threads = pool.map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
         let window = (threads * LOOKAHEAD_PER_THREAD).max(2);
         // Block buffers go round between the decompressing workers and this
@@ -290,9 +357,8 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
                 None => rayon::in_place_scope(|s| pump(s, blocks.clone(), window, &decompress, &mut sink))?,
             }
         }
-        let totals = dec.finish(self.trailer.index_offset).ctx(&self.name)?;
-        check_totals(&self.name, &self.keyspaces[k].name, k, &totals, &ki.totals, self.trailer.index_offset)?;
-        Ok(totals)
+        let end_offset = self.index.blocks.get(blocks.end).map_or(self.trailer.index_offset, |e| e.offset);
+        dec.finish(end_offset).ctx(&self.name)
     }
 
     /// Verifies the archive (§11) on the current rayon pool. `quick` checks

@@ -64,6 +64,14 @@ fn round_trip(model: &Model, kv_sep: &BTreeSet<String>, block_size: u32, threads
     }
     drop(imported);
 
+    // Random-access import with every keyspace of more than one block split
+    // into up to three segments, ingested in parallel and joined.
+    let dst3 = dir.path().join("dst3");
+    let o = ImportOptions { threads: 3, segment_bytes: 1, ..Default::default() };
+    let s = import_archive(&a, &dst3, &o, &NoProgress).expect("segmented import");
+    assert_eq!(s.records, records);
+    assert_models_eq(&read_db_at(&dst3), model);
+
     // Streaming import, reading in awkward small chunks.
     let dst2 = dir.path().join("dst2");
     let s = import_stream(Chunky { data: &bytes, pos: 0, step: 0 }, "chunky", &dst2, &ImportOptions::default(), &NoProgress).expect("import_stream");
@@ -283,4 +291,53 @@ fn keyspaces_round_trip(count: u32) {
     let s = import_file(&file, &dst, &ImportOptions::default(), &NoProgress).unwrap();
     assert_eq!((s.keyspaces, s.records), (count as usize, records));
     assert_models_eq(&read_db_at(&dst), &m);
+}
+
+/// Segmented import joins keyspace segments and checks key order across the
+/// seam: an archive whose blocks 1 and 2 were swapped (each block sorted
+/// inside, totals and index intact) is refused whether the seam falls between
+/// segments or inside one, and leaves no database behind.
+#[test]
+fn segment_seam_out_of_order_is_rejected() {
+    use floe::format::keyspace_table::KeyspaceEntry;
+    use floe::format::record::{BlockBuilder, RawBlock};
+    use floe::writer::{ArchiveWriter, EncodedBlock};
+    let mut blocks: Vec<RawBlock> = Vec::new();
+    let mut b = BlockBuilder::new(0, "ks", 4096);
+    let mut emit = |r: RawBlock| -> floe::Result<()> {
+        blocks.push(r);
+        Ok(())
+    };
+    for i in 0..290u32 {
+        b.push(format!("key{i:06}").as_bytes(), &[i as u8; 40], &mut emit).unwrap();
+    }
+    b.finish(&mut emit).unwrap();
+    assert!(blocks.len() >= 4 && !blocks[0].continues && !blocks[1].continues && !blocks[2].continues, "{} blocks", blocks.len());
+    // Swap the contents of blocks 1 and 2 (not their position or sequence).
+    let (b1, b2) = (blocks[1].clone(), blocks[2].clone());
+    for (slot, from) in [(1, b2), (2, b1)] {
+        let seq = blocks[slot].sequence;
+        blocks[slot] = RawBlock { sequence: seq, ..from };
+    }
+    let entries = vec![KeyspaceEntry { name: "ks".into(), options: Default::default() }];
+    let mut w = ArchiveWriter::new(Vec::new(), floe::format::header::Header::new(3, 4096, 0), &entries).unwrap();
+    let mut c = floe::format::block::BlockCompressor::new(3).unwrap();
+    for r in blocks {
+        w.write_block(&EncodedBlock::compress(r, &mut c).unwrap()).unwrap();
+    }
+    let bytes = w.finish().unwrap().0;
+    let a = Archive::from_bytes(bytes.as_slice(), "swapped").unwrap();
+    // With two segments the seam falls exactly between the swapped blocks.
+    let n = a.index().keyspaces[0].totals.block_count as usize;
+    assert_eq!(a.segments(0, 2, 1), vec![0..2, 2..n]);
+    let dir = tempdir();
+    for segment_bytes in [0, 1, 3 * 4096] {
+        let dst = dir.path().join(format!("dst{segment_bytes}"));
+        let o = ImportOptions { threads: 2, segment_bytes, ..Default::default() };
+        let e = import_archive(&a, &dst, &o, &NoProgress).expect_err("swapped blocks imported").to_string();
+        assert!(e.contains("key out of order"), "segment_bytes {segment_bytes}: {e}");
+        assert!(e.contains("swapped") && e.contains("keyspace 'ks'"), "{e}");
+        assert!(!dst.exists(), "a failed import left {}", dst.display());
+    }
+    assert!(a.verify(false, &NoProgress).is_err());
 }

@@ -232,6 +232,35 @@ pub struct Totals {
     pub last_key: Vec<u8>,
 }
 
+impl Totals {
+    /// Appends the totals of the segment of the same keyspace that follows
+    /// this one, checking that keys stay strictly ascending across the seam.
+    /// `offset` is where the later segment's first block starts (for messages).
+    pub fn append(&mut self, next: Totals, keyspace: &str, offset: u64) -> Result<()> {
+        if self.record_count > 0 && next.record_count > 0 {
+            check_record(keyspace, self.record_count, &next.first_key, 0, Some(&self.last_key)).map_err(|e| match e {
+                FormatError::InvalidRecord { keyspace, index, detail } => {
+                    FormatError::corrupt("record", offset, format!("keyspace '{keyspace}', record #{index}: {detail}"))
+                }
+                e => e,
+            })?;
+        }
+        if self.record_count == 0 {
+            self.first_key = next.first_key;
+        }
+        if next.record_count > 0 {
+            self.last_key = next.last_key;
+        }
+        self.record_count += next.record_count;
+        self.key_bytes += next.key_bytes;
+        self.value_bytes += next.value_bytes;
+        self.raw_bytes += next.raw_bytes;
+        self.compressed_bytes += next.compressed_bytes;
+        self.block_count = self.block_count.saturating_add(next.block_count);
+        Ok(())
+    }
+}
+
 /// A record whose bytes span blocks.
 struct Partial {
     hdr: [u8; RECORD_HEADER],
@@ -249,6 +278,9 @@ pub struct KeyspaceDecoder {
     name: String,
     materialize: bool,
     next_seq: u32,
+    /// Index of the first record this decoder sees within its keyspace
+    /// (non-zero when decoding a later segment of the keyspace; for messages).
+    index_base: u64,
     partial: Option<Partial>,
     totals: Totals,
 }
@@ -257,7 +289,16 @@ impl KeyspaceDecoder {
     /// `materialize = false` skips assembling values (verify); the callback then
     /// receives `None` for every value. With `true` it receives every value.
     pub fn new(keyspace: u32, name: &str, materialize: bool) -> Self {
-        KeyspaceDecoder { keyspace, name: name.to_owned(), materialize, next_seq: 0, partial: None, totals: Totals::default() }
+        Self::resume(keyspace, name, materialize, 0, 0)
+    }
+
+    /// A decoder for a segment of the keyspace that starts at block `sequence`,
+    /// whose first record is the keyspace's record number `index_base`. The
+    /// block before it must end at a record boundary (no `CONTINUES`). The
+    /// totals it returns cover the segment only; join segments with
+    /// [`Totals::append`].
+    pub fn resume(keyspace: u32, name: &str, materialize: bool, sequence: u32, index_base: u64) -> Self {
+        KeyspaceDecoder { keyspace, name: name.to_owned(), materialize, next_seq: sequence, index_base, partial: None, totals: Totals::default() }
     }
 
     /// Totals so far.
@@ -265,8 +306,10 @@ impl KeyspaceDecoder {
         &self.totals
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn emit<E: From<FormatError>>(
         totals: &mut Totals,
+        index_base: u64,
         name: &str,
         offset: u64,
         seq: u32,
@@ -276,7 +319,7 @@ impl KeyspaceDecoder {
         f: &mut impl FnMut(&[u8], Option<&[u8]>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
         let prev = (totals.record_count > 0).then_some(totals.last_key.as_slice());
-        check_record(name, totals.record_count, key, value_len, prev).map_err(|e| match e {
+        check_record(name, index_base + totals.record_count, key, value_len, prev).map_err(|e| match e {
             FormatError::InvalidRecord { keyspace, index, detail } => FormatError::corrupt(
                 "record",
                 offset,
@@ -365,7 +408,7 @@ impl KeyspaceDecoder {
             if complete {
                 let p = self.partial.take().unwrap_or_else(|| unreachable!());
                 let v = self.materialize.then_some(p.value.as_slice());
-                Self::emit(&mut self.totals, &self.name, offset, seq, &p.key, p.value_len, v, &mut f)?;
+                Self::emit(&mut self.totals, self.index_base, &self.name, offset, seq, &p.key, p.value_len, v, &mut f)?;
             }
         }
         while pos < raw.len() {
@@ -387,7 +430,7 @@ impl KeyspaceDecoder {
                 let key = &rest[RECORD_HEADER..RECORD_HEADER + key_len];
                 let value = &rest[RECORD_HEADER + key_len..total];
                 let v = self.materialize.then_some(value);
-                Self::emit(&mut self.totals, &self.name, offset, seq, key, value_len as u64, v, &mut f)?;
+                Self::emit(&mut self.totals, self.index_base, &self.name, offset, seq, key, value_len as u64, v, &mut f)?;
                 pos += total;
             } else {
                 let mut hdr = [0u8; RECORD_HEADER];
@@ -425,7 +468,7 @@ impl KeyspaceDecoder {
 
     /// Ends the keyspace; `offset` names where the next structure starts.
     pub fn finish(self, offset: u64) -> Result<Totals> {
-        if self.next_seq == 0 {
+        if self.next_seq == 0 || self.totals.block_count == 0 {
             return Err(FormatError::corrupt("keyspace", offset, format!("keyspace '{}' has no blocks (every keyspace has at least one)", self.name)));
         }
         if self.partial.is_some() {
