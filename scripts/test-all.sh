@@ -23,6 +23,7 @@ echo "== cargo build (release)"
 cargo build --release --workspace --locked
 
 export FLOE_REQUIRE_ZSTD=1
+export FLOE_REQUIRE_ROOT_TESTS=1  # full-disk tests mount a tmpfs (CI runs as root)
 echo "== Rust unit and integration tests"
 cargo test --release --workspace --locked
 

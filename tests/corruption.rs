@@ -20,12 +20,11 @@
 mod common;
 
 use common::*;
-use floe::import::{import_file, import_stream, ImportOptions};
+use floe::import::{import_file, ImportOptions};
 use floe::progress::NoProgress;
 use floe::reader::{verify_stream, Archive};
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
 
 /// Builds the test archive: five keyspaces (one empty, one key-value separated),
 /// a value spanning three 4 KiB blocks, about 4 KB in total.
@@ -78,59 +77,6 @@ fn regions(bytes: &[u8]) -> Vec<(String, std::ops::Range<usize>)> {
     }
     assert_eq!(at, bytes.len());
     r
-}
-
-/// Runs every reader over `bytes`; returns the error messages (one per reader)
-/// or panics naming the first reader that accepted the bytes.
-#[track_caller]
-fn all_readers_refuse(bytes: &[u8], what: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    let ra = catch_unwind(AssertUnwindSafe(|| Archive::from_bytes(bytes, "x").and_then(|a| a.verify(false, &NoProgress))));
-    let rq = catch_unwind(AssertUnwindSafe(|| Archive::from_bytes(bytes, "x").and_then(|a| a.verify(true, &NoProgress))));
-    let rs = catch_unwind(AssertUnwindSafe(|| verify_stream(bytes, "x", false, &NoProgress)));
-    let rsq = catch_unwind(AssertUnwindSafe(|| verify_stream(bytes, "x", true, &NoProgress)));
-    for (reader, r) in [("random-access verify", ra), ("random-access verify --quick", rq), ("stream verify", rs), ("stream verify --quick", rsq)] {
-        match r {
-            Err(_) => panic!("{what}: {reader} panicked"),
-            Ok(Ok(rep)) => panic!("{what}: {reader} accepted the archive: {rep:?}"),
-            Ok(Err(e)) => {
-                let msg = e.to_string();
-                assert!(matches!(e, floe::Error::Archive { .. }), "{what}: {reader}: not an archive error: {msg}");
-                assert!(msg.contains("offset"), "{what}: {reader}: message does not name an offset: {msg}");
-                errs.push(msg);
-            }
-        }
-    }
-    errs
-}
-
-/// Imports `bytes` from a file and from a stream; both must fail and leave nothing.
-#[track_caller]
-fn imports_fail_cleanly(bytes: &[u8], what: &str) {
-    let dir = tempdir();
-    let file = dir.path().join("bad.floe");
-    std::fs::write(&file, bytes).unwrap();
-    let target = dir.path().join("db");
-    let r = catch_unwind(AssertUnwindSafe(|| import_file(&file, &target, &ImportOptions::default(), &NoProgress)));
-    match r {
-        Err(_) => panic!("{what}: import_file panicked"),
-        Ok(Ok(s)) => panic!("{what}: import_file succeeded: {s:?}"),
-        Ok(Err(e)) => assert!(matches!(e, floe::Error::Archive { .. }), "{what}: import_file: {e}"),
-    }
-    check_nothing_left(dir.path(), &target, what);
-    let r = catch_unwind(AssertUnwindSafe(|| import_stream(bytes, "stdin", &target, &ImportOptions::default(), &NoProgress)));
-    match r {
-        Err(_) => panic!("{what}: import_stream panicked"),
-        Ok(Ok(s)) => panic!("{what}: import_stream succeeded: {s:?}"),
-        Ok(Err(e)) => assert!(matches!(e, floe::Error::Archive { .. }), "{what}: import_stream: {e}"),
-    }
-    check_nothing_left(dir.path(), &target, what);
-}
-
-#[track_caller]
-fn check_nothing_left(dir: &Path, target: &Path, what: &str) {
-    assert!(!target.exists(), "{what}: failed import left the target {}", target.display());
-    assert_eq!(dir_names(dir), vec!["bad.floe".to_string()], "{what}: failed import left files behind");
 }
 
 #[test]
