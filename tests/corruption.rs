@@ -1,17 +1,21 @@
-//! Corruption, truncation and trailing garbage.
+//! Corruption, truncation and trailing garbage, on a ~3.5 KB archive with
+//! five keyspaces (one empty, one key-value separated, a value spanning three
+//! blocks) whose regions (header, keyspace table, every block header, every
+//! data frame, index, trailer) are named and checked to tile the file.
 //!
-//! * EVERY bit of a ~4 KB archive with several keyspaces (header, keyspace
-//!   table, block headers, data frames incl. a value spanning blocks, index,
-//!   trailer) is flipped in turn: random-access open + full verify, quick
+//! * EVERY bit is flipped in turn: random-access open + full verify, quick
 //!   verify, and streaming verify (full and quick) must all fail, with an
-//!   archive error whose message names an offset. No panic is allowed.
-//!   (Unoptimized builds flip every bit of all metadata but only every 3rd bit
-//!   of the data frames, to stay fast; `--release` flips every bit.)
-//! * For a deterministic sample of those flips (every 97th bit, plus the first,
-//!   middle and last bit of every region) the real import (`import_file` and
-//!   `import_stream`) must fail and leave neither the target nor a temporary.
-//! * Truncation at every byte offset: every reader refuses; imports sampled.
-//! * Appended garbage of several kinds is refused by every reader and import.
+//!   archive error whose message names an offset; and `import_file` (the
+//!   CLI's path for files) must fail with an archive error and leave neither
+//!   the target nor a temporary. No panic is allowed. `import_stream` runs on
+//!   a deterministic sample (every 97th bit, plus the first, middle and last
+//!   bit of every region): it builds a database before it meets a bad block,
+//!   which makes it the slow one (unoptimized builds also flip only every
+//!   3rd data-frame bit outside that sample).
+//! * Truncation at every byte offset: every reader refuses, and both imports
+//!   fail and leave nothing.
+//! * Appended garbage of several kinds: the spec (§2) forbids trailing bytes,
+//!   so every reader and both imports refuse it.
 //! * "Re-checksummed" flips: every bit (every other one unoptimized) of every
 //!   section's flags and body is flipped and the section CRC recomputed, so only semantic validation can
 //!   notice. Each such archive must either be refused or read back exactly the
@@ -104,12 +108,10 @@ fn every_bit_flip_is_detected() {
         bytes[bit / 8] ^= 1 << (bit % 8);
         let what = format!("bit {bit} (byte {}, {region})", bit / 8);
         all_readers_refuse(&bytes, &what);
-        if sample.contains(&bit) {
-            imports_fail_cleanly(&bytes, &what);
-        }
+        import_fails_cleanly(&bytes, &what, true, sample.contains(&bit));
         bytes[bit / 8] ^= 1 << (bit % 8);
     }
-    eprintln!("flipped {flipped} bits, {} of them also imported", sample.len());
+    eprintln!("flipped {flipped} bits, all imported from a file, {} of them also from a stream", sample.len());
     // Sanity: the restored archive is valid again.
     Archive::from_bytes(bytes.as_slice(), "x").unwrap().verify(false, &NoProgress).unwrap();
 }
@@ -120,9 +122,7 @@ fn truncation_at_every_offset_is_detected() {
     for n in 0..bytes.len() {
         let what = format!("truncated to {n} of {} bytes", bytes.len());
         all_readers_refuse(&bytes[..n], &what);
-        if n % 97 == 0 || n + 1 == bytes.len() || n + 60 == bytes.len() {
-            imports_fail_cleanly(&bytes[..n], &what);
-        }
+        imports_fail_cleanly(&bytes[..n], &what);
     }
     // Also via the memory-mapped path, for a couple of sizes.
     let dir = tempdir();

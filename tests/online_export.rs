@@ -154,8 +154,8 @@ fn online_export_sees_exactly_one_snapshot() {
         // first few progress reports (bounded wait, never cancels).
         let progress = |_: &ProgressInfo| -> bool {
             let n = calls.fetch_add(1, Ordering::SeqCst);
-            if n < 4 {
-                let want = committed.load(Ordering::SeqCst) + 2;
+            if n < 2 {
+                let want = committed.load(Ordering::SeqCst) + 1;
                 let t = Instant::now();
                 while committed.load(Ordering::SeqCst) < want && t.elapsed() < Duration::from_secs(10) {
                     std::thread::sleep(Duration::from_millis(1));

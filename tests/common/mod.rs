@@ -441,24 +441,33 @@ pub fn all_readers_refuse(bytes: &[u8], what: &str) -> Vec<String> {
 /// Imports `bytes` from a file and from a stream; both must fail and leave nothing.
 #[track_caller]
 pub fn imports_fail_cleanly(bytes: &[u8], what: &str) {
+    import_fails_cleanly(bytes, what, true, true);
+}
+
+/// Imports `bytes` from a file (`file`) and/or from a stream (`stream`);
+/// each must fail with an archive error and leave nothing behind.
+#[track_caller]
+pub fn import_fails_cleanly(bytes: &[u8], what: &str, file: bool, stream: bool) {
     let dir = tempdir();
-    let file = dir.path().join("bad.floe");
-    std::fs::write(&file, bytes).unwrap();
+    let path = dir.path().join("bad.floe");
+    std::fs::write(&path, bytes).unwrap();
     let target = dir.path().join("db");
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::import::import_file(&file, &target, &Default::default(), &floe::progress::NoProgress)));
-    match r {
-        Err(_) => panic!("{what}: import_file panicked"),
-        Ok(Ok(s)) => panic!("{what}: import_file succeeded: {s:?}"),
-        Ok(Err(e)) => assert!(matches!(e, floe::Error::Archive { .. }), "{what}: import_file: {e}"),
+    let np = &floe::progress::NoProgress;
+    let runs: [(&str, bool, &dyn Fn() -> floe::Result<floe::import::ImportSummary>); 2] = [
+        ("import_file", file, &|| floe::import::import_file(&path, &target, &Default::default(), np)),
+        ("import_stream", stream, &|| floe::import::import_stream(bytes, "stdin", &target, &Default::default(), np)),
+    ];
+    for (name, run, f) in runs {
+        if !run {
+            continue;
+        }
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Err(_) => panic!("{what}: {name} panicked"),
+            Ok(Ok(s)) => panic!("{what}: {name} succeeded: {s:?}"),
+            Ok(Err(e)) => assert!(matches!(e, floe::Error::Archive { .. }), "{what}: {name}: {e}"),
+        }
+        check_nothing_left(dir.path(), &target, what);
     }
-    check_nothing_left(dir.path(), &target, what);
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::import::import_stream(bytes, "stdin", &target, &Default::default(), &floe::progress::NoProgress)));
-    match r {
-        Err(_) => panic!("{what}: import_stream panicked"),
-        Ok(Ok(s)) => panic!("{what}: import_stream succeeded: {s:?}"),
-        Ok(Err(e)) => assert!(matches!(e, floe::Error::Archive { .. }), "{what}: import_stream: {e}"),
-    }
-    check_nothing_left(dir.path(), &target, what);
 }
 
 #[track_caller]
