@@ -468,6 +468,7 @@ pub fn import_fails_cleanly(bytes: &[u8], what: &str, file: bool, stream: bool) 
         }
         check_nothing_left(dir.path(), &target, what);
     }
+    assert!(std::fs::read(&path).unwrap() == bytes, "{what}: the failed import modified the archive");
 }
 
 #[track_caller]
