@@ -85,7 +85,7 @@ fn regions(bytes: &[u8]) -> Vec<(String, std::ops::Range<usize>)> {
 
 #[test]
 fn every_bit_flip_is_detected() {
-    let (mut bytes, _) = sample_archive();
+    let (bytes, _) = sample_archive();
     let regs = regions(&bytes);
     assert!(bytes.len() > 2_000 && bytes.len() < 8_000, "archive is {} bytes", bytes.len());
     assert!(regs.iter().filter(|(n, _)| n.starts_with("data frame")).count() >= 7, "{regs:?}");
@@ -98,21 +98,35 @@ fn every_bit_flip_is_detected() {
     }
     sample.extend((0..nbits).step_by(97));
     let data_stride = if cfg!(debug_assertions) { 3 } else { 1 };
-    let mut flipped = 0;
-    for bit in 0..nbits {
-        let region = &regs.iter().find(|(_, r)| r.contains(&(bit / 8))).unwrap().0;
-        if region.starts_with("data frame") && bit % data_stride != 0 && !sample.contains(&bit) {
-            continue;
-        }
-        flipped += 1;
-        bytes[bit / 8] ^= 1 << (bit % 8);
-        let what = format!("bit {bit} (byte {}, {region})", bit / 8);
-        all_readers_refuse(&bytes, &what);
-        import_fails_cleanly(&bytes, &what, true, sample.contains(&bit));
-        bytes[bit / 8] ^= 1 << (bit % 8);
-    }
+    // Bits are shared out among the cores (each thread flips its own copy).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let flipped: usize = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (regs, sample, mut bytes) = (&regs, &sample, bytes.clone());
+                scope.spawn(move || {
+                    let mut flipped = 0;
+                    for bit in (t..nbits).step_by(threads) {
+                        let region = &regs.iter().find(|(_, r)| r.contains(&(bit / 8))).unwrap().0;
+                        if region.starts_with("data frame") && bit % data_stride != 0 && !sample.contains(&bit) {
+                            continue;
+                        }
+                        flipped += 1;
+                        bytes[bit / 8] ^= 1 << (bit % 8);
+                        let what = format!("bit {bit} (byte {}, {region})", bit / 8);
+                        all_readers_refuse(&bytes, &what);
+                        import_fails_cleanly(&bytes, &what, true, sample.contains(&bit));
+                        bytes[bit / 8] ^= 1 << (bit % 8);
+                    }
+                    flipped
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).sum()
+    });
     eprintln!("flipped {flipped} bits, all imported from a file, {} of them also from a stream", sample.len());
-    // Sanity: the restored archive is valid again.
+    assert!(flipped >= nbits / data_stride);
+    // Sanity: the unflipped archive is valid.
     Archive::from_bytes(bytes.as_slice(), "x").unwrap().verify(false, &NoProgress).unwrap();
 }
 
