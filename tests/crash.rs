@@ -2,7 +2,7 @@
 //!
 //! * **SIGKILL at random moments** (fixed seed), ≥ 20 trials each for export
 //!   and import (half of the imports with `--replace` over an old database).
-//!   Kill times are spread over 0–120 % of the measured duration of an
+//!   Kill times are spread over 0–150 % of the measured duration of an
 //!   uninterrupted run (every other trial: over the part of it during which
 //!   the output is being written). After each kill the output either does not exist or
 //!   is complete: an export's archive is byte-identical to a reference export,
@@ -95,12 +95,12 @@ fn measure(args: &[&str], dir: &Path, cleanup: &dyn Fn()) -> Timing {
     Timing { writing: writing[1], full: full[1] }
 }
 
-/// Kill times: even trials anywhere in 0–120 % of the run; odd trials while
+/// Kill times: even trials anywhere in 0–150 % of the run; odd trials while
 /// it writes its output (from its temporary's appearance to its end), where
 /// the interesting cases are (fjall may spend most of a short run opening).
 fn kill_time(rng: &mut floe::sample::Rng, trial: usize, t: &Timing) -> Duration {
-    if trial % 2 == 0 {
-        Duration::from_micros(rng.below(t.full.as_micros() as u64 * 6 / 5))
+    if trial.is_multiple_of(2) {
+        Duration::from_micros(rng.below(t.full.as_micros() as u64 * 3 / 2))
     } else {
         t.writing + Duration::from_micros(rng.below(t.full.saturating_sub(t.writing).as_micros() as u64))
     }
@@ -205,10 +205,10 @@ fn killed_and_interrupted_imports_leave_nothing_or_a_complete_database() {
     let timing = measure(&args, dir.path(), &|| std::fs::remove_dir_all(&target).unwrap());
     eprintln!("uninterrupted import: {:?} (writing from {:?})", timing.full, timing.writing);
 
-    let mut rng = floe::sample::Rng(11_21_2025);
+    let mut rng = floe::sample::Rng(0x1121_2025);
     let (mut none, mut old_kept, mut complete, mut left_temp) = (0, 0, 0, 0);
     for trial in 0..TRIALS {
-        let replace = (trial / 2) % 2 == 1; // both kinds of kill time, with and without --replace
+        let replace = !(trial / 2).is_multiple_of(2); // both kinds of kill time, with and without --replace
         if replace {
             make_db_dir(&target, &old, &Default::default());
         }

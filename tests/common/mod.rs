@@ -453,7 +453,8 @@ pub fn import_fails_cleanly(bytes: &[u8], what: &str, file: bool, stream: bool) 
     std::fs::write(&path, bytes).unwrap();
     let target = dir.path().join("db");
     let np = &floe::progress::NoProgress;
-    let runs: [(&str, bool, &dyn Fn() -> floe::Result<floe::import::ImportSummary>); 2] = [
+    type Import<'a> = &'a dyn Fn() -> floe::Result<floe::import::ImportSummary>;
+    let runs: [(&str, bool, Import<'_>); 2] = [
         ("import_file", file, &|| floe::import::import_file(&path, &target, &Default::default(), np)),
         ("import_stream", stream, &|| floe::import::import_stream(bytes, "stdin", &target, &Default::default(), np)),
     ];
