@@ -117,6 +117,7 @@ fn import_to_a_full_disk_fails_cleanly() {
     for threads in ["1", "2"] {
         let o = floe(&["import", "-q", "--threads", threads, p(&archive), p(&target)]);
         assert_disk_full(&o);
+        assert!(stderr(&o).contains("the disk is full"), "{}", stderr(&o));
         assert!(!target.exists(), "the failed import left the target");
         assert_eq!(dir_names(fs.path()), Vec::<String>::new(), "the failed import left files on the full disk");
         let o = floe_stdin(&["import", "-q", "-", p(&target)], &archive);
