@@ -53,4 +53,7 @@ else
     GIT_COMMITTER_DATE=$SNAPSHOT_DATE git -C "$db" -c user.name=floe -c user.email=floe@localhost \
         commit -q --date="$SNAPSHOT_DATE" -m "RustSec advisory-db snapshot $SNAPSHOT_COMMIT"
 fi
+# Every package of Cargo.lock, for every target (cargo-deny reads them all;
+# `--offline` below only stops it from fetching the database again).
+cargo fetch --locked
 cargo deny --offline --locked check
