@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v zstd >/dev/null || need_apt+=(zstd)
+command -v xz >/dev/null || need_apt+=(xz-utils)      # the vendored advisory database snapshot
+command -v git >/dev/null || need_apt+=(git)
 command -v valgrind >/dev/null || need_apt+=(valgrind)
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
@@ -22,7 +24,11 @@ fi
 echo "== cargo build (release)"
 cargo build --release --workspace --locked
 
+echo "== supply chain: cargo deny (advisories, bans, licenses, sources)"
+bash scripts/supply-chain.sh
+
 export FLOE_REQUIRE_ZSTD=1
+export FLOE_REQUIRE_ROOT_TESTS=1  # full-disk tests mount a tmpfs (CI runs as root)
 echo "== Rust unit and integration tests"
 cargo test --release --workspace --locked
 

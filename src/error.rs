@@ -18,7 +18,7 @@ pub enum EngineError {
     #[error("{path} is not a fjall database (no 'version' file); export reads an existing database and never creates one")]
     NotADatabase { path: PathBuf },
     /// fjall returned an error.
-    #[error("fjall error on {path} while {action}: {source}")]
+    #[error("fjall error on {path} while {action}: {}{source}", disk_full(.source))]
     Fjall { path: PathBuf, action: String, source: fjall::Error },
     /// fjall panicked (caught); should never happen after floe's own validation.
     #[error("fjall panicked on {path} while {action}: {message}")]
@@ -26,6 +26,19 @@ pub enum EngineError {
     /// A keyspace option could not be carried to or from fjall.
     #[error("keyspace '{keyspace}': {detail}")]
     Options { keyspace: String, detail: String },
+}
+
+/// "the disk is full; " when an I/O error in `e`'s source chain says so
+/// (fjall's own message is a debug dump in which that is easy to miss).
+fn disk_full(e: &fjall::Error) -> &'static str {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(x) = cur {
+        if x.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull) {
+            return "the disk is full; ";
+        }
+        cur = x.source();
+    }
+    ""
 }
 
 /// floe's top-level error.

@@ -268,6 +268,16 @@ pub enum Destination<'a> {
     Stdout,
 }
 
+/// Prefixes an I/O error's context with the output file (the writer itself
+/// only knows offsets), e.g. "backup.floe: writing archive at offset 4194224:
+/// No space left on device".
+fn naming_file(e: Error, p: &Path) -> Error {
+    match e {
+        Error::Io { context, source } => Error::Io { context: format!("{}: {context}", p.display()), source },
+        e => e,
+    }
+}
+
 /// Opens the database at `db_dir` (which must not be open in another process)
 /// and exports it.
 pub fn export_path(db_dir: &Path, dest: Destination<'_>, opts: &ExportOptions, progress: &dyn Progress) -> Result<ExportSummary> {
@@ -276,7 +286,7 @@ pub fn export_path(db_dir: &Path, dest: Destination<'_>, opts: &ExportOptions, p
         Destination::File(p) => {
             let mut f = AtomicFile::create(p)?;
             let buf = std::io::BufWriter::with_capacity(1 << 20, f.file());
-            let (buf, summary) = export_database(&db, buf, opts, progress)?;
+            let (buf, summary) = export_database(&db, buf, opts, progress).map_err(|e| naming_file(e, p))?;
             buf.into_inner().map_err(|e| Error::io(format!("writing {}", p.display()), e.into_error()))?;
             drop(db);
             f.commit()?;

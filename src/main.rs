@@ -153,10 +153,21 @@ fn rate(bytes: u64, secs: f64) -> String {
     format!("{}/s", human((bytes as f64 / secs) as u64))
 }
 
+/// Removes (or restores) what crashed runs left beside `target`, saying so.
+fn report_leftovers(target: &Path) -> Result<(), Error> {
+    for note in floe::fsutil::clean_leftovers(target)? {
+        eprintln!("floe: {note}");
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.cmd {
         Cmd::Export { db, output, level, keyspaces, block_size, common } => {
             let opts = ExportOptions { level, threads: common.threads, keyspaces: opt_list(keyspaces), block_size, created_unix: None };
+            if !is_dash(&output) {
+                report_leftovers(&output)?;
+            }
             let bar = Bar::new(common.quiet, "export");
             let dest = if is_dash(&output) { Destination::Stdout } else { Destination::File(&output) };
             let s = floe::export::export_path(&db, dest, &opts, &bar)?;
@@ -178,9 +189,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Cmd::Import { archive, db, keyspaces, replace, common } => {
             let opts = ImportOptions { threads: common.threads, keyspaces: opt_list(keyspaces), replace, ..Default::default() };
-            for note in floe::fsutil::clean_leftovers(&db)? {
-                eprintln!("floe: {note}");
-            }
+            report_leftovers(&db)?;
             let bar = Bar::new(common.quiet, "import");
             let s = if is_dash(&archive) {
                 floe::import::import_stream(std::io::stdin().lock(), "<stdin>", &db, &opts, &bar)?

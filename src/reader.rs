@@ -20,6 +20,11 @@ use std::path::Path;
 
 /// Blocks decompressed ahead of the consumer per keyspace, per thread.
 const LOOKAHEAD_PER_THREAD: usize = 4;
+/// ... but at most this many raw bytes ahead per keyspace (and at least two
+/// blocks), whatever the thread count: a keyspace's decompression buffers
+/// then never exceed `max(64 MiB + 1 block, 3 blocks)` ≤ 192 MiB, even for
+/// an archive of tiny frames that each declare a 64 MiB block.
+const LOOKAHEAD_BYTES: usize = 64 << 20;
 
 /// What verification established.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -310,7 +315,8 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
         let index_base: u64 = self.block_headers[first..blocks.start].iter().map(|h| u64::from(h.record_count)).sum();
         let mut dec = KeyspaceDecoder::resume(k as u32, &self.keyspaces[k].name, materialize, sequence, index_base);
         let threads = pool.map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
-        let window = (threads * LOOKAHEAD_PER_THREAD).max(2);
+        let largest = self.index.blocks[blocks.clone()].iter().map(|e| e.raw_len as usize).max().unwrap_or(1).max(1);
+        let window = (threads * LOOKAHEAD_PER_THREAD).min(LOOKAHEAD_BYTES / largest).max(2);
         // Block buffers go round between the decompressing workers and this
         // thread instead of being allocated (and page-faulted in) per block.
         let spare = BufferPool::new(window + 1);

@@ -327,7 +327,7 @@ fn replace_never_leaves_the_target_missing() {
 fn sigint_interrupts_a_streaming_import_cleanly() {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let dir = tempdir();
     let m = small_model(3000, 4);
     let db = create_db(&dir.path().join("src"), &m, &BTreeSet::new());
@@ -336,24 +336,13 @@ fn sigint_interrupts_a_streaming_import_cleanly() {
     let target = dir.path().join("dst");
     let mut child = Command::new(floe_bin()).args(["import", "-", p(&target)]).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let pid = child.id();
-    // Wait until the CLI has installed its SIGINT handler (SigCgt bit 2 = SIGINT).
-    let t = Instant::now();
-    loop {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).and_then(|h| u64::from_str_radix(h.trim(), 16).ok()).unwrap_or(0);
-        if caught & (1 << (libc::SIGINT - 1)) != 0 {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "floe never installed a SIGINT handler");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_handler(pid, libc::SIGINT);
     let mut stdin = child.stdin.take().unwrap();
     let cut = bytes.len() / 3;
     stdin.write_all(&bytes[..cut]).unwrap();
     stdin.flush().unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGINT) }, 0);
+    signal(pid, libc::SIGINT);
     std::thread::sleep(Duration::from_millis(300));
     let _ = stdin.write_all(&bytes[cut..]); // may fail with EPIPE once floe has exited
     drop(stdin);

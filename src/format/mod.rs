@@ -22,7 +22,7 @@ pub mod limits {
     /// Longest keyspace name, in bytes.
     pub const MAX_NAME: usize = 255;
     /// Most keyspaces in one archive.
-    pub const MAX_KEYSPACES: u32 = 1 << 20;
+    pub const MAX_KEYSPACES: u32 = 1 << 16;
     /// Largest decompressed block.
     pub const MAX_BLOCK_RAW: u32 = 64 << 20;
     /// Largest data frame.

@@ -152,7 +152,7 @@ pub fn dir_names(dir: &Path) -> Vec<String> {
 /// Asserts that no floe temporary (`.floe-tmp-`/`.floe-old-`) remains in `dir`.
 #[track_caller]
 pub fn assert_no_temporaries(dir: &Path) {
-    let left: Vec<String> = dir_names(dir).into_iter().filter(|n| n.contains(".floe-tmp") || n.contains(".floe-old")).collect();
+    let left = temporaries(dir);
     assert!(left.is_empty(), "temporaries left behind in {}: {left:?}", dir.display());
 }
 
@@ -326,3 +326,155 @@ pub fn replace_header_body(archive: &[u8], body: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&archive[old_len..]);
     out
 }
+
+/// FNV-1a 64 of a byte string (for "unchanged" checks).
+pub fn fnv64(b: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &x in b {
+        h ^= u64::from(x);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// FNV-1a 64 of a file's contents.
+pub fn file_hash(path: &Path) -> u64 {
+    fnv64(&std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())))
+}
+
+/// Every regular file under `root` (relative path -> content hash), except
+/// those for which `skip(relative path)` is true. Directories are listed too
+/// (hash 0), so a created or removed directory shows up.
+pub fn tree_digest(root: &Path, skip: &dyn Fn(&Path) -> bool) -> BTreeMap<PathBuf, u64> {
+    fn walk(root: &Path, dir: &Path, skip: &dyn Fn(&Path) -> bool, out: &mut BTreeMap<PathBuf, u64>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            if skip(&rel) {
+                continue;
+            }
+            if path.is_dir() {
+                out.insert(rel, 0);
+                walk(root, &path, skip, out);
+            } else {
+                out.insert(rel, file_hash(&path));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, skip, &mut out);
+    out
+}
+
+/// Waits until process `pid` has installed a handler for `sig` (SigCgt in
+/// /proc/PID/status), i.e. the CLI is past its startup.
+#[cfg(target_os = "linux")]
+pub fn wait_for_handler(pid: u32, sig: i32) {
+    let t = std::time::Instant::now();
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).and_then(|h| u64::from_str_radix(h.trim(), 16).ok()).unwrap_or(0);
+        if caught & (1 << (sig - 1)) != 0 {
+            return;
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(20), "floe never installed a handler for signal {sig}");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Sends `sig` to our own child process `pid`.
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a child this test spawned and has not reaped yet.
+    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0, "kill({pid}, {sig})");
+}
+
+/// Names of floe temporaries (`.floe-tmp-` / `.floe-old-`) in `dir`.
+pub fn temporaries(dir: &Path) -> Vec<String> {
+    dir_names(dir).into_iter().filter(|n| n.contains(".floe-tmp") || n.contains(".floe-old")).collect()
+}
+
+/// What "the source database is unchanged" compares: the contents of every
+/// file and directory under the database directory except fjall's own
+/// bookkeeping, which fjall rewrites or garbage-collects whenever it opens a
+/// database: the `lock` file, the journals (`*.jnl` in the top directory),
+/// and superseded LSM version manifests (`keyspaces/N/vK` other than the one
+/// `keyspaces/N/current` names; lsm-tree deletes those on open). Everything
+/// else must stay byte-identical and nothing may appear or disappear: the
+/// `version` file, every keyspace's `current` pointer and live manifest,
+/// every table and every blob file.
+pub fn db_data_files(db: &Path) -> BTreeMap<PathBuf, u64> {
+    let superseded = |rel: &Path| -> bool {
+        let (Some(name), Some(dir)) = (rel.file_name().and_then(|n| n.to_str()), rel.parent()) else { return false };
+        let Some(id) = name.strip_prefix('v').and_then(|d| d.parse::<u64>().ok()) else { return false };
+        let current = std::fs::read(db.join(dir).join("current")).ok().and_then(|c| Some(u64::from_le_bytes(c.get(..8)?.try_into().ok()?)));
+        current.is_some_and(|c| c != id)
+    };
+    tree_digest(db, &|rel: &Path| {
+        rel == Path::new("lock") || (rel.parent() == Some(Path::new("")) && rel.extension().is_some_and(|e| e == "jnl")) || superseded(rel)
+    })
+}
+
+/// Runs every reader over `bytes`; returns the error messages (one per reader)
+/// or panics naming the first reader that accepted the bytes.
+#[track_caller]
+pub fn all_readers_refuse(bytes: &[u8], what: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    let ra = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::reader::Archive::from_bytes(bytes, "x").and_then(|a| a.verify(false, &floe::progress::NoProgress))));
+    let rq = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::reader::Archive::from_bytes(bytes, "x").and_then(|a| a.verify(true, &floe::progress::NoProgress))));
+    let rs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::reader::verify_stream(bytes, "x", false, &floe::progress::NoProgress)));
+    let rsq = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::reader::verify_stream(bytes, "x", true, &floe::progress::NoProgress)));
+    for (reader, r) in [("random-access verify", ra), ("random-access verify --quick", rq), ("stream verify", rs), ("stream verify --quick", rsq)] {
+        match r {
+            Err(_) => panic!("{what}: {reader} panicked"),
+            Ok(Ok(rep)) => panic!("{what}: {reader} accepted the archive: {rep:?}"),
+            Ok(Err(e)) => {
+                let msg = e.to_string();
+                assert!(matches!(e, floe::Error::Archive { .. }), "{what}: {reader}: not an archive error: {msg}");
+                assert!(msg.contains("offset"), "{what}: {reader}: message does not name an offset: {msg}");
+                errs.push(msg);
+            }
+        }
+    }
+    errs
+}
+
+/// Imports `bytes` from a file and from a stream; both must fail and leave nothing.
+#[track_caller]
+pub fn imports_fail_cleanly(bytes: &[u8], what: &str) {
+    import_fails_cleanly(bytes, what, true, true);
+}
+
+/// Imports `bytes` from a file (`file`) and/or from a stream (`stream`);
+/// each must fail with an archive error and leave nothing behind.
+#[track_caller]
+pub fn import_fails_cleanly(bytes: &[u8], what: &str, file: bool, stream: bool) {
+    let dir = tempdir();
+    let path = dir.path().join("bad.floe");
+    std::fs::write(&path, bytes).unwrap();
+    let target = dir.path().join("db");
+    let np = &floe::progress::NoProgress;
+    type Import<'a> = &'a dyn Fn() -> floe::Result<floe::import::ImportSummary>;
+    let runs: [(&str, bool, Import<'_>); 2] = [
+        ("import_file", file, &|| floe::import::import_file(&path, &target, &Default::default(), np)),
+        ("import_stream", stream, &|| floe::import::import_stream(bytes, "stdin", &target, &Default::default(), np)),
+    ];
+    for (name, run, f) in runs {
+        if !run {
+            continue;
+        }
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Err(_) => panic!("{what}: {name} panicked"),
+            Ok(Ok(s)) => panic!("{what}: {name} succeeded: {s:?}"),
+            Ok(Err(e)) => assert!(matches!(e, floe::Error::Archive { .. }), "{what}: {name}: {e}"),
+        }
+        check_nothing_left(dir.path(), &target, what);
+    }
+    assert!(std::fs::read(&path).unwrap() == bytes, "{what}: the failed import modified the archive");
+}
+
+#[track_caller]
+pub fn check_nothing_left(dir: &Path, target: &Path, what: &str) {
+    assert!(!target.exists(), "{what}: failed import left the target {}", target.display());
+    assert_eq!(dir_names(dir), vec!["bad.floe".to_string()], "{what}: failed import left files behind");
+}
+
