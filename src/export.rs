@@ -12,10 +12,10 @@
 //!
 //! Memory bound: at most `threads` producers each hold one block being built
 //! plus `QUEUE_PER_PRODUCER` blocks queued (raw until compressed, then the
-//! compressed frame), so peak buffers ≈ `threads × (QUEUE_PER_PRODUCER + 1) ×
-//! 2 × block_size`, plus one zstd context per thread and 24 bytes of index per
-//! block; independent of database size. Defaults (2 threads, 4 MiB blocks):
-//! about 48 MiB.
+//! compressed frame) and one being written, so peak buffers ≈ `threads ×
+//! (QUEUE_PER_PRODUCER + 2) × 2 × block_size`, plus one zstd context per
+//! thread and 24 bytes of index per block; independent of database size.
+//! Defaults (2 threads, 4 MiB blocks): about 80 MiB.
 
 use crate::engine::{self, ENGINE_NAME, ENGINE_VERSION};
 use crate::format::block::BlockCompressor;
