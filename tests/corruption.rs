@@ -87,9 +87,19 @@ fn all_readers_refuse(bytes: &[u8], what: &str) -> Vec<String> {
     let mut errs = Vec::new();
     let ra = catch_unwind(AssertUnwindSafe(|| Archive::from_bytes(bytes, "x").and_then(|a| a.verify(false, &NoProgress))));
     let rq = catch_unwind(AssertUnwindSafe(|| Archive::from_bytes(bytes, "x").and_then(|a| a.verify(true, &NoProgress))));
+    let rr = catch_unwind(AssertUnwindSafe(|| Archive::from_bytes(Ranged(bytes), "x").and_then(|a| a.verify(false, &NoProgress))));
+    let rrq = catch_unwind(AssertUnwindSafe(|| Archive::from_bytes(Ranged(bytes), "x").and_then(|a| a.verify(true, &NoProgress))));
     let rs = catch_unwind(AssertUnwindSafe(|| verify_stream(bytes, "x", false, &NoProgress)));
     let rsq = catch_unwind(AssertUnwindSafe(|| verify_stream(bytes, "x", true, &NoProgress)));
-    for (reader, r) in [("random-access verify", ra), ("random-access verify --quick", rq), ("stream verify", rs), ("stream verify --quick", rsq)] {
+    let readers = [
+        ("random-access verify", ra),
+        ("random-access verify --quick", rq),
+        ("ranged verify", rr),
+        ("ranged verify --quick", rrq),
+        ("stream verify", rs),
+        ("stream verify --quick", rsq),
+    ];
+    for (reader, r) in readers {
         match r {
             Err(_) => panic!("{what}: {reader} panicked"),
             Ok(Ok(rep)) => panic!("{what}: {reader} accepted the archive: {rep:?}"),

@@ -64,6 +64,17 @@ fn round_trip(model: &Model, kv_sep: &BTreeSet<String>, block_size: u32, threads
     }
     drop(imported);
 
+    // Import from a source read by ranges (as from an object store).
+    let ranged = Archive::from_bytes(Ranged(&bytes), "ranged").expect("open ranged");
+    assert_eq!(ranged.verify(false, &NoProgress).expect("ranged verify").records, records);
+    assert_eq!(ranged.verify(true, &NoProgress).expect("ranged verify --quick").records, records);
+    let dst3 = dir.path().join("dst3");
+    let s = import_archive(&ranged, &dst3, &ImportOptions { threads, ..Default::default() }, &NoProgress).expect("ranged import");
+    assert_eq!(s.records, records);
+    let imported = open_db(&dst3);
+    assert_eq!(floe::sample::compare_databases(&src, &imported), Ok(records));
+    drop(imported);
+
     // Streaming import, reading in awkward small chunks.
     let dst2 = dir.path().join("dst2");
     let s = import_stream(Chunky { data: &bytes, pos: 0, step: 0 }, "chunky", &dst2, &ImportOptions::default(), &NoProgress).expect("import_stream");

@@ -326,3 +326,17 @@ pub fn replace_header_body(archive: &[u8], body: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&archive[old_len..]);
     out
 }
+
+/// An archive read by ranges, as from an object store: the reader sees no
+/// bytes in memory and fetches each range it needs (floe::reader::Source).
+pub struct Ranged<'a>(pub &'a [u8]);
+
+impl floe::reader::Source for Ranged<'_> {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn fetch(&self, start: u64, len: u64) -> floe::reader::Fetch {
+        let b = bytes::Bytes::copy_from_slice(&self.0[start as usize..(start + len) as usize]);
+        floe::reader::Fetch::new(move || Ok(b))
+    }
+}
