@@ -157,24 +157,7 @@ pub struct Archive<B: Source> {
 impl Archive<memmap2::Mmap> {
     /// Memory-maps and opens the archive at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let name = path.display().to_string();
-        let f = std::fs::File::open(path).map_err(|e| Error::io(format!("opening archive {name}"), e))?;
-        let len = f.metadata().map_err(|e| Error::io(format!("stat {name}"), e))?.len();
-        if len < TRAILER_LEN as u64 {
-            return Err(FormatError::Truncated { what: "archive (smaller than a trailer)".into(), offset: 0, need: TRAILER_LEN as u64, have: len }).ctx(&name);
-        }
-        // SAFETY: the map is read-only. floe never writes archives in place; a
-        // concurrent writer truncating the file would be an external misuse
-        // (documented), and every read is bounds- and checksum-checked.
-        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(format!("mapping {name}"), e))?;
-        let mut a = Archive::from_bytes(map, &name)?;
-        // Import and verify read every block once: give mapped pages back as
-        // they are consumed, so resident memory stays bounded by the blocks in
-        // flight rather than growing with the archive (the pages stay in the
-        // page cache; touching them again just maps them again).
-        a.release_pages = true;
-        a.release(0, a.len());
-        Ok(a)
+        Archive::open_mapped(path, |m| m)
     }
 }
 
@@ -186,6 +169,28 @@ impl<B: Source> Archive<B> {
     /// the keyspace table.
     pub fn from_bytes(bytes: B, name: &str) -> Result<Self> {
         Self::open_source(bytes, name)
+    }
+
+    /// Memory-maps the archive at `path` and opens it as `wrap(map)`.
+    pub fn open_mapped(path: &Path, wrap: impl FnOnce(memmap2::Mmap) -> B) -> Result<Self> {
+        let name = path.display().to_string();
+        let f = std::fs::File::open(path).map_err(|e| Error::io(format!("opening archive {name}"), e))?;
+        let len = f.metadata().map_err(|e| Error::io(format!("stat {name}"), e))?.len();
+        if len < TRAILER_LEN as u64 {
+            return Err(FormatError::Truncated { what: "archive (smaller than a trailer)".into(), offset: 0, need: TRAILER_LEN as u64, have: len }).ctx(&name);
+        }
+        // SAFETY: the map is read-only. floe never writes archives in place; a
+        // concurrent writer truncating the file would be an external misuse
+        // (documented), and every read is bounds- and checksum-checked.
+        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(format!("mapping {name}"), e))?;
+        let mut a = Archive::from_bytes(wrap(map), &name)?;
+        // Import and verify read every block once: give mapped pages back as
+        // they are consumed, so resident memory stays bounded by the blocks in
+        // flight rather than growing with the archive (the pages stay in the
+        // page cache; touching them again just maps them again).
+        a.release_pages = true;
+        a.release(0, a.len());
+        Ok(a)
     }
 
     fn open_source(bytes: B, name: &str) -> Result<Self> {
