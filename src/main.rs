@@ -250,11 +250,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             let opts = ExportOptions { level, threads: common.threads, keyspaces: opt_list(keyspaces), block_size, created_unix: None };
             let bar = Bar::new(common.quiet, "export");
             let location = if is_dash(&output) { None } else { Some(Location::parse(&output)?) };
-            let dest = match &location {
-                None => Destination::Stdout,
-                Some(Location::Local(p)) => Destination::File(p),
-                Some(Location::Object(o)) => Destination::Object(o.clone()),
-            };
+            let dest = location.as_ref().map_or(Destination::Stdout, Location::destination);
             let s = floe::export::export_path(&db, dest, &opts, &bar)?;
             drop(bar);
             if !common.quiet {

@@ -84,6 +84,14 @@ impl Location {
         })
     }
 
+    /// Where an export to this location goes.
+    pub fn destination(&self) -> crate::export::Destination<'_> {
+        match self {
+            Location::Local(p) => crate::export::Destination::File(p),
+            Location::Object(o) => crate::export::Destination::Object(o.clone()),
+        }
+    }
+
     /// True for a string with a URL scheme (`scheme://`).
     pub fn is_url(s: &str) -> bool {
         s.split_once("://").is_some_and(|(scheme, _)| !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)))
