@@ -17,6 +17,7 @@
 
 use crate::export::{export_database, ExportOptions, ExportSummary};
 use crate::import::{import_archive, ImportOptions, ImportSummary};
+use crate::inspect::{hex, rfc3339};
 use crate::progress::Progress;
 use crate::reader::{Archive, VerifyReport};
 use crate::store::{Object, Store};
@@ -60,22 +61,6 @@ pub enum BackupError {
 
 fn now_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for a Unix time (proleptic Gregorian, UTC).
-pub fn rfc3339(t: i64) -> String {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 fn hostname() -> String {
@@ -174,10 +159,6 @@ fn new_id(now: i64) -> String {
     let h = Sha256::digest(format!("{nanos} {} {}", std::process::id(), hostname()).as_bytes());
     let t = rfc3339(now).replace(['-', ':'], "");
     format!("{t}-{}", hex(&h[..4]))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A held lease lock; renewed by a background thread, removed on drop.

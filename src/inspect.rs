@@ -4,7 +4,8 @@
 use crate::reader::Archive;
 use serde_json::{json, Value};
 
-fn hex(b: &[u8]) -> String {
+/// Lowercase hex of `b`.
+pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

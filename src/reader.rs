@@ -641,15 +641,7 @@ fn walk(buf: &[u8], start: u64, index: &Index, end: u64) -> std::result::Result<
 /// with the expected sequence, and a frame that ends by `seg_end` (the next
 /// block or the index). Returns its header.
 fn check_block(bytes: &[u8], pos: u64, i: usize, index: &Index, seg_end: u64) -> std::result::Result<BlockHeader, FormatError> {
-    if bytes.len() < 8 {
-        return Err(FormatError::Truncated { what: "frame header".into(), offset: pos, need: 8, have: bytes.len() as u64 });
-    }
-    let mut first8 = [0u8; 8];
-    first8.copy_from_slice(&bytes[..8]);
-    if frame_start(&first8, pos)? == FrameStart::Zstd {
-        return Err(FormatError::corrupt("data frame", pos, "zstd data frame without a block header before it"));
-    }
-    let sec = decode_section(bytes, pos)?;
+    let sec = data_region_section(bytes, pos)?;
     if sec.tag != tags::BLOCK {
         return Err(FormatError::corrupt("block", pos, format!("block #{i} listed in the index at this offset is a '{}' section", tag_name(&sec.tag))));
     }
@@ -673,10 +665,9 @@ fn check_block(bytes: &[u8], pos: u64, i: usize, index: &Index, seg_end: u64) ->
     Ok(h)
 }
 
-/// Checks one section of a gap between blocks (`bytes` start at `pos`): only
-/// an unknown, optional section fitting before `gap_end` may be there.
-/// Returns its size and tag.
-fn gap_section(bytes: &[u8], pos: u64, gap_end: u64) -> std::result::Result<(u64, String), FormatError> {
+/// The section at `pos` of the data region (`bytes` start there), which must
+/// not be a bare zstd data frame.
+fn data_region_section(bytes: &[u8], pos: u64) -> std::result::Result<crate::format::section::Section<'_>, FormatError> {
     if bytes.len() < 8 {
         return Err(FormatError::Truncated { what: "frame header".into(), offset: pos, need: 8, have: bytes.len() as u64 });
     }
@@ -686,6 +677,14 @@ fn gap_section(bytes: &[u8], pos: u64, gap_end: u64) -> std::result::Result<(u64
         return Err(FormatError::corrupt("data frame", pos, "zstd data frame without a block header before it"));
     }
     let sec = decode_section(bytes, pos)?;
+    Ok(sec)
+}
+
+/// Checks one section of a gap between blocks (`bytes` start at `pos`): only
+/// an unknown, optional section fitting before `gap_end` may be there.
+/// Returns its size and tag.
+fn gap_section(bytes: &[u8], pos: u64, gap_end: u64) -> std::result::Result<(u64, String), FormatError> {
+    let sec = data_region_section(bytes, pos)?;
     if sec.tag == tags::BLOCK {
         return Err(FormatError::corrupt("block", pos, "block is not listed in the index at this offset"));
     }
