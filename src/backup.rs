@@ -187,9 +187,18 @@ impl Drop for Lock {
 }
 
 impl Repo {
-    /// Opens (or, for a local directory, creates) the repository at `url`.
+    /// Opens the repository at `url`. A local directory must exist.
     pub fn open(url: &str) -> Result<Repo> {
-        let (store, prefix) = Store::at(url)?;
+        Self::open_with(url, false)
+    }
+
+    /// Opens the repository at `url`, creating a missing local directory.
+    pub fn open_or_create(url: &str) -> Result<Repo> {
+        Self::open_with(url, true)
+    }
+
+    fn open_with(url: &str, create: bool) -> Result<Repo> {
+        let (store, prefix) = Store::at(url, create)?;
         Ok(Repo { store, prefix, url: url.trim_end_matches('/').to_owned() })
     }
 

@@ -347,7 +347,7 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
     let wait = |l: &LockArgs| std::time::Duration::from_secs(l.wait);
     match cmd {
         BackupCmd::Create { db, repo, remarks, keep, level, lock, common } => {
-            let repo = Repo::open(&repo)?;
+            let repo = Repo::open_or_create(&repo)?;
             let export = ExportOptions { level, threads: common.threads, ..Default::default() };
             let opts = backup::CreateOptions { export, remarks, keep, break_lock: lock.break_lock, wait: wait(&lock) };
             let bar = Bar::new(common.quiet, "backup");

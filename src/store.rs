@@ -141,18 +141,24 @@ impl Store {
         Ok(Store { inner: Arc::new(s3), url: format!("s3://{bucket}") })
     }
 
-    /// A local directory (created if missing) used through the object-store API.
-    pub fn local_dir(dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    /// A local directory used through the object-store API; created if
+    /// missing when `create`, else a missing one is an error.
+    pub fn local_dir(dir: &Path, create: bool) -> Result<Store> {
+        if create {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        } else if !dir.is_dir() {
+            return Err(Error::io(format!("opening {}", dir.display()), std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory")));
+        }
         let fs = object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|e| store_err(format!("opening {}", dir.display()), e))?;
         Ok(Store { inner: Arc::new(fs), url: dir.display().to_string() })
     }
 
-    /// A store and key prefix for a repository URL or directory.
-    pub fn at(s: &str) -> Result<(Store, ObjPath)> {
+    /// A store and key prefix for a repository URL or directory (a missing
+    /// directory is created when `create`).
+    pub fn at(s: &str, create: bool) -> Result<(Store, ObjPath)> {
         match split_url(s)? {
-            None => Ok((Store::local_dir(Path::new(s))?, ObjPath::default())),
-            Some(Parsed::File(p)) => Ok((Store::local_dir(&p)?, ObjPath::default())),
+            None => Ok((Store::local_dir(Path::new(s), create)?, ObjPath::default())),
+            Some(Parsed::File(p)) => Ok((Store::local_dir(&p, create)?, ObjPath::default())),
             Some(Parsed::S3 { bucket, key }) => Ok((Store::s3(&bucket)?, key)),
         }
     }
@@ -355,5 +361,23 @@ pub fn open_archive(location: &str) -> Result<Archive<ArchiveBytes>> {
     match Location::parse(location)? {
         Location::Local(p) => Archive::open_mapped(&p, ArchiveBytes::Mapped),
         Location::Object(o) => Archive::from_bytes(ArchiveBytes::Object(o.source()?), &o.describe()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations() {
+        assert!(matches!(Location::parse("backup.floe").unwrap(), Location::Local(p) if p == Path::new("backup.floe")));
+        assert!(matches!(Location::parse("dir/x://y").unwrap(), Location::Local(_)));
+        assert!(matches!(Location::parse("file:///tmp/a.floe").unwrap(), Location::Local(p) if p == Path::new("/tmp/a.floe")));
+        assert!(matches!(Location::parse("file://localhost/tmp/a.floe").unwrap(), Location::Local(p) if p == Path::new("/tmp/a.floe")));
+        assert!(Location::parse("file://relative/a.floe").is_err());
+        assert!(Location::parse("s3://bucket").is_err());
+        assert!(Location::parse("s3:///key").is_err());
+        assert!(Location::parse("gs://bucket/key").err().is_some_and(|e| e.to_string().contains("unsupported URL scheme")));
+        assert!(matches!(split_url("s3://b/p/q.floe").unwrap(), Some(Parsed::S3 { bucket, key }) if bucket == "b" && key.as_ref() == "p/q.floe"));
     }
 }

@@ -87,8 +87,8 @@ fn all_readers_refuse(bytes: &[u8], what: &str) -> Vec<String> {
     let mut errs = Vec::new();
     let ra = catch_unwind(AssertUnwindSafe(|| Archive::from_bytes(bytes, "x").and_then(|a| a.verify(false, &NoProgress))));
     let rq = catch_unwind(AssertUnwindSafe(|| Archive::from_bytes(bytes, "x").and_then(|a| a.verify(true, &NoProgress))));
-    let rr = catch_unwind(AssertUnwindSafe(|| Archive::from_bytes(Ranged(bytes), "x").and_then(|a| a.verify(false, &NoProgress))));
-    let rrq = catch_unwind(AssertUnwindSafe(|| Archive::from_bytes(Ranged(bytes), "x").and_then(|a| a.verify(true, &NoProgress))));
+    let rr = catch_unwind(AssertUnwindSafe(|| Archive::from_bytes(Ranged::new(bytes), "x").and_then(|a| a.verify(false, &NoProgress))));
+    let rrq = catch_unwind(AssertUnwindSafe(|| Archive::from_bytes(Ranged::new(bytes), "x").and_then(|a| a.verify(true, &NoProgress))));
     let rs = catch_unwind(AssertUnwindSafe(|| verify_stream(bytes, "x", false, &NoProgress)));
     let rsq = catch_unwind(AssertUnwindSafe(|| verify_stream(bytes, "x", true, &NoProgress)));
     let readers = [

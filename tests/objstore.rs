@@ -228,6 +228,10 @@ fn backup_commands_on_s3_and_in_a_local_directory() {
     let scratch = dir.path().join("local");
     std::fs::create_dir(&scratch).unwrap();
     backup_commands(&m, p(&repo), &put, &get, &scratch);
+    // A mistyped local repository is an error, not a new empty repository.
+    let o = run(m.floe(&["backup", "list", "--repo", p(&dir.path().join("no-such-repo"))]));
+    assert_code(&o, 1);
+    assert!(!dir.path().join("no-such-repo").exists());
     // file:// names the same repository.
     assert_eq!(ids(&list_json(&m, &format!("file://{}", repo.display()))).len(), 3);
 }

@@ -329,14 +329,30 @@ pub fn replace_header_body(archive: &[u8], body: &[u8]) -> Vec<u8> {
 
 /// An archive read by ranges, as from an object store: the reader sees no
 /// bytes in memory and fetches each range it needs (floe::reader::Source).
-pub struct Ranged<'a>(pub &'a [u8]);
+/// Optionally counts the bytes fetched.
+pub struct Ranged<'a> {
+    pub bytes: &'a [u8],
+    pub fetched: Option<&'a std::sync::atomic::AtomicU64>,
+}
+
+impl<'a> Ranged<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Ranged { bytes, fetched: None }
+    }
+    pub fn counting(bytes: &'a [u8], fetched: &'a std::sync::atomic::AtomicU64) -> Self {
+        Ranged { bytes, fetched: Some(fetched) }
+    }
+}
 
 impl floe::reader::Source for Ranged<'_> {
     fn size(&self) -> u64 {
-        self.0.len() as u64
+        self.bytes.len() as u64
     }
     fn fetch(&self, start: u64, len: u64) -> floe::reader::Fetch {
-        let b = bytes::Bytes::copy_from_slice(&self.0[start as usize..(start + len) as usize]);
+        if let Some(f) = self.fetched {
+            f.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+        }
+        let b = bytes::Bytes::copy_from_slice(&self.bytes[start as usize..(start + len) as usize]);
         floe::reader::Fetch::new(move || Ok(b))
     }
 }
