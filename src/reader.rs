@@ -88,7 +88,12 @@ impl<T: AsRef<[u8]> + Sync> Source for T {
         Some(self.as_ref())
     }
     fn fetch(&self, start: u64, len: u64) -> Fetch {
-        let b = bytes::Bytes::copy_from_slice(&self.as_ref()[start as usize..(start + len) as usize]);
+        // Not used by the reader for bytes in memory (it borrows them); a
+        // range outside the bytes yields fewer bytes, which callers refuse.
+        let b = self.as_ref();
+        let from = (start as usize).min(b.len());
+        let to = (start.saturating_add(len) as usize).min(b.len());
+        let b = bytes::Bytes::copy_from_slice(&b[from..to]);
         Fetch::new(move || Ok(b))
     }
 }
