@@ -45,8 +45,9 @@ const CAS_ATTEMPTS: usize = 100;
 /// Errors of the backup catalog.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    #[error("repository {repo} is locked by {holder} (host {host}, pid {pid}) since {since}, lease until {until}{stale}")]
-    Locked { repo: String, holder: String, host: String, pid: u64, since: String, until: String, stale: String },
+    /// `holder` says which job holds the lock, where, since and until when.
+    #[error("repository {repo} is locked by {holder}")]
+    Locked { repo: String, holder: String },
     #[error("repository {repo}: manifest generation {generation} has version {version}; this floe writes version {MANIFEST_VERSION} and refuses to {action} (it needs a newer floe)")]
     TooNew { repo: String, generation: u64, version: u64, action: String },
     #[error("repository {repo}: {what} is malformed: {detail}")]
@@ -308,16 +309,16 @@ impl Repo {
                 continue;
             }
             let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
-            return Err(BackupError::Locked {
-                repo: self.url.clone(),
-                holder: format!("'{}'", s("job")),
-                host: s("host"),
-                pid: v.get("pid").and_then(Value::as_u64).unwrap_or(0),
-                since: rfc3339(v.get("created_unix").and_then(Value::as_i64).unwrap_or(0)),
-                until: rfc3339(expires),
-                stale: if stale { "; the lease has expired: pass --break-lock to break it".into() } else { "; wait for it, or pass --wait SECONDS".into() },
-            }
-            .into());
+            let holder = format!(
+                "'{}' (host {}, pid {}) since {}, lease until {}; {}",
+                s("job"),
+                s("host"),
+                v.get("pid").and_then(Value::as_u64).unwrap_or(0),
+                rfc3339(v.get("created_unix").and_then(Value::as_i64).unwrap_or(0)),
+                rfc3339(expires),
+                if stale { "the lease has expired: pass --break-lock to break it" } else { "wait for it, or pass --wait SECONDS" },
+            );
+            return Err(BackupError::Locked { repo: self.url.clone(), holder }.into());
         }
     }
 

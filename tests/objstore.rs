@@ -338,6 +338,7 @@ fn interrupted_and_failed_uploads_leave_no_object_parts_or_entry() {
 }
 
 /// Peak resident memory of a finished child (wait4's ru_maxrss), in KiB.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also reports its peak memory
 fn run_rss(mut c: Command) -> (i32, i64) {
     let child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let mut status = 0;
