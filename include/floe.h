@@ -454,8 +454,10 @@ void floe_string_free(char *s);
 
 /**
  * Exports the fjall database in the directory `db_path` into the archive
- * file `archive_path`, written atomically (a temporary sibling renamed into
- * place): on failure or cancellation no file is left. The database must not
+ * `archive_path`: a file (a path or a `file://` URL), written atomically (a
+ * temporary sibling renamed into place), or an object (`s3://bucket/key`),
+ * streamed through a multipart upload that is aborted on failure. On failure
+ * or cancellation no file or object is left. The database must not
  * be open in another process (`FLOE_DATABASE_LOCKED`).
  *
  * `options` may be NULL (defaults). `progress` may be NULL; `user_data` is
@@ -472,7 +474,8 @@ enum floe_status floe_export(const char *db_path,
                              struct floe_export_summary *out_summary);
 
 /**
- * Imports the archive file `archive_path` into a new fjall database in the
+ * Imports the archive `archive_path` (a path, a `file://` URL, or an
+ * `s3://bucket/key` object read by ranged requests) into a new fjall database in the
  * directory `db_path`. The database is built in a temporary sibling and
  * moved into place only after every record was checked and persisted: on
  * failure or cancellation nothing is left and an existing target is
@@ -493,7 +496,7 @@ enum floe_status floe_import(const char *archive_path,
                              struct floe_import_summary *out_summary);
 
 /**
- * Verifies the archive file at `archive_path` (format-spec §11): every
+ * Verifies the archive at `archive_path` (a path, `file://` or `s3://` URL; format-spec §11): every
  * checksum, block, record order and total. With `quick`, checksums and
  * structure only, without decompressing. `threads`: 0 = one per core.
  * Returns `FLOE_OK` only if the archive is sound; `FLOE_CORRUPT_ARCHIVE`
@@ -513,7 +516,7 @@ enum floe_status floe_verify(const char *archive_path,
                              struct floe_verify_report *out_report);
 
 /**
- * Describes the archive file at `archive_path` as JSON: exactly the document
+ * Describes the archive at `archive_path` (a path, `file://` or `s3://` URL) as JSON: exactly the document
  * `floe inspect --json` prints (header, keyspaces with totals and options).
  * Reads only the header, keyspace table and index; use floe_verify() to
  * check the data. On success `*out_json` is a NUL-terminated UTF-8 string
@@ -522,7 +525,8 @@ enum floe_status floe_verify(const char *archive_path,
  * # Safety
  * `archive_path` is NUL-terminated; `out_json` is valid.
  */
-enum floe_status floe_inspect_json(const char *archive_path, char **out_json);
+enum floe_status floe_inspect_json(const char *archive_path,
+                                   char **out_json);
 
 /**
  * Opens the archive file at `path` (memory-mapped) and checks its

@@ -21,6 +21,20 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# A real S3-compatible server for the object-store tests: moto's server mode
+# from PyPI, in its own virtualenv. The tests start and stop their own servers
+# on free loopback ports (FLOE_MOTO_SERVER); FLOE_REQUIRE_S3=1 makes a missing
+# server a failure instead of a skipped test.
+MOTO_VERSION=5.2.5
+moto_venv="${CARGO_TARGET_DIR:-target}/moto-venv"
+if ! "$moto_venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+    echo "== installing moto[server]==$MOTO_VERSION into $moto_venv"
+    python3 -m venv "$moto_venv"
+    "$moto_venv/bin/pip" install -q "moto[server]==$MOTO_VERSION"
+fi
+export FLOE_MOTO_SERVER="$(cd "$moto_venv/bin" && pwd)/moto_server"
+export FLOE_REQUIRE_S3=1
+
 echo "== cargo build (release)"
 cargo build --release --workspace --locked
 

@@ -59,6 +59,12 @@ pub enum Error {
     /// Import target exists and is not empty.
     #[error("target {0} exists and is not empty; pass --replace (library: ImportOptions::replace) to replace it atomically")]
     TargetExists(PathBuf),
+    /// An object store (S3 and the like) failed, after its retries.
+    #[error("{context}: {source}")]
+    Store { context: String, source: object_store::Error },
+    /// A backup repository operation failed (see `floe::backup`).
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     /// The operation was cancelled by its progress callback or a signal.
     #[error("operation cancelled; nothing was left behind")]
     Cancelled,

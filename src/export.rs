@@ -266,6 +266,9 @@ pub enum Destination<'a> {
     File(&'a Path),
     /// Standard output.
     Stdout,
+    /// An object in an object store, streamed through a multipart upload
+    /// (aborted on any failure, so no object appears).
+    Object(crate::store::Object),
 }
 
 /// Prefixes an I/O error's context with the output file (the writer itself
@@ -290,6 +293,14 @@ pub fn export_path(db_dir: &Path, dest: Destination<'_>, opts: &ExportOptions, p
             buf.into_inner().map_err(|e| Error::io(format!("writing {}", p.display()), e.into_error()))?;
             drop(db);
             f.commit()?;
+            Ok(summary)
+        }
+        Destination::Object(o) => {
+            let buf = std::io::BufWriter::with_capacity(1 << 20, o.writer()?);
+            let (buf, summary) = export_database(&db, buf, opts, progress)?;
+            let w = buf.into_inner().map_err(|e| Error::io(format!("uploading {}", o.describe()), e.into_error()))?;
+            drop(db);
+            w.finish()?;
             Ok(summary)
         }
         Destination::Stdout => {

@@ -114,7 +114,7 @@ fn seal(db: Database, handles: Vec<Option<Keyspace>>, dir: AtomicDir) -> Result<
 }
 
 /// Imports a random-access archive (already opened and structurally checked).
-pub fn import_archive<B: AsRef<[u8]> + Sync>(archive: &Archive<B>, db_dir: &Path, opts: &ImportOptions, progress: &dyn Progress) -> Result<ImportSummary> {
+pub fn import_archive<B: crate::reader::Source>(archive: &Archive<B>, db_dir: &Path, opts: &ImportOptions, progress: &dyn Progress) -> Result<ImportSummary> {
     let start = Instant::now();
     let entries = archive.keyspaces();
     let sel = selected(entries, &opts.keyspaces)?;

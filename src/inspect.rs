@@ -4,7 +4,8 @@
 use crate::reader::Archive;
 use serde_json::{json, Value};
 
-fn hex(b: &[u8]) -> String {
+/// Lowercase hex of `b`.
+pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -26,7 +27,7 @@ pub fn rfc3339(secs: i64) -> String {
 }
 
 /// The `inspect --json` document. Field names are stable.
-pub fn inspect_json<B: AsRef<[u8]> + Sync>(a: &Archive<B>) -> Value {
+pub fn inspect_json<B: crate::reader::Source>(a: &Archive<B>) -> Value {
     let h = a.header();
     let idx = a.index();
     let keyspaces: Vec<Value> = a
@@ -91,7 +92,7 @@ pub fn human(n: u64) -> String {
 }
 
 /// The human-readable `inspect` report.
-pub fn inspect_text<B: AsRef<[u8]> + Sync>(a: &Archive<B>) -> String {
+pub fn inspect_text<B: crate::reader::Source>(a: &Archive<B>) -> String {
     let h = a.header();
     let idx = a.index();
     let mut s = String::new();

@@ -15,3 +15,5 @@ pub mod import;
 pub mod inspect;
 pub mod sample;
 pub mod demo;
+pub mod store;
+pub mod backup;

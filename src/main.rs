@@ -5,6 +5,8 @@ use floe::export::{Destination, ExportOptions, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL
 use floe::import::ImportOptions;
 use floe::inspect::human;
 use floe::progress::{Progress, ProgressInfo};
+use floe::backup::BackupError;
+use floe::store::Location;
 use floe::{EngineError, Error};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -45,9 +47,11 @@ enum Cmd {
     Export {
         /// The fjall database directory.
         db: PathBuf,
-        /// Output archive, or - for standard output. Written atomically.
+        /// Output archive: a path, file:///path or s3://bucket/key, or - for
+        /// standard output. Written atomically (a file) or by an upload that
+        /// is aborted on failure (an object).
         #[arg(short = 'o', long = "output")]
-        output: PathBuf,
+        output: String,
         /// zstd compression level.
         #[arg(long, default_value_t = DEFAULT_LEVEL, allow_negative_numbers = true)]
         level: i32,
@@ -62,8 +66,8 @@ enum Cmd {
     },
     /// Build a new database from an archive, atomically.
     Import {
-        /// The archive, or - for standard input.
-        archive: PathBuf,
+        /// The archive (path, file:// or s3:// URL), or - for standard input.
+        archive: String,
         /// The database directory to create.
         db: PathBuf,
         /// Import only this keyspace (repeatable).
@@ -77,8 +81,8 @@ enum Cmd {
     },
     /// Check every checksum, block, key order and total of an archive.
     Verify {
-        /// The archive, or - for standard input.
-        archive: PathBuf,
+        /// The archive (path, file:// or s3:// URL), or - for standard input.
+        archive: String,
         /// Check checksums and structure only, without decompressing.
         #[arg(long)]
         quick: bool,
@@ -90,10 +94,17 @@ enum Cmd {
     },
     /// Show what an archive holds (header, keyspaces, totals, options).
     Inspect {
-        archive: PathBuf,
+        /// The archive (path, file:// or s3:// URL). Only the trailer, index,
+        /// header and keyspace table are read.
+        archive: String,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// A backup repository of snapshots at a URL or in a local directory.
+    Backup {
+        #[command(subcommand)]
+        cmd: BackupCmd,
     },
     /// Build a sample database, export, verify, import and compare it.
     Demo {
@@ -103,6 +114,86 @@ enum Cmd {
         /// Keep the sample, archive and imported database in this directory.
         #[arg(long)]
         keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct LockArgs {
+    /// Break the repository lock if its lease has expired (its holder died).
+    #[arg(long)]
+    break_lock: bool,
+    /// Wait up to this many seconds for a lock held by another job.
+    #[arg(long, default_value_t = 0)]
+    wait: u64,
+}
+
+#[derive(Subcommand)]
+enum BackupCmd {
+    /// Export a database into the repository as a new snapshot and publish it.
+    Create {
+        /// The fjall database directory.
+        db: PathBuf,
+        /// The repository: a directory, file:///dir or s3://bucket/prefix.
+        #[arg(long)]
+        repo: String,
+        /// Free text stored with the snapshot.
+        #[arg(long)]
+        remarks: Option<String>,
+        /// After publishing, keep only the newest N snapshots (1 to 10000).
+        #[arg(long)]
+        keep: Option<usize>,
+        /// zstd compression level.
+        #[arg(long, default_value_t = DEFAULT_LEVEL, allow_negative_numbers = true)]
+        level: i32,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List the snapshots of the repository.
+    List {
+        #[arg(long)]
+        repo: String,
+        /// Print the current manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check snapshots (all when no ID is given) against the manifest's size
+    /// and SHA-256, and verify them fully.
+    Verify {
+        #[arg(long)]
+        repo: String,
+        ids: Vec<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Check a snapshot against its checksum, then build a new database from it atomically.
+    Restore {
+        #[arg(long)]
+        repo: String,
+        id: String,
+        db: PathBuf,
+        /// Replace an existing non-empty database (atomically swapped).
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Remove snapshots: from the manifest first, then their objects.
+    Delete {
+        #[arg(long)]
+        repo: String,
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// Remove objects no manifest entry references (left by crashes) and old manifest generations.
+    Gc {
+        #[arg(long)]
+        repo: String,
+        #[command(flatten)]
+        lock: LockArgs,
     },
 }
 
@@ -138,8 +229,8 @@ impl Drop for Bar {
     }
 }
 
-fn is_dash(p: &Path) -> bool {
-    p.as_os_str() == "-"
+fn is_dash(p: &str) -> bool {
+    p == "-"
 }
 
 fn opt_list(v: Vec<String>) -> Option<Vec<String>> {
@@ -165,11 +256,12 @@ fn run(cli: Cli) -> Result<(), Error> {
     match cli.cmd {
         Cmd::Export { db, output, level, keyspaces, block_size, common } => {
             let opts = ExportOptions { level, threads: common.threads, keyspaces: opt_list(keyspaces), block_size, created_unix: None };
-            if !is_dash(&output) {
-                report_leftovers(&output)?;
+            let location = if is_dash(&output) { None } else { Some(Location::parse(&output)?) };
+            if let Some(Location::Local(path)) = &location {
+                report_leftovers(path)?;
             }
             let bar = Bar::new(common.quiet, "export");
-            let dest = if is_dash(&output) { Destination::Stdout } else { Destination::File(&output) };
+            let dest = location.as_ref().map_or(Destination::Stdout, Location::destination);
             let s = floe::export::export_path(&db, dest, &opts, &bar)?;
             drop(bar);
             if !common.quiet {
@@ -194,7 +286,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             let s = if is_dash(&archive) {
                 floe::import::import_stream(std::io::stdin().lock(), "<stdin>", &db, &opts, &bar)?
             } else {
-                floe::import::import_file(&archive, &db, &opts, &bar)?
+                floe::import::import_archive(&floe::store::open_archive(&archive)?, &db, &opts, &bar)?
             };
             drop(bar);
             for w in &s.warnings {
@@ -218,21 +310,20 @@ fn run(cli: Cli) -> Result<(), Error> {
             let r = if is_dash(&archive) {
                 floe::reader::verify_stream(std::io::stdin().lock(), "<stdin>", quick, &bar)?
             } else {
-                let a = floe::reader::Archive::open(&archive)?;
-                a.verify_with(common.threads, quick, &bar)?
+                floe::store::open_archive(&archive)?.verify_with(common.threads, quick, &bar)?
             };
             drop(bar);
             let secs = start.elapsed().as_secs_f64();
             if json {
                 let v = serde_json::json!({
-                    "ok": true, "archive": archive.display().to_string(), "quick": r.quick, "archive_bytes": r.archive_bytes,
+                    "ok": true, "archive": archive, "quick": r.quick, "archive_bytes": r.archive_bytes,
                     "keyspaces": r.keyspaces, "blocks": r.blocks, "records": r.records, "raw_bytes": r.raw_bytes, "seconds": secs,
                 });
                 println!("{v}");
             } else {
                 println!(
                     "OK {}: {} keyspaces, {} blocks, {} records, {} raw in {} ({}{:.2}s)",
-                    archive.display(),
+                    archive,
                     r.keyspaces,
                     r.blocks,
                     r.records,
@@ -247,14 +338,90 @@ fn run(cli: Cli) -> Result<(), Error> {
             if is_dash(&archive) {
                 return Err(Error::InvalidArgument("inspect needs a file (it reads the index at the end); use `floe verify -` for a stream".into()));
             }
-            let a = floe::reader::Archive::open(&archive)?;
+            let a = floe::store::open_archive(&archive)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&floe::inspect::inspect_json(&a)).unwrap_or_default());
             } else {
                 print!("{}", floe::inspect::inspect_text(&a));
             }
         }
+        Cmd::Backup { cmd } => backup(cmd)?,
         Cmd::Demo { records, keep } => floe::demo::run(records, keep.as_deref())?,
+    }
+    Ok(())
+}
+
+fn backup(cmd: BackupCmd) -> Result<(), Error> {
+    use floe::backup::{self, Repo};
+    let wait = |l: &LockArgs| std::time::Duration::from_secs(l.wait);
+    match cmd {
+        BackupCmd::Create { db, repo, remarks, keep, level, lock, common } => {
+            let repo = Repo::open_or_create(&repo)?;
+            let export = ExportOptions { level, threads: common.threads, ..Default::default() };
+            let opts = backup::CreateOptions { export, remarks, keep, break_lock: lock.break_lock, wait: wait(&lock) };
+            let bar = Bar::new(common.quiet, "backup");
+            let c = backup::create(&repo, &db, &opts, &bar)?;
+            drop(bar);
+            println!("{}", c.id);
+            if !common.quiet {
+                eprintln!(
+                    "published snapshot {} ({} records, {} archive, sha256 {}) in {} as manifest generation {}",
+                    c.id, c.export.write.records, human(c.size), c.sha256, repo.url(), c.generation
+                );
+                for id in &c.removed {
+                    eprintln!("retention: removed snapshot {id}");
+                }
+            }
+        }
+        BackupCmd::List { repo, json } => {
+            let repo = Repo::open(&repo)?;
+            let m = backup::list(&repo)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&m.doc).unwrap_or_default());
+            } else {
+                println!("{:<26} {:<20} {:>10} {:>12}  remarks", "id", "created", "records", "size");
+                for e in m.entries() {
+                    let s = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+                    let records: u64 = e.get("keyspaces").and_then(|k| k.as_array()).map_or(0, |a| a.iter().filter_map(|k| k.get("records").and_then(|r| r.as_u64())).sum());
+                    let size = e.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
+                    println!("{:<26} {:<20} {:>10} {:>12}  {}", s("id"), s("created"), records, human(size), s("remarks"));
+                }
+            }
+        }
+        BackupCmd::Verify { repo, ids, common } => {
+            let repo = Repo::open(&repo)?;
+            let bar = Bar::new(common.quiet, "verify");
+            let r = backup::verify(&repo, &ids, common.threads, &bar)?;
+            drop(bar);
+            for (id, r) in r {
+                println!("OK {id}: checksum matches the manifest; {} keyspaces, {} blocks, {} records", r.keyspaces, r.blocks, r.records);
+            }
+        }
+        BackupCmd::Restore { repo, id, db, replace, common } => {
+            let repo = Repo::open(&repo)?;
+            for note in floe::fsutil::clean_leftovers(&db)? {
+                eprintln!("floe: {note}");
+            }
+            let bar = Bar::new(common.quiet, "restore");
+            let s = backup::restore(&repo, &id, &db, &ImportOptions { threads: common.threads, keyspaces: None, replace, ..Default::default() }, &bar)?;
+            drop(bar);
+            if !common.quiet {
+                eprintln!("restored snapshot {id}: {} records in {} keyspaces into {}", s.records, s.keyspaces, db.display());
+            }
+        }
+        BackupCmd::Delete { repo, ids, lock } => {
+            let repo = Repo::open(&repo)?;
+            let g = backup::delete(&repo, &ids, lock.break_lock, wait(&lock))?;
+            eprintln!("deleted {} snapshot(s); manifest generation {g}", ids.len());
+        }
+        BackupCmd::Gc { repo, lock } => {
+            let repo = Repo::open(&repo)?;
+            let r = backup::gc(&repo, lock.break_lock, wait(&lock))?;
+            for o in &r.orphans {
+                println!("removed orphan {o}");
+            }
+            eprintln!("gc: {} orphaned object(s), {} old manifest generation(s) removed", r.orphans.len(), r.generations);
+        }
     }
     Ok(())
 }
@@ -272,6 +439,9 @@ fn main() -> ExitCode {
                 Error::Archive { .. } => exit::CORRUPT,
                 Error::Engine(EngineError::Locked { .. }) => exit::LOCKED,
                 Error::TargetExists(_) => exit::TARGET_EXISTS,
+                Error::Backup(BackupError::Locked { .. }) => exit::LOCKED,
+                Error::Backup(BackupError::TooNew { .. }) => exit::TOO_NEW,
+                Error::Backup(BackupError::Mismatch { .. }) => exit::CORRUPT,
                 _ => exit::ERROR,
             };
             ExitCode::from(code)

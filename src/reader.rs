@@ -7,7 +7,7 @@ use crate::format::block::{check_frame, decode_frame, BlockHeader, BLOCK_HEADER_
 use crate::format::header::Header;
 use crate::format::index::{BlockEntry, Index};
 use crate::format::keyspace_table::{self, KeyspaceEntry};
-use crate::format::limits::MAX_FRAME;
+use crate::format::limits::{MAX_FRAME, MAX_SECTION};
 use crate::format::record::{BufferPool, KeyspaceDecoder, Totals};
 use crate::format::section::{check_unknown, decode_section, frame_start, tag_name, tags, FrameStart};
 use crate::format::trailer::{Trailer, TRAILER_LEN};
@@ -68,14 +68,95 @@ pub fn check_totals(name: &str, ks: &str, k: usize, got: &Totals, want: &Totals,
     }
 }
 
-/// A random-access archive over bytes (a memory map, a `Vec`, a slice).
-pub struct Archive<B: AsRef<[u8]>> {
+/// Where a random-access archive's bytes come from: memory (a map, a `Vec`,
+/// a slice: every `AsRef<[u8]>`), or a source read by ranges, such as an
+/// object in an object store (`floe::store`). The same checks (§11) run on
+/// both: a ranged source is read only where the checks need bytes.
+pub trait Source: Sync {
+    /// Archive size in bytes.
+    fn size(&self) -> u64;
+    /// The whole archive when it is in memory; `None` for a ranged source.
+    fn in_memory(&self) -> Option<&[u8]> {
+        None
+    }
+    /// Starts reading `len` bytes at `start` of a ranged source and returns
+    /// without waiting; the returned [`Fetch`] waits. Called only when
+    /// [`Source::in_memory`] is `None`, with ranges inside the archive.
+    fn fetch(&self, start: u64, len: u64) -> Fetch;
+}
+
+impl<T: AsRef<[u8]> + Sync> Source for T {
+    fn size(&self) -> u64 {
+        self.as_ref().len() as u64
+    }
+    fn in_memory(&self) -> Option<&[u8]> {
+        Some(self.as_ref())
+    }
+    fn fetch(&self, start: u64, len: u64) -> Fetch {
+        // Not used by the reader for bytes in memory (it borrows them); a
+        // range outside the bytes yields fewer bytes, which callers refuse.
+        let b = self.as_ref();
+        let from = (start as usize).min(b.len());
+        let to = (start.saturating_add(len) as usize).min(b.len());
+        let b = bytes::Bytes::copy_from_slice(&b[from..to]);
+        Fetch::new(move || Ok(b))
+    }
+}
+
+/// A range read under way; [`Fetch::wait`] blocks until its bytes arrived.
+pub struct Fetch(Box<dyn FnOnce() -> Result<bytes::Bytes> + Send>);
+
+impl Fetch {
+    pub fn new(wait: impl FnOnce() -> Result<bytes::Bytes> + Send + 'static) -> Self {
+        Fetch(Box::new(wait))
+    }
+    pub fn wait(self) -> Result<bytes::Bytes> {
+        (self.0)()
+    }
+}
+
+/// Bytes read from a [`Source`]: borrowed from memory, or fetched.
+pub enum Chunk<'a> {
+    Borrowed(&'a [u8]),
+    Fetched(bytes::Bytes),
+}
+
+impl std::ops::Deref for Chunk<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Chunk::Borrowed(b) => b,
+            Chunk::Fetched(b) => b,
+        }
+    }
+}
+
+/// A block read started by [`Archive::start_block`].
+pub struct PendingBlock {
+    i: usize,
+    fetch: Option<Fetch>,
+}
+
+/// A block's header and its data frame, checked against the index (§11 items
+/// 2, 5, 6 except decompression).
+struct FrameRef<'a> {
+    header: BlockHeader,
+    frame: Chunk<'a>,
+    /// Absolute offset of the frame.
+    offset: u64,
+}
+
+/// A random-access archive over a [`Source`]: bytes in memory (a memory map,
+/// a `Vec`, a slice) or a ranged source such as an object-store object.
+pub struct Archive<B: Source> {
     bytes: B,
     name: String,
     header: Header,
     keyspaces: Vec<KeyspaceEntry>,
     index: Index,
     trailer: Trailer,
+    /// Every block header, checked at open, for archives in memory; empty for
+    /// a ranged source, whose blocks are checked as they are fetched.
     block_headers: Vec<BlockHeader>,
     skipped_sections: Vec<(String, u64)>,
     /// The bytes are a read-only file mapping whose pages may be handed back
@@ -86,6 +167,22 @@ pub struct Archive<B: AsRef<[u8]>> {
 impl Archive<memmap2::Mmap> {
     /// Memory-maps and opens the archive at `path`.
     pub fn open(path: &Path) -> Result<Self> {
+        Archive::open_mapped(path, |m| m)
+    }
+}
+
+impl<B: Source> Archive<B> {
+    /// Opens an archive; `name` is used in error messages. Checks trailer,
+    /// header, keyspace table and index; for an archive in memory also every
+    /// block header (a ranged source's are checked as blocks are fetched).
+    /// A ranged source is read only at the trailer, the index, the header and
+    /// the keyspace table.
+    pub fn from_bytes(bytes: B, name: &str) -> Result<Self> {
+        Self::open_source(bytes, name)
+    }
+
+    /// Memory-maps the archive at `path` and opens it as `wrap(map)`.
+    pub fn open_mapped(path: &Path, wrap: impl FnOnce(memmap2::Mmap) -> B) -> Result<Self> {
         let name = path.display().to_string();
         let f = std::fs::File::open(path).map_err(|e| Error::io(format!("opening archive {name}"), e))?;
         let len = f.metadata().map_err(|e| Error::io(format!("stat {name}"), e))?.len();
@@ -96,7 +193,7 @@ impl Archive<memmap2::Mmap> {
         // concurrent writer truncating the file would be an external misuse
         // (documented), and every read is bounds- and checksum-checked.
         let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(format!("mapping {name}"), e))?;
-        let mut a = Archive::from_bytes(map, &name)?;
+        let mut a = Archive::from_bytes(wrap(map), &name)?;
         // Import and verify read every block once: give mapped pages back as
         // they are consumed, so resident memory stays bounded by the blocks in
         // flight rather than growing with the archive (the pages stay in the
@@ -105,30 +202,34 @@ impl Archive<memmap2::Mmap> {
         a.release(0, a.len());
         Ok(a)
     }
-}
 
-impl<B: AsRef<[u8]> + Sync> Archive<B> {
-    /// Opens an archive held in memory; `name` is used in error messages.
-    /// Checks trailer, header, keyspace table, index and every block header.
-    pub fn from_bytes(bytes: B, name: &str) -> Result<Self> {
-        let buf = bytes.as_ref();
-        let len = buf.len() as u64;
+    fn open_source(bytes: B, name: &str) -> Result<Self> {
+        let len = bytes.size();
         if len < TRAILER_LEN as u64 {
             return Err(FormatError::Truncated { what: "archive (smaller than a trailer)".into(), offset: 0, need: TRAILER_LEN as u64, have: len }).ctx(name);
         }
-        let res = (|| -> std::result::Result<_, FormatError> {
-            let hsec = decode_section(buf, 0)?;
-            let header = Header::decode(&hsec)?;
-            let trailer = Trailer::decode(&buf[buf.len() - TRAILER_LEN..], len)?;
-            let kstart = hsec.total_len;
-            let ksec = decode_section(&buf[kstart as usize..], kstart)?;
-            let keyspaces = keyspace_table::decode(&ksec, header.keyspace_count)?;
-            let data_start = kstart + ksec.total_len;
-            if trailer.index_offset < data_start {
-                return Err(FormatError::corrupt("trailer", len - TRAILER_LEN as u64, format!("index_offset {} points before the data region ({data_start})", trailer.index_offset)));
-            }
-            let io = trailer.index_offset as usize;
-            let isec = decode_section(&buf[io..io + trailer.index_size as usize], trailer.index_offset)?;
+        let src = &bytes;
+        // The header first: a newer major version may lay out the rest differently.
+        let hsec = section_at(src, name, 0)?;
+        let header = decode_section(&hsec, 0).and_then(|s| Header::decode(&s)).ctx(name)?;
+        let kstart = hsec.len() as u64;
+        drop(hsec);
+        let tail = read_at(src, name, len - TRAILER_LEN as u64, TRAILER_LEN as u64, "trailer")?;
+        let trailer = Trailer::decode(&tail, len).ctx(name)?;
+        drop(tail);
+        let ksec = section_at(src, name, kstart)?;
+        let keyspaces = decode_section(&ksec, kstart).and_then(|s| keyspace_table::decode(&s, header.keyspace_count)).ctx(name)?;
+        let data_start = kstart + ksec.len() as u64;
+        drop(ksec);
+        if trailer.index_offset < data_start {
+            return Err(FormatError::corrupt("trailer", len - TRAILER_LEN as u64, format!("index_offset {} points before the data region ({data_start})", trailer.index_offset))).ctx(name);
+        }
+        if trailer.index_size > MAX_SECTION {
+            return Err(FormatError::corrupt("trailer", len - TRAILER_LEN as u64, format!("index_size {} exceeds the section limit of {MAX_SECTION} bytes", trailer.index_size))).ctx(name);
+        }
+        let ibytes = read_at(src, name, trailer.index_offset, trailer.index_size, "index")?;
+        let index = (|| {
+            let isec = decode_section(&ibytes, trailer.index_offset)?;
             if isec.total_len != trailer.index_size {
                 return Err(FormatError::corrupt("index", trailer.index_offset, "index section size disagrees with the trailer"));
             }
@@ -136,10 +237,19 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
             if index.blocks.len() as u64 != trailer.block_count {
                 return Err(FormatError::corrupt("trailer", len - TRAILER_LEN as u64, format!("block_count {} but the index lists {}", trailer.block_count, index.blocks.len())));
             }
-            let (block_headers, skipped) = walk(buf, data_start, trailer.index_offset, &index)?;
-            Ok((header, keyspaces, index, trailer, block_headers, skipped))
-        })();
-        let (header, keyspaces, index, trailer, block_headers, skipped_sections) = res.ctx(name)?;
+            Ok(index)
+        })()
+        .ctx(name)?;
+        drop(ibytes);
+        let (block_headers, skipped_sections) = match src.in_memory() {
+            Some(buf) => walk(buf, data_start, &index, trailer.index_offset).ctx(name)?,
+            None => {
+                // The region before the first block holds only optional sections.
+                let first = index.blocks.first().map_or(trailer.index_offset, |b| b.offset);
+                check_gap(src, name, data_start, first)?;
+                (Vec::new(), Vec::new())
+            }
+        };
         Ok(Archive { bytes, name: name.to_owned(), header, keyspaces, index, trailer, block_headers, skipped_sections, release_pages: false })
     }
 
@@ -152,8 +262,8 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
         if !self.release_pages {
             return;
         }
+        let Some(bytes) = self.bytes.in_memory() else { return };
         let page = page_size();
-        let bytes = self.bytes.as_ref();
         let end = (start.saturating_add(len)).min(bytes.len() as u64) as usize;
         let base = bytes.as_ptr() as usize;
         let from = (base + start as usize).next_multiple_of(page);
@@ -185,13 +295,14 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
     pub fn trailer(&self) -> &Trailer {
         &self.trailer
     }
-    /// Unknown optional sections that were skipped: (tag, offset).
+    /// Unknown optional sections that were skipped: (tag, offset). Those
+    /// between blocks are listed for archives in memory only.
     pub fn skipped_sections(&self) -> &[(String, u64)] {
         &self.skipped_sections
     }
     /// Archive size in bytes.
     pub fn len(&self) -> u64 {
-        self.bytes.as_ref().len() as u64
+        self.bytes.size()
     }
     /// Never true: an archive has at least a header and trailer.
     pub fn is_empty(&self) -> bool {
@@ -202,22 +313,48 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
         self.keyspaces.binary_search_by(|k| k.name.as_bytes().cmp(name.as_bytes())).ok()
     }
 
-    fn frame(&self, i: usize) -> (&BlockHeader, &[u8], u64) {
+    /// Starts reading block `i` (index order): a no-op in memory, a ranged
+    /// read of its header and data frame otherwise. Finish with
+    /// [`Archive::finish_block`] (on any thread).
+    fn start_block(&self, i: usize) -> PendingBlock {
+        let fetch = self.bytes.in_memory().is_none().then(|| {
+            let e = &self.index.blocks[i];
+            self.bytes.fetch(e.offset, BLOCK_HEADER_LEN as u64 + u64::from(e.frame_len))
+        });
+        PendingBlock { i, fetch }
+    }
+
+    /// The checked header and data frame of a started block. For a ranged
+    /// source this checks the fetched block header against its index entry
+    /// and the optional sections after the frame, as [`walk`] does in memory.
+    fn finish_block(&self, p: PendingBlock) -> Result<FrameRef<'_>> {
+        let i = p.i;
         let e = &self.index.blocks[i];
-        let h = &self.block_headers[i];
         let start = e.offset + BLOCK_HEADER_LEN as u64;
-        let frame = &self.bytes.as_ref()[start as usize..(start + u64::from(h.frame_len)) as usize];
-        (h, frame, start)
+        let Some(fetch) = p.fetch else {
+            let h = self.block_headers[i];
+            let frame = read_at(&self.bytes, &self.name, start, u64::from(h.frame_len), "data frame")?;
+            return Ok(FrameRef { header: h, frame, offset: start });
+        };
+        let bytes = fetched(fetch, e.offset, BLOCK_HEADER_LEN as u64 + u64::from(e.frame_len), &self.name)?;
+        let seg_end = self.index.blocks.get(i + 1).map_or(self.trailer.index_offset, |b| b.offset);
+        let h = check_block(&bytes, e.offset, i, &self.index, seg_end).ctx(&self.name)?;
+        check_gap(&self.bytes, &self.name, start + u64::from(h.frame_len), seg_end)?;
+        Ok(FrameRef { header: h, frame: Chunk::Fetched(bytes.slice(BLOCK_HEADER_LEN..)), offset: start })
     }
 
     /// Decompresses block `i` (index order) into `out`, checking both CRCs.
     /// `out`'s capacity is reused.
     pub fn read_block(&self, i: usize, out: &mut Vec<u8>) -> Result<BlockHeader> {
-        let (h, frame, off) = self.frame(i);
-        let r = decode_frame(h, frame, off, out).ctx(&self.name);
-        self.release(off, frame.len() as u64);
+        self.decode_block(self.start_block(i), out)
+    }
+
+    fn decode_block(&self, p: PendingBlock, out: &mut Vec<u8>) -> Result<BlockHeader> {
+        let f = self.finish_block(p)?;
+        let r = decode_frame(&f.header, &f.frame, f.offset, out).ctx(&self.name);
+        self.release(f.offset, f.frame.len() as u64);
         r?;
-        Ok(*h)
+        Ok(f.header)
     }
 
     /// Decodes keyspace `k`'s records in order, calling `f` on this thread.
@@ -259,12 +396,18 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
         let ki = &self.index.keyspaces[k];
         let first = ki.first_block as usize;
         let end = first + ki.totals.block_count as usize;
-        let raw: u64 = self.block_headers[first..end].iter().map(|h| u64::from(h.raw_len)).sum();
+        // Where a block ends (at a record boundary or not) is known only
+        // from its header: an archive read by ranges fetches those lazily,
+        // so it is decoded as one segment.
+        if self.block_headers.len() != self.index.blocks.len() {
+            return vec![first..end];
+        }
+        let raw = self.raw_bytes_of(first..end);
         let n = (raw / min_raw.max(1)).clamp(1, max.max(1) as u64);
         let mut out = Vec::new();
         let (mut start, mut seen) = (first, 0u64);
         for b in first..end {
-            seen += u64::from(self.block_headers[b].raw_len);
+            seen += u64::from(self.index.blocks[b].raw_len);
             let cut = (out.len() as u64 + 1) * raw / n;
             if seen >= cut && b + 1 < end && !self.block_headers[b].continues() && (out.len() as u64) + 1 < n {
                 out.push(start..b + 1);
@@ -275,9 +418,9 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
         out
     }
 
-    /// Raw (decompressed) bytes of the blocks `blocks`, as their headers declare.
+    /// Raw (decompressed) bytes of the blocks `blocks`, as the index declares.
     pub fn raw_bytes_of(&self, blocks: std::ops::Range<usize>) -> u64 {
-        self.block_headers[blocks].iter().map(|h| u64::from(h.raw_len)).sum()
+        self.index.blocks[blocks].iter().map(|e| u64::from(e.raw_len)).sum()
     }
 
     /// Joins the totals of keyspace `k`'s segments (in order; `None` for one
@@ -312,24 +455,20 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
     ) -> Result<Totals> {
         let first = self.index.keyspaces[k].first_block as usize;
         let sequence = u32::try_from(blocks.start - first).unwrap_or(u32::MAX);
-        let index_base: u64 = self.block_headers[first..blocks.start].iter().map(|h| u64::from(h.record_count)).sum();
+        let index_base: u64 = self.index.blocks[first..blocks.start].iter().map(|e| u64::from(e.record_count)).sum();
         let mut dec = KeyspaceDecoder::resume(k as u32, &self.keyspaces[k].name, materialize, sequence, index_base);
-        let threads = pool.map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
-        let largest = self.index.blocks[blocks.clone()].iter().map(|e| e.raw_len as usize).max().unwrap_or(1).max(1);
-        let window = (threads * LOOKAHEAD_PER_THREAD).min(LOOKAHEAD_BYTES / largest).max(2);
         // Block buffers go round between the decompressing workers and this
         // thread instead of being allocated (and page-faulted in) per block.
-        let spare = BufferPool::new(window + 1);
-        let decompress = |b: usize| -> Result<Vec<u8>> {
+        let spare = BufferPool::new(self.window(pool, blocks.clone()) + 1);
+        let decompress = |p: PendingBlock| -> Result<(BlockHeader, Vec<u8>)> {
             if let Some(t) = tracker {
                 t.check()?;
             }
             let mut out = spare.take().unwrap_or_default();
-            self.read_block(b, &mut out)?;
-            Ok(out)
+            let h = self.decode_block(p, &mut out)?;
+            Ok((h, out))
         };
-        let mut consume = |b: usize, raw: Vec<u8>, dec: &mut KeyspaceDecoder| -> Result<()> {
-            let h = self.block_headers[b];
+        let mut consume = |b: usize, (h, raw): (BlockHeader, Vec<u8>)| -> Result<()> {
             let before = dec.totals().record_count;
             dec.feed(&h, &raw, self.index.blocks[b].offset, |key, v| f(key, v).map_err(Into::into))
                 .map_err(|e: FeedError| e.into_error(&self.name))?;
@@ -339,8 +478,31 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
             }
             Ok(())
         };
+        let end_offset = self.index.blocks.get(blocks.end).map_or(self.trailer.index_offset, |e| e.offset);
+        self.pipeline(pool, blocks, &decompress, &mut consume)?;
+        dec.finish(end_offset).ctx(&self.name)
+    }
+
+    /// Blocks read and decompressed ahead of the consumer.
+    fn window(&self, pool: Option<&rayon::ThreadPool>, blocks: std::ops::Range<usize>) -> usize {
+        let threads = pool.map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+        let largest = self.index.blocks[blocks].iter().map(|e| e.raw_len as usize).max().unwrap_or(1).max(1);
+        (threads * LOOKAHEAD_PER_THREAD).min(LOOKAHEAD_BYTES / largest).max(2)
+    }
+
+    /// Runs `work` on `blocks` on the pool, keeping a window of blocks
+    /// started (ranged reads in flight) and in work, and hands the results to
+    /// `consume` in block order on the calling thread.
+    fn pipeline<T: Send>(
+        &self,
+        pool: Option<&rayon::ThreadPool>,
+        blocks: std::ops::Range<usize>,
+        work: &(dyn Fn(PendingBlock) -> Result<T> + Sync),
+        consume: &mut dyn FnMut(usize, T) -> Result<()>,
+    ) -> Result<()> {
+        let window = self.window(pool, blocks.clone());
         // On a worker thread of the pool that would decompress, blocking on a
-        // channel could starve the pool: decode window by window with
+        // channel could starve the pool: work window by window with
         // work-stealing joins instead. Elsewhere, keep `window` blocks in flight.
         let on_worker = match pool {
             Some(p) => p.current_thread_index().is_some(),
@@ -350,21 +512,21 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
             let mut i = blocks.start;
             while i < blocks.end {
                 let end = (i + window).min(blocks.end);
-                let raws: Vec<Result<Vec<u8>>> = (i..end).into_par_iter().map(decompress).collect();
-                for (b, raw) in (i..end).zip(raws) {
-                    consume(b, raw?, &mut dec)?;
+                let started: Vec<PendingBlock> = (i..end).map(|b| self.start_block(b)).collect();
+                let done: Vec<Result<T>> = started.into_par_iter().map(work).collect();
+                for (b, r) in (i..end).zip(done) {
+                    consume(b, r?)?;
                 }
                 i = end;
             }
+            Ok(())
         } else {
-            let mut sink = |b: usize, raw: Vec<u8>| consume(b, raw, &mut dec);
+            let start = &|b: usize| self.start_block(b);
             match pool {
-                Some(p) => p.in_place_scope(|s| pump(s, blocks.clone(), window, &decompress, &mut sink))?,
-                None => rayon::in_place_scope(|s| pump(s, blocks.clone(), window, &decompress, &mut sink))?,
+                Some(p) => p.in_place_scope(|s| pump(s, blocks, window, start, work, consume)),
+                None => rayon::in_place_scope(|s| pump(s, blocks, window, start, work, consume)),
             }
         }
-        let end_offset = self.index.blocks.get(blocks.end).map_or(self.trailer.index_offset, |e| e.offset);
-        dec.finish(end_offset).ctx(&self.name)
     }
 
     /// Verifies the archive (§11) on the current rayon pool. `quick` checks
@@ -392,19 +554,16 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
         };
         if quick {
             let tracker = Tracker::new(progress, Phase::Verify, total_comp);
-            let run = || {
-                (0..self.index.blocks.len()).into_par_iter().try_for_each(|i| {
-                    let (h, frame, off) = self.frame(i);
-                    let r = check_frame(h, frame, off).ctx(&self.name);
-                    self.release(off, frame.len() as u64);
-                    r?;
-                    tracker.add(u64::from(h.frame_len), u64::from(h.record_count))
-                })
+            let check = |p: PendingBlock| -> Result<(u32, u32)> {
+                tracker.check()?;
+                let f = self.finish_block(p)?;
+                let r = check_frame(&f.header, &f.frame, f.offset).ctx(&self.name);
+                self.release(f.offset, f.frame.len() as u64);
+                r?;
+                Ok((f.header.frame_len, f.header.record_count))
             };
-            match pool {
-                Some(p) => p.install(run)?,
-                None => run()?,
-            }
+            let mut consume = |_, (frame_len, records): (u32, u32)| tracker.add(u64::from(frame_len), u64::from(records));
+            self.pipeline(pool, 0..self.index.blocks.len(), &check, &mut consume)?;
         } else {
             let tracker = Tracker::new(progress, Phase::Verify, total_raw);
             let mut records = 0;
@@ -417,27 +576,73 @@ impl<B: AsRef<[u8]> + Sync> Archive<B> {
     }
 }
 
+/// `len` bytes at `start` of `src`, borrowed from memory or fetched (and waited for).
+fn read_at<'a, B: Source>(src: &'a B, name: &str, start: u64, len: u64, what: &str) -> Result<Chunk<'a>> {
+    let have = src.size().saturating_sub(start);
+    if have < len {
+        return Err(FormatError::Truncated { what: what.into(), offset: start, need: len, have }).ctx(name);
+    }
+    match src.in_memory() {
+        Some(b) => Ok(Chunk::Borrowed(&b[start as usize..(start + len) as usize])),
+        None => Ok(Chunk::Fetched(fetched(src.fetch(start, len), start, len, name)?)),
+    }
+}
+
+/// The whole section starting at `pos` of `src` (its size read first).
+fn section_at<'a, B: Source>(src: &'a B, name: &str, pos: u64) -> Result<Chunk<'a>> {
+    let first = read_at(src, name, pos, 8, "section header")?;
+    let mut first8 = [0u8; 8];
+    first8.copy_from_slice(&first);
+    let total_len = match frame_start(&first8, pos).ctx(name)? {
+        FrameStart::Section { total_len } => total_len,
+        FrameStart::Zstd => return Err(FormatError::corrupt("section", pos, "found a zstd data frame where a section was expected")).ctx(name),
+    };
+    read_at(src, name, pos, total_len, "section")
+}
+
+/// Checks that `start..end` of the data region holds only unknown optional
+/// sections, read one at a time.
+fn check_gap<B: Source>(src: &B, name: &str, start: u64, end: u64) -> Result<()> {
+    let mut pos = start;
+    while pos < end {
+        let sec = section_at(src, name, pos)?;
+        pos += gap_section(&sec, pos, end).ctx(name)?.0;
+    }
+    Ok(())
+}
+
+/// Waits for a ranged read and checks that it returned exactly `len` bytes.
+fn fetched(f: Fetch, start: u64, len: u64, name: &str) -> Result<bytes::Bytes> {
+    let b = f.wait()?;
+    if b.len() as u64 != len {
+        return Err(FormatError::Truncated { what: "range read".into(), offset: start, need: len, have: b.len() as u64 }).ctx(name);
+    }
+    Ok(b)
+}
+
 fn page_size() -> usize {
     static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     // SAFETY: sysconf has no preconditions.
     *PAGE.get_or_init(|| usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok().filter(|&p| p.is_power_of_two()).unwrap_or(4096))
 }
 
-/// Keeps `window` decompressions in flight on `s` and hands results to
+/// Keeps `window` blocks started and in work on `s` and hands results to
 /// `consume` in block order, on the calling thread.
-fn pump<'s>(
+fn pump<'s, T: Send + 's>(
     s: &rayon::Scope<'s>,
     blocks: std::ops::Range<usize>,
     window: usize,
-    decompress: &'s (dyn Fn(usize) -> Result<Vec<u8>> + Sync),
-    consume: &mut dyn FnMut(usize, Vec<u8>) -> Result<()>,
+    start: &dyn Fn(usize) -> PendingBlock,
+    work: &'s (dyn Fn(PendingBlock) -> Result<T> + Sync),
+    consume: &mut dyn FnMut(usize, T) -> Result<()>,
 ) -> Result<()> {
     let mut inflight = std::collections::VecDeque::with_capacity(window);
     let mut next = blocks.start;
-    let spawn = |b: usize, inflight: &mut std::collections::VecDeque<std::sync::mpsc::Receiver<Result<Vec<u8>>>>| {
+    let spawn = |b: usize, inflight: &mut std::collections::VecDeque<std::sync::mpsc::Receiver<Result<T>>>| {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let p = start(b);
         s.spawn(move |_| {
-            let _ = tx.send(decompress(b));
+            let _ = tx.send(work(p));
         });
         inflight.push_back(rx);
     };
@@ -447,12 +652,12 @@ fn pump<'s>(
     }
     for b in blocks.clone() {
         let rx = inflight.pop_front().unwrap_or_else(|| unreachable!("one receiver per block"));
-        let raw = rx.recv().map_err(|_| Error::InvalidArgument("decompression worker vanished".into()))??;
+        let r = rx.recv().map_err(|_| Error::InvalidArgument("decompression worker vanished".into()))??;
         if next < blocks.end {
             spawn(next, &mut inflight);
             next += 1;
         }
-        consume(b, raw)?;
+        consume(b, r)?;
     }
     Ok(())
 }
@@ -481,60 +686,99 @@ impl FeedError {
     }
 }
 
-/// Walks the data region section by section (§11 items 2, 5, 6): every block
-/// header must match its index entry, unknown sections are skipped or refused.
-fn walk(buf: &[u8], start: u64, end: u64, index: &Index) -> std::result::Result<(Vec<BlockHeader>, Vec<(String, u64)>), FormatError> {
+/// Walks the data region `start..end` of an archive in memory (§11 items 2,
+/// 5, 6): every block header must match its index entry, unknown sections
+/// are skipped or refused. A ranged source runs the same [`check_block`] and
+/// [`gap_section`] on each block and gap as it fetches them.
+fn walk(buf: &[u8], start: u64, index: &Index, end: u64) -> std::result::Result<(Vec<BlockHeader>, Vec<(String, u64)>), FormatError> {
     let mut headers = Vec::with_capacity(index.blocks.len());
     let mut skipped = Vec::new();
     let mut pos = start;
     let region = &buf[..end as usize];
-    let mut seq_in_ks = 0u32;
     while pos < end {
         let rest = &region[pos as usize..];
-        if rest.len() < 8 {
-            return Err(FormatError::Truncated { what: "frame header".into(), offset: pos, need: 8, have: rest.len() as u64 });
-        }
-        let mut first8 = [0u8; 8];
-        first8.copy_from_slice(&rest[..8]);
-        if frame_start(&first8, pos)? == FrameStart::Zstd {
-            return Err(FormatError::corrupt("data frame", pos, "zstd data frame without a block header before it"));
-        }
-        let sec = decode_section(rest, pos)?;
-        if sec.tag == tags::BLOCK {
-            let h = BlockHeader::decode(&sec)?;
-            let i = headers.len();
-            let Some(e) = index.blocks.get(i) else {
-                return Err(FormatError::corrupt("block", pos, format!("block #{i} is not listed in the index ({} blocks)", index.blocks.len())));
-            };
-            let want = BlockEntry { offset: pos, keyspace: h.keyspace, record_count: h.record_count, raw_len: h.raw_len, frame_len: h.frame_len };
-            if *e != want {
-                return Err(FormatError::corrupt("block", pos, format!("block #{i} header {want:?} disagrees with its index entry {e:?}")));
+        let i = headers.len();
+        match index.blocks.get(i) {
+            Some(e) if e.offset == pos => {
+                let seg_end = index.blocks.get(i + 1).map_or(end, |b| b.offset);
+                let h = check_block(rest, pos, i, index, seg_end)?;
+                headers.push(h);
+                pos += (BLOCK_HEADER_LEN as u64) + u64::from(h.frame_len);
             }
-            if i > 0 && index.blocks[i - 1].keyspace != h.keyspace {
-                seq_in_ks = 0;
+            next => {
+                let gap_end = next.map_or(end, |e| e.offset);
+                let (sec_len, tag) = gap_section(rest, pos, gap_end)?;
+                skipped.push((tag, pos));
+                pos += sec_len;
             }
-            if h.sequence != seq_in_ks {
-                return Err(FormatError::corrupt("block", pos, format!("block #{i} has sequence {}, expected {seq_in_ks}", h.sequence)));
-            }
-            seq_in_ks += 1;
-            let frame_end = pos + sec.total_len + u64::from(h.frame_len);
-            if frame_end > end {
-                return Err(FormatError::corrupt("block", pos, format!("data frame of {} bytes runs into the index at {end}", h.frame_len)));
-            }
-            headers.push(h);
-            pos = frame_end;
-        } else if tags::is_known(&sec.tag) {
-            return Err(FormatError::corrupt("section", pos, format!("unexpected '{}' section in the data region", tag_name(&sec.tag))));
-        } else {
-            check_unknown(&sec)?;
-            skipped.push((tag_name(&sec.tag), pos));
-            pos += sec.total_len;
         }
     }
     if headers.len() != index.blocks.len() {
         return Err(FormatError::corrupt("index", end, format!("index lists {} blocks, the file holds {}", index.blocks.len(), headers.len())));
     }
     Ok((headers, skipped))
+}
+
+/// Checks the block at `pos` (`bytes` start there and hold at least its
+/// header and frame): a `BLKH` section whose fields match index entry `i`,
+/// with the expected sequence, and a frame that ends by `seg_end` (the next
+/// block or the index). Returns its header.
+fn check_block(bytes: &[u8], pos: u64, i: usize, index: &Index, seg_end: u64) -> std::result::Result<BlockHeader, FormatError> {
+    let sec = data_region_section(bytes, pos)?;
+    if sec.tag != tags::BLOCK {
+        return Err(FormatError::corrupt("block", pos, format!("block #{i} listed in the index at this offset is a '{}' section", tag_name(&sec.tag))));
+    }
+    let h = BlockHeader::decode(&sec)?;
+    let e = &index.blocks[i];
+    let want = BlockEntry { offset: pos, keyspace: h.keyspace, record_count: h.record_count, raw_len: h.raw_len, frame_len: h.frame_len };
+    if *e != want {
+        return Err(FormatError::corrupt("block", pos, format!("block #{i} header {want:?} disagrees with its index entry {e:?}")));
+    }
+    // The index checked that keyspace ranges are contiguous and hold only
+    // their keyspace's blocks, so the sequence is the position in the range.
+    let first = index.keyspaces.get(h.keyspace as usize).map_or(i as u64, |k| k.first_block);
+    let seq = i as u64 - first.min(i as u64);
+    if u64::from(h.sequence) != seq {
+        return Err(FormatError::corrupt("block", pos, format!("block #{i} has sequence {}, expected {seq}", h.sequence)));
+    }
+    let frame_end = pos + sec.total_len + u64::from(h.frame_len);
+    if frame_end > seg_end {
+        return Err(FormatError::corrupt("block", pos, format!("data frame of {} bytes runs past {seg_end}", h.frame_len)));
+    }
+    Ok(h)
+}
+
+/// The section at `pos` of the data region (`bytes` start there), which must
+/// not be a bare zstd data frame.
+fn data_region_section(bytes: &[u8], pos: u64) -> std::result::Result<crate::format::section::Section<'_>, FormatError> {
+    if bytes.len() < 8 {
+        return Err(FormatError::Truncated { what: "frame header".into(), offset: pos, need: 8, have: bytes.len() as u64 });
+    }
+    let mut first8 = [0u8; 8];
+    first8.copy_from_slice(&bytes[..8]);
+    if frame_start(&first8, pos)? == FrameStart::Zstd {
+        return Err(FormatError::corrupt("data frame", pos, "zstd data frame without a block header before it"));
+    }
+    let sec = decode_section(bytes, pos)?;
+    Ok(sec)
+}
+
+/// Checks one section of a gap between blocks (`bytes` start at `pos`): only
+/// an unknown, optional section fitting before `gap_end` may be there.
+/// Returns its size and tag.
+fn gap_section(bytes: &[u8], pos: u64, gap_end: u64) -> std::result::Result<(u64, String), FormatError> {
+    let sec = data_region_section(bytes, pos)?;
+    if sec.tag == tags::BLOCK {
+        return Err(FormatError::corrupt("block", pos, "block is not listed in the index at this offset"));
+    }
+    if tags::is_known(&sec.tag) {
+        return Err(FormatError::corrupt("section", pos, format!("unexpected '{}' section in the data region", tag_name(&sec.tag))));
+    }
+    check_unknown(&sec)?;
+    if pos + sec.total_len > gap_end {
+        return Err(FormatError::corrupt("section", pos, format!("section runs past the next block or the index at {gap_end}")));
+    }
+    Ok((sec.total_len, tag_name(&sec.tag)))
 }
 
 /// One block read from a stream, already decompressed and checked.

@@ -1,6 +1,7 @@
 //! Status codes, the thread-local last error, panic containment, and the
 //! argument checks every exported function performs.
 
+use floe_core::backup::BackupError;
 use floe_core::{EngineError, Error};
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
@@ -84,6 +85,11 @@ pub(crate) fn status_of(e: &Error) -> floe_status {
         Error::InvalidArgument(_) => FLOE_INVALID_ARGUMENT,
         Error::TargetExists(_) => FLOE_TARGET_EXISTS,
         Error::Cancelled => FLOE_CANCELLED,
+        Error::Store { .. } => FLOE_IO,
+        Error::Backup(BackupError::Locked { .. }) => FLOE_DATABASE_LOCKED,
+        Error::Backup(BackupError::TooNew { .. }) => FLOE_UNSUPPORTED_VERSION,
+        Error::Backup(BackupError::Mismatch { .. }) => FLOE_CORRUPT_ARCHIVE,
+        Error::Backup(_) => FLOE_INVALID_ARGUMENT,
     }
 }
 

@@ -2,10 +2,11 @@
 
 use crate::error::{arg_out, arg_str, arg_str_array, guard, owned_c_string, write_out, FResult, Fail};
 use crate::floe_status;
-use floe_core::export::{export_path, Destination, ExportOptions, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL};
-use floe_core::import::{import_file, ImportOptions};
+use floe_core::export::{export_path, ExportOptions, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL};
+use floe_core::import::{import_archive, ImportOptions};
+use floe_core::store::{open_archive, Location};
 use floe_core::progress::{Phase, Progress, ProgressInfo};
-use floe_core::reader::{Archive, VerifyReport};
+use floe_core::reader::{Archive, Source, VerifyReport};
 use std::ffi::{c_char, c_int, c_void};
 use std::path::Path;
 
@@ -197,8 +198,10 @@ fn keyspace_list(p: *const *const c_char, n: usize) -> FResult<Option<Vec<String
 }
 
 /// Exports the fjall database in the directory `db_path` into the archive
-/// file `archive_path`, written atomically (a temporary sibling renamed into
-/// place): on failure or cancellation no file is left. The database must not
+/// `archive_path`: a file (a path or a `file://` URL), written atomically (a
+/// temporary sibling renamed into place), or an object (`s3://bucket/key`),
+/// streamed through a multipart upload that is aborted on failure. On failure
+/// or cancellation no file or object is left. The database must not
 /// be open in another process (`FLOE_DATABASE_LOCKED`).
 ///
 /// `options` may be NULL (defaults). `progress` may be NULL; `user_data` is
@@ -229,7 +232,7 @@ pub unsafe extern "C" fn floe_export(
             opts.keyspaces = keyspace_list(o.keyspaces, o.keyspace_count)?;
         }
         let cb = Callback::new(progress, user_data);
-        let s = export_path(Path::new(db), Destination::File(Path::new(archive)), &opts, &cb)?;
+        let s = export_path(Path::new(db), Location::parse(archive)?.destination(), &opts, &cb)?;
         let out = floe_export_summary { write: (&s.write).into(), snapshot_seqno: s.snapshot_seqno, elapsed_seconds: s.elapsed.as_secs_f64() };
         // SAFETY: NULL or valid per the contract.
         unsafe { write_out(out_summary, out) };
@@ -237,7 +240,8 @@ pub unsafe extern "C" fn floe_export(
     })
 }
 
-/// Imports the archive file `archive_path` into a new fjall database in the
+/// Imports the archive `archive_path` (a path, a `file://` URL, or an
+/// `s3://bucket/key` object read by ranged requests) into a new fjall database in the
 /// directory `db_path`. The database is built in a temporary sibling and
 /// moved into place only after every record was checked and persisted: on
 /// failure or cancellation nothing is left and an existing target is
@@ -271,7 +275,7 @@ pub unsafe extern "C" fn floe_import(
             opts.keyspaces = keyspace_list(o.keyspaces, o.keyspace_count)?;
         }
         let cb = Callback::new(progress, user_data);
-        let s = import_file(Path::new(archive), Path::new(db), &opts, &cb)?;
+        let s = import_archive(&open_archive(archive)?, Path::new(db), &opts, &cb)?;
         if !out_summary.is_null() {
             let warnings = if s.warnings.is_empty() { std::ptr::null_mut() } else { owned_c_string(s.warnings.join("\n")) };
             let out = floe_import_summary {
@@ -289,12 +293,12 @@ pub unsafe extern "C" fn floe_import(
 }
 
 /// Verifies in a pool of `threads` workers (0 = one per core).
-pub(crate) fn verify_archive<B: AsRef<[u8]> + Sync>(a: &Archive<B>, quick: bool, threads: u32, cb: &Callback) -> FResult<VerifyReport> {
+pub(crate) fn verify_archive<B: Source>(a: &Archive<B>, quick: bool, threads: u32, cb: &Callback) -> FResult<VerifyReport> {
     let pool = floe_core::export::pool_for(threads as usize)?;
     Ok(pool.install(|| a.verify(quick, cb))?)
 }
 
-/// Verifies the archive file at `archive_path` (format-spec §11): every
+/// Verifies the archive at `archive_path` (a path, `file://` or `s3://` URL; format-spec §11): every
 /// checksum, block, record order and total. With `quick`, checksums and
 /// structure only, without decompressing. `threads`: 0 = one per core.
 /// Returns `FLOE_OK` only if the archive is sound; `FLOE_CORRUPT_ARCHIVE`
@@ -317,7 +321,7 @@ pub unsafe extern "C" fn floe_verify(
     guard("floe_verify", || {
         // SAFETY: per the function contract.
         let path = unsafe { arg_str(archive_path, "archive_path") }?;
-        let a = Archive::open(Path::new(path))?;
+        let a = open_archive(path)?;
         let cb = Callback::new(progress, user_data);
         let r = verify_archive(&a, quick, threads, &cb)?;
         // SAFETY: NULL or valid per the contract.
@@ -326,7 +330,7 @@ pub unsafe extern "C" fn floe_verify(
     })
 }
 
-/// Describes the archive file at `archive_path` as JSON: exactly the document
+/// Describes the archive at `archive_path` (a path, `file://` or `s3://` URL) as JSON: exactly the document
 /// `floe inspect --json` prints (header, keyspaces with totals and options).
 /// Reads only the header, keyspace table and index; use floe_verify() to
 /// check the data. On success `*out_json` is a NUL-terminated UTF-8 string
@@ -340,7 +344,7 @@ pub unsafe extern "C" fn floe_inspect_json(archive_path: *const c_char, out_json
         // SAFETY: per the function contract.
         let path = unsafe { arg_str(archive_path, "archive_path") }?;
         arg_out(out_json, "out_json")?;
-        let a = Archive::open(Path::new(path))?;
+        let a = open_archive(path)?;
         let s = inspect_string(&a)?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_json, owned_c_string(s)) };
@@ -348,6 +352,6 @@ pub unsafe extern "C" fn floe_inspect_json(archive_path: *const c_char, out_json
     })
 }
 
-pub(crate) fn inspect_string<B: AsRef<[u8]> + Sync>(a: &Archive<B>) -> FResult<String> {
+pub(crate) fn inspect_string<B: Source>(a: &Archive<B>) -> FResult<String> {
     serde_json::to_string_pretty(&floe_core::inspect::inspect_json(a)).map_err(|e| Fail::invalid(format!("cannot render JSON: {e}")))
 }

@@ -421,9 +421,19 @@ pub fn all_readers_refuse(bytes: &[u8], what: &str) -> Vec<String> {
     let mut errs = Vec::new();
     let ra = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::reader::Archive::from_bytes(bytes, "x").and_then(|a| a.verify(false, &floe::progress::NoProgress))));
     let rq = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::reader::Archive::from_bytes(bytes, "x").and_then(|a| a.verify(true, &floe::progress::NoProgress))));
+    let rr = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::reader::Archive::from_bytes(Ranged::new(bytes), "x").and_then(|a| a.verify(false, &floe::progress::NoProgress))));
+    let rrq = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::reader::Archive::from_bytes(Ranged::new(bytes), "x").and_then(|a| a.verify(true, &floe::progress::NoProgress))));
     let rs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::reader::verify_stream(bytes, "x", false, &floe::progress::NoProgress)));
     let rsq = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::reader::verify_stream(bytes, "x", true, &floe::progress::NoProgress)));
-    for (reader, r) in [("random-access verify", ra), ("random-access verify --quick", rq), ("stream verify", rs), ("stream verify --quick", rsq)] {
+    let readers = [
+        ("random-access verify", ra),
+        ("random-access verify --quick", rq),
+        ("ranged verify", rr),
+        ("ranged verify --quick", rrq),
+        ("stream verify", rs),
+        ("stream verify --quick", rsq),
+    ];
+    for (reader, r) in readers {
         match r {
             Err(_) => panic!("{what}: {reader} panicked"),
             Ok(Ok(rep)) => panic!("{what}: {reader} accepted the archive: {rep:?}"),
@@ -478,3 +488,32 @@ pub fn check_nothing_left(dir: &Path, target: &Path, what: &str) {
     assert_eq!(dir_names(dir), vec!["bad.floe".to_string()], "{what}: failed import left files behind");
 }
 
+/// An archive read by ranges, as from an object store: the reader sees no
+/// bytes in memory and fetches each range it needs (floe::reader::Source).
+/// Optionally counts the bytes fetched.
+pub struct Ranged<'a> {
+    pub bytes: &'a [u8],
+    pub fetched: Option<&'a std::sync::atomic::AtomicU64>,
+}
+
+impl<'a> Ranged<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Ranged { bytes, fetched: None }
+    }
+    pub fn counting(bytes: &'a [u8], fetched: &'a std::sync::atomic::AtomicU64) -> Self {
+        Ranged { bytes, fetched: Some(fetched) }
+    }
+}
+
+impl floe::reader::Source for Ranged<'_> {
+    fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+    fn fetch(&self, start: u64, len: u64) -> floe::reader::Fetch {
+        if let Some(f) = self.fetched {
+            f.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+        }
+        let b = bytes::Bytes::copy_from_slice(&self.bytes[start as usize..(start + len) as usize]);
+        floe::reader::Fetch::new(move || Ok(b))
+    }
+}

@@ -1,0 +1,369 @@
+//! Object-store URLs and the backup catalog against a real S3-compatible
+//! server (moto) on loopback, through the CLI: round trips for export, import,
+//! verify and inspect (s3:// and file://), every backup command, concurrent
+//! creators, a cancelled upload, a server killed mid-upload, and memory.
+
+mod common;
+mod s3;
+
+use common::*;
+use s3::{moto, Moto};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn run(mut c: Command) -> Output {
+    c.output().expect("running floe")
+}
+
+fn sample_db(dir: &Path, n: usize, seed: u64) -> (std::path::PathBuf, Model) {
+    let model = small_model(n, seed);
+    let db = make_db_dir(&dir.join(format!("db-{seed}")), &model, &BTreeSet::new());
+    (db, model)
+}
+
+#[test]
+fn export_import_verify_inspect_through_s3_and_file_urls() {
+    let Some(m) = moto() else { return };
+    m.create_bucket("roundtrip");
+    let dir = tempdir();
+    let (db, model) = sample_db(dir.path(), 3000, 1);
+    let file_url = format!("file://{}", dir.path().join("f.floe").display());
+    for (i, url) in ["s3://roundtrip/some/prefix/a.floe", file_url.as_str()].into_iter().enumerate() {
+        assert_code(&run(m.floe(&["export", "-q", p(&db), "-o", url])), 0);
+        let o = run(m.floe(&["verify", url]));
+        assert_code(&o, 0);
+        assert!(stdout(&o).starts_with("OK "), "{}", stdout(&o));
+        assert_code(&run(m.floe(&["verify", "--quick", url])), 0);
+        let o = run(m.floe(&["inspect", "--json", url]));
+        assert_code(&o, 0);
+        let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["keyspaces"].as_array().unwrap().len(), model.len(), "{v}");
+        let target = dir.path().join(format!("imported-{i}"));
+        assert_code(&run(m.floe(&["import", "-q", url, p(&target)])), 0);
+        assert_models_eq(&read_db_at(&target), &model);
+    }
+    assert_eq!(m.keys("roundtrip", "some/"), vec!["some/prefix/a.floe".to_string()]);
+    let local = dir.path().join("local.floe");
+    let o = run(m.floe(&["export", "-q", p(&db), "-o", p(&local)]));
+    assert_code(&o, 0);
+    // Errors name the object.
+    let o = run(m.floe(&["verify", "s3://roundtrip/missing.floe"]));
+    assert_code(&o, 1);
+    assert!(stderr(&o).contains("s3://roundtrip/missing.floe"), "{}", stderr(&o));
+    let o = run(m.floe(&["verify", "gs://x/y"]));
+    assert!(stderr(&o).contains("unsupported URL scheme"), "{}", stderr(&o));
+    // A corrupt object is refused as corrupt (exit 3), not imported.
+    let mut bytes = std::fs::read(&local).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&local, &bytes).unwrap();
+    let bad = format!("file://{}", local.display());
+    assert_code(&run(m.floe(&["export", "-q", p(&db), "-o", "s3://roundtrip/bad.floe"])), 0);
+    m.put("roundtrip", "bad.floe", &bytes);
+    for url in ["s3://roundtrip/bad.floe", bad.as_str()] {
+        assert_code(&run(m.floe(&["verify", url])), 3);
+        let target = dir.path().join("never");
+        assert_code(&run(m.floe(&["import", "-q", url, p(&target)])), 3);
+        assert!(!target.exists());
+    }
+}
+
+fn list_json(m: &Moto, repo: &str) -> Value {
+    let o = run(m.floe(&["backup", "list", "--repo", repo, "--json"]));
+    assert_code(&o, 0);
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["snapshots"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect()
+}
+
+fn create(m: &Moto, repo: &str, db: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["backup", "create", p(db), "--repo", repo, "-q"];
+    args.extend_from_slice(extra);
+    let o = run(m.floe(&args));
+    assert_code(&o, 0);
+    stdout(&o).trim().to_owned()
+}
+
+/// Every backup command on one repository; `put` writes a raw object into it.
+fn backup_commands(m: &Moto, repo: &str, put: &dyn Fn(&str, &[u8]), get: &dyn Fn(&str) -> Option<Vec<u8>>, dir: &Path) {
+    let (db1, model1) = sample_db(dir, 2000, 11);
+    let (db2, model2) = sample_db(dir, 1500, 12);
+    let a = create(m, repo, &db1, &["--remarks", "before the migration"]);
+    let b = create(m, repo, &db2, &[]);
+    let v = list_json(m, repo);
+    assert_eq!(ids(&v), vec![a.clone(), b.clone()]);
+    assert_eq!(v["version"], 1);
+    let e = &v["snapshots"][0];
+    assert_eq!(e["remarks"], "before the migration");
+    assert_eq!(e["floe_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(e["format_version"], "1.0");
+    assert_eq!(e["sha256"].as_str().unwrap().len(), 64);
+    assert!(e["snapshot_seqno"].as_u64().unwrap() > 0);
+    let recs: u64 = e["keyspaces"].as_array().unwrap().iter().map(|k| k["records"].as_u64().unwrap()).sum();
+    assert_eq!(recs, model1.values().map(|r| r.len() as u64).sum::<u64>());
+    assert_eq!(e["size"].as_u64().unwrap(), get(&format!("snapshots/{a}.floe")).unwrap().len() as u64);
+    let o = run(m.floe(&["backup", "list", "--repo", repo]));
+    assert_code(&o, 0);
+    assert!(stdout(&o).contains(&a) && stdout(&o).contains("before the migration"), "{}", stdout(&o));
+
+    // verify (all, and by id), restore.
+    let o = run(m.floe(&["backup", "verify", "--repo", repo]));
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o).lines().filter(|l| l.starts_with("OK ")).count(), 2, "{}", stdout(&o));
+    assert_code(&run(m.floe(&["backup", "verify", "--repo", repo, &b])), 0);
+    let r1 = dir.join("restored-1");
+    assert_code(&run(m.floe(&["backup", "restore", "-q", "--repo", repo, &a, p(&r1)])), 0);
+    assert_models_eq(&read_db_at(&r1), &model1);
+    let o = run(m.floe(&["backup", "restore", "-q", "--repo", repo, "no-such-id", p(&dir.join("x"))]));
+    assert_code(&o, 1);
+    assert!(stderr(&o).contains("no snapshot no-such-id"), "{}", stderr(&o));
+
+    // Unknown manifest fields survive a rewrite by this floe.
+    let gen = v["generation"].as_u64().unwrap();
+    let mut doc = v.clone();
+    doc["written_by_a_future_tool"] = serde_json::json!({"x": 1});
+    doc["snapshots"][1]["future_field"] = serde_json::json!("kept");
+    doc["generation"] = serde_json::json!(gen + 1);
+    put(&format!("manifest/{:020}.json", gen + 1), doc.to_string().as_bytes());
+
+    // A checksum mismatch: verify and restore refuse (exit 3), nothing is built.
+    let obj = format!("snapshots/{b}.floe");
+    let good = get(&obj).unwrap();
+    let mut bad = good.clone();
+    bad[10] ^= 1;
+    put(&obj, &bad);
+    let o = run(m.floe(&["backup", "verify", "--repo", repo, &b]));
+    assert_code(&o, 3);
+    assert!(stderr(&o).contains("SHA-256"), "{}", stderr(&o));
+    let r2 = dir.join("restored-2");
+    assert_code(&run(m.floe(&["backup", "restore", "-q", "--repo", repo, &b, p(&r2)])), 3);
+    assert!(!r2.exists());
+    put(&obj, &good);
+    assert_code(&run(m.floe(&["backup", "restore", "-q", "--repo", repo, &b, p(&r2)])), 0);
+    assert_models_eq(&read_db_at(&r2), &model2);
+
+    // delete: the manifest first, then the object.
+    let o = run(m.floe(&["backup", "delete", "--repo", repo, &a]));
+    assert_code(&o, 0);
+    let v = list_json(m, repo);
+    assert_eq!(ids(&v), vec![b.clone()]);
+    assert_eq!(v["written_by_a_future_tool"]["x"], 1, "unknown top-level field lost: {v}");
+    assert_eq!(v["snapshots"][0]["future_field"], "kept", "unknown entry field lost: {v}");
+    assert!(get(&format!("snapshots/{a}.floe")).is_none());
+    assert_code(&run(m.floe(&["backup", "delete", "--repo", repo, "no-such-id"])), 1);
+
+    // Retention: --keep 2 after two more creates leaves the two newest.
+    std::thread::sleep(Duration::from_millis(1100));
+    let c = create(m, repo, &db1, &[]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let d = create(m, repo, &db2, &["--keep", "2"]);
+    assert_eq!(ids(&list_json(m, repo)), vec![c.clone(), d.clone()]);
+    assert!(get(&format!("snapshots/{b}.floe")).is_none(), "retention left the object of {b}");
+    let o = run(m.floe(&["backup", "create", p(&db1), "--repo", repo, "--keep", "0"]));
+    assert_code(&o, 1);
+
+    // gc: an orphan (as a crashed create leaves) goes, referenced objects stay.
+    put("snapshots/20200101T000000Z-deadbeef.floe", b"half an upload");
+    let o = run(m.floe(&["backup", "gc", "--repo", repo]));
+    assert_code(&o, 0);
+    assert!(stdout(&o).contains("removed orphan snapshots/20200101T000000Z-deadbeef.floe"), "{}", stdout(&o));
+    assert!(get("snapshots/20200101T000000Z-deadbeef.floe").is_none());
+    assert!(get(&format!("snapshots/{c}.floe")).is_some());
+    assert_code(&run(m.floe(&["backup", "verify", "--repo", repo])), 0);
+
+    // Locks: a live one names its holder (exit 5); a stale one needs --break-lock.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let lock = |expires: i64| serde_json::json!({"job": "backup create", "host": "elsewhere", "pid": 4242, "token": "t", "created_unix": now - 1000, "expires_unix": expires}).to_string();
+    put("lock.json", lock(now + 3600).as_bytes());
+    let o = run(m.floe(&["backup", "gc", "--repo", repo, "--break-lock"]));
+    assert_code(&o, 5);
+    assert!(stderr(&o).contains("locked by 'backup create' (host elsewhere, pid 4242)"), "{}", stderr(&o));
+    put("lock.json", lock(now - 10).as_bytes());
+    let o = run(m.floe(&["backup", "create", p(&db1), "--repo", repo]));
+    assert_code(&o, 5);
+    assert!(stderr(&o).contains("--break-lock"), "{}", stderr(&o));
+    create(m, repo, &db1, &["--break-lock"]);
+    assert!(get("lock.json").is_none(), "the lock was not released");
+    assert_eq!(ids(&list_json(m, repo)).len(), 3);
+
+    // A manifest of a newer version: read-only commands work, writers refuse (exit 4).
+    let v = list_json(m, repo);
+    let gen = v["generation"].as_u64().unwrap();
+    let mut doc = v.clone();
+    doc["version"] = serde_json::json!(2);
+    doc["generation"] = serde_json::json!(gen + 1);
+    put(&format!("manifest/{:020}.json", gen + 1), doc.to_string().as_bytes());
+    assert_eq!(ids(&list_json(m, repo)).len(), 3);
+    assert_code(&run(m.floe(&["backup", "verify", "--repo", repo, &c])), 0);
+    let o = run(m.floe(&["backup", "create", p(&db1), "--repo", repo]));
+    assert_code(&o, 4);
+    assert!(stderr(&o).contains("newer floe"), "{}", stderr(&o));
+    assert_code(&run(m.floe(&["backup", "gc", "--repo", repo])), 4);
+    assert_code(&run(m.floe(&["backup", "delete", "--repo", repo, &c])), 4);
+}
+
+#[test]
+fn backup_commands_on_s3_and_in_a_local_directory() {
+    let Some(m) = moto() else { return };
+    m.create_bucket("backups");
+    let dir = tempdir();
+    let put = |rel: &str, b: &[u8]| m.put("backups", &format!("team/repo/{rel}"), b);
+    let get = |rel: &str| m.get(&format!("/backups/team/repo/{rel}"));
+    let scratch = dir.path().join("s3");
+    std::fs::create_dir(&scratch).unwrap();
+    backup_commands(&m, "s3://backups/team/repo", &put, &get, &scratch);
+
+    let repo = dir.path().join("local-repo");
+    let put = |rel: &str, b: &[u8]| {
+        let f = repo.join(rel);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, b).unwrap();
+    };
+    let get = |rel: &str| std::fs::read(repo.join(rel)).ok();
+    let scratch = dir.path().join("local");
+    std::fs::create_dir(&scratch).unwrap();
+    backup_commands(&m, p(&repo), &put, &get, &scratch);
+    // A mistyped local repository is an error, not a new empty repository.
+    let o = run(m.floe(&["backup", "list", "--repo", p(&dir.path().join("no-such-repo"))]));
+    assert_code(&o, 1);
+    assert!(!dir.path().join("no-such-repo").exists());
+    // file:// names the same repository.
+    assert_eq!(ids(&list_json(&m, &format!("file://{}", repo.display()))).len(), 3);
+}
+
+#[test]
+fn concurrent_creates_from_two_processes_both_survive() {
+    let Some(m) = moto() else { return };
+    m.create_bucket("concurrent");
+    let dir = tempdir();
+    let (db1, _) = sample_db(dir.path(), 3000, 21);
+    let (db2, _) = sample_db(dir.path(), 3000, 22);
+    let spawn = |db: &Path| m.floe(&["backup", "create", p(db), "--repo", "s3://concurrent/r", "-q", "--wait", "120"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (c1, c2) = (spawn(&db1), spawn(&db2));
+    let (o1, o2) = (c1.wait_with_output().unwrap(), c2.wait_with_output().unwrap());
+    assert_code(&o1, 0);
+    assert_code(&o2, 0);
+    let mut got = ids(&list_json(&m, "s3://concurrent/r"));
+    got.sort();
+    let mut want = vec![stdout(&o1).trim().to_owned(), stdout(&o2).trim().to_owned()];
+    want.sort();
+    assert_eq!(got, want);
+    assert_code(&run(m.floe(&["backup", "verify", "--repo", "s3://concurrent/r"])), 0);
+}
+
+/// A database whose archive is about `mib` MiB (incompressible values).
+fn big_db(dir: &Path, mib: usize) -> std::path::PathBuf {
+    let path = dir.join(format!("big-{mib}"));
+    let db = open_db(&path);
+    let ks = db.keyspace("big", fjall::KeyspaceCreateOptions::default).unwrap();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut value = vec![0u8; 256 << 10];
+    // Bulk ingestion writes tables directly: no journal to replay into
+    // memory when floe opens the database.
+    let mut ing = ks.start_ingestion().unwrap();
+    for i in 0..mib * 4 {
+        for c in value.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
+        }
+        ing.write(format!("key-{i:08}"), value.as_slice()).unwrap();
+    }
+    ing.finish().unwrap();
+    db.persist(fjall::PersistMode::SyncAll).unwrap();
+    drop(ks);
+    drop(db);
+    path
+}
+
+/// Waits until `f` holds (polling), or panics after `secs`.
+fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn interrupted_and_failed_uploads_leave_no_object_parts_or_entry() {
+    let Some(mut m) = moto() else { return };
+    m.create_bucket("killed");
+    let dir = tempdir();
+    let db = big_db(dir.path(), 120);
+
+    // Ctrl-C during a backup upload: exit 130, the upload is aborted (no
+    // parts), no object, no manifest entry, the lock is released.
+    let mut child = m.floe(&["backup", "create", p(&db), "--repo", "s3://killed/r", "-q"]).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for(60, "a multipart upload to start", || !m.pending_uploads("killed").is_empty());
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(130), "expected an interrupted exit");
+    assert_eq!(m.pending_uploads("killed"), Vec::<String>::new(), "the cancelled upload left parts");
+    assert_eq!(m.keys("killed", "r/"), Vec::<String>::new(), "a cancelled create left objects");
+
+    // The server dies mid-upload: a clear error naming the object.
+    let child = m.floe(&["export", "-q", p(&db), "-o", "s3://killed/x.floe"]).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for(60, "a multipart upload to start", || !m.pending_uploads("killed").is_empty());
+    m.kill();
+    let o = child.wait_with_output().unwrap();
+    assert_code(&o, 1);
+    let err = stderr(&o);
+    assert!(err.contains("s3://killed/x.floe"), "the error does not name the object: {err}");
+
+    // The same during backup create: no manifest entry, gc leaves nothing, a retry succeeds.
+    m.restart();
+    m.create_bucket("killed");
+    let child = m.floe(&["backup", "create", p(&db), "--repo", "s3://killed/r", "-q"]).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for(60, "a multipart upload to start", || !m.pending_uploads("killed").is_empty());
+    m.kill();
+    let o = child.wait_with_output().unwrap();
+    assert_code(&o, 1);
+    assert!(stderr(&o).contains("s3://killed/r/snapshots/"), "{}", stderr(&o));
+    // moto keeps its state in memory: a restarted server starts empty.
+    m.restart();
+    m.create_bucket("killed");
+    assert!(ids(&list_json(&m, "s3://killed/r")).is_empty());
+    assert_code(&run(m.floe(&["backup", "gc", "--repo", "s3://killed/r"])), 0);
+    assert_eq!(m.pending_uploads("killed"), Vec::<String>::new());
+    let id = create(&m, "s3://killed/r", &db, &[]);
+    assert_eq!(ids(&list_json(&m, "s3://killed/r")), vec![id]);
+    assert_eq!(m.pending_uploads("killed"), Vec::<String>::new());
+}
+
+/// Peak resident memory of a finished child (wait4's ru_maxrss), in KiB.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also reports its peak memory
+fn run_rss(mut c: Command) -> (i32, i64) {
+    let child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut status = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    assert_eq!(pid, child.id() as i32);
+    (libc::WEXITSTATUS(status), ru.ru_maxrss)
+}
+
+#[test]
+fn export_to_s3_stays_within_the_memory_bound_of_a_local_export() {
+    let Some(m) = moto() else { return };
+    m.create_bucket("mem");
+    let dir = tempdir();
+    let mib = 400;
+    let db = big_db(dir.path(), mib);
+    let (code, local) = run_rss(m.floe(&["export", "-q", "-t", "2", p(&db), "-o", p(&dir.path().join("local.floe"))]));
+    assert_eq!(code, 0);
+    let (code, remote) = run_rss(m.floe(&["export", "-q", "-t", "2", p(&db), "-o", "s3://mem/big.floe"]));
+    assert_eq!(code, 0);
+    // The upload adds at most PARTS_IN_FLIGHT parts plus the one being filled.
+    let upload = ((floe::store::PARTS_IN_FLIGHT + 1) * floe::store::PART_SIZE / 1024) as i64;
+    eprintln!("peak RSS exporting {mib} MiB: local {} MiB, s3 {} MiB (upload allowance {} MiB)", local / 1024, remote / 1024, upload / 1024);
+    assert!(remote <= local + upload + 16 * 1024, "s3 export peak {remote} KiB vs local {local} KiB");
+    assert!(remote < (mib as i64 * 1024) * 2 / 3, "s3 export buffered much of the {mib} MiB archive: {remote} KiB");
+    let (code, _) = run_rss(m.floe(&["verify", "--quick", "s3://mem/big.floe"]));
+    assert_eq!(code, 0);
+}
