@@ -396,21 +396,20 @@ pub fn temporaries(dir: &Path) -> Vec<String> {
 /// What "the source database is unchanged" compares: the contents of every
 /// file and directory under the database directory except fjall's own
 /// bookkeeping, which fjall rewrites or garbage-collects whenever it opens a
-/// database: the `lock` file, the journals (`*.jnl` in the top directory),
-/// and superseded LSM version manifests (`keyspaces/N/vK` other than the one
-/// `keyspaces/N/current` names; lsm-tree deletes those on open). Everything
-/// else must stay byte-identical and nothing may appear or disappear: the
-/// `version` file, every keyspace's `current` pointer and live manifest,
+/// database, on its own schedule: the `lock` file, the journals (`*.jnl` in
+/// the top directory), and each keyspace's LSM version manifests (`vN`) and
+/// their `current` pointer (lsm-tree deletes superseded manifests on open and
+/// may write a new one listing the same tables). Everything else must stay
+/// byte-identical and nothing may appear or disappear: the `version` file,
 /// every table and every blob file.
 pub fn db_data_files(db: &Path) -> BTreeMap<PathBuf, u64> {
-    let superseded = |rel: &Path| -> bool {
-        let (Some(name), Some(dir)) = (rel.file_name().and_then(|n| n.to_str()), rel.parent()) else { return false };
-        let Some(id) = name.strip_prefix('v').and_then(|d| d.parse::<u64>().ok()) else { return false };
-        let current = std::fs::read(db.join(dir).join("current")).ok().and_then(|c| Some(u64::from_le_bytes(c.get(..8)?.try_into().ok()?)));
-        current.is_some_and(|c| c != id)
+    let manifest = |rel: &Path| -> bool {
+        let Some(name) = rel.file_name().and_then(|n| n.to_str()) else { return false };
+        let in_keyspace = rel.parent().and_then(|d| d.parent()) == Some(Path::new("keyspaces"));
+        in_keyspace && (name == "current" || name.strip_prefix('v').is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())))
     };
     tree_digest(db, &|rel: &Path| {
-        rel == Path::new("lock") || (rel.parent() == Some(Path::new("")) && rel.extension().is_some_and(|e| e == "jnl")) || superseded(rel)
+        rel == Path::new("lock") || (rel.parent() == Some(Path::new("")) && rel.extension().is_some_and(|e| e == "jnl")) || manifest(rel)
     })
 }
 
