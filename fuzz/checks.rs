@@ -22,7 +22,7 @@ use floe::format::header::Header;
 use floe::format::keyspace_table::KeyspaceEntry;
 use floe::format::options::{Compaction, Compression, FilterEntry, KeyspaceOptions, KvSeparation, UnknownOption};
 use floe::format::record::{BlockBuilder, RawBlock};
-use floe::format::section::{tags, SECTION_MAGIC, ZSTD_FRAME_MAGIC};
+use floe::format::section::{section_crc, tags, SECTION_MAGIC, ZSTD_FRAME_MAGIC};
 use floe::format::crc32;
 use floe::progress::NoProgress;
 use floe::reader::{verify_stream, Archive, StreamReader};
@@ -192,10 +192,7 @@ fn u32le(b: &[u8]) -> u32 {
 }
 
 fn fix_section_crc(sec: &mut [u8]) {
-    let mut h = crc32fast::Hasher::new();
-    h.update(&sec[..8]);
-    h.update(&sec[12..]);
-    let c = h.finalize();
+    let c = section_crc(sec);
     sec[8..12].copy_from_slice(&c.to_le_bytes());
 }
 
