@@ -39,9 +39,10 @@ for t in "${targets[@]}"; do
     fi
     last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-    cov=$(grep -oE 'cov: [0-9]+' <<<"$last" | tail -1)
-    ft=$(grep -oE 'ft: [0-9]+' <<<"$last" | tail -1)
-    corp=$(grep -oE 'corp: [0-9]+/[0-9]+[a-zA-Z]*' <<<"$last" | tail -1)
+    [ -n "$execs" ] || execs=$(grep -oE '^#[0-9]+' <<<"$last" | tr -d '#' || true)
+    cov=$(grep -oE 'cov: [0-9]+' <<<"$last" || true)
+    ft=$(grep -oE 'ft: [0-9]+' <<<"$last" || true)
+    corp=$(grep -oE 'corp: [0-9]+/[0-9]+[a-zA-Z]*' <<<"$last" || true)
     summary+=("$t: ${execs:-?} execs, ${cov:-cov: ?}, ${ft:-ft: ?}, ${corp:-corp: ?}")
 done
 echo "== summary (${secs}s per target, $(date -u +%Y-%m-%d))"
