@@ -242,11 +242,11 @@ pub fn arbitrary_plan(u: &mut Unstructured<'_>, budget: usize) -> AResult<Plan> 
         header.snapshot_seqno = u.arbitrary()?;
     }
     let mut left = budget;
-    let mut spaces: BTreeMap<String, (KeyspaceOptions, BTreeMap<Vec<u8>, Vec<u8>>)> = BTreeMap::new();
+    let mut spaces = BTreeMap::new();
     for _ in 0..u.int_in_range(0..=4)? {
         let name = arbitrary_name(u)?;
         let options = arbitrary_options(u)?;
-        let mut recs = BTreeMap::new();
+        let mut recs: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for _ in 0..u.int_in_range(0..=24)? {
             let key = blob(u, 1, 65_535, 8)?;
             let value = blob(u, 0, 3 * block_target as usize + 100, 16)?;
