@@ -1,12 +1,10 @@
-//! Raw bytes into both archive readers (random access and streaming):
-//! never a panic, never unbounded memory.
+//! Raw bytes into both archive readers (random access and streaming), as they
+//! are and with their checksums patched: never a panic, never unbounded memory,
+//! and both readers agree.
+//! Properties: ../checks.rs (shared with tests/fuzz_replay.rs).
 #![no_main]
-use floe::progress::NoProgress;
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(a) = floe::reader::Archive::from_bytes(data, "fuzz") {
-        let _ = a.verify(false, &NoProgress);
-    }
-    let _ = floe::reader::verify_stream(data, "fuzz", false, &NoProgress);
-});
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::read_archive(data));

@@ -57,7 +57,7 @@ pub fn encode_section(tag: [u8; 4], flags: u32, body: &[u8]) -> Vec<u8> {
 }
 
 /// CRC of a whole section, skipping its crc field (bytes 8..12).
-fn section_crc(section: &[u8]) -> u32 {
+pub fn section_crc(section: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(&section[..8]);
     h.update(&section[12..]);
