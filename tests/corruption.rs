@@ -260,9 +260,6 @@ fn read_everything(b: &[u8]) -> Result<Model, String> {
 
 /// Recomputes a section's CRC (§3) in place.
 fn fix_crc(sec: &mut [u8]) {
-    let mut h = crc32fast::Hasher::new();
-    h.update(&sec[..8]);
-    h.update(&sec[12..]);
-    let c = h.finalize();
+    let c = floe::format::section::section_crc(sec);
     sec[8..12].copy_from_slice(&c.to_le_bytes());
 }
