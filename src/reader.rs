@@ -388,7 +388,8 @@ impl<B: Source> Archive<B> {
     }
 
     /// Splits keyspace `k`'s blocks into at most `max` consecutive segments
-    /// of roughly equal raw size, none smaller than `min_raw` bytes, each
+    /// of roughly equal raw size (cut at block boundaries, each about
+    /// `min_raw` bytes or more), each
     /// starting at a record boundary (after a block without `CONTINUES`).
     /// Segments can be decoded independently and their totals joined with
     /// [`Totals::append`].
