@@ -53,7 +53,16 @@ fn bench(c: &mut Criterion) {
         })
     });
     let raw = one_block();
-    let h = BlockHeader { keyspace: 0, flags: 0, sequence: 0, record_count: raw.record_count, raw_len: raw.data.len() as u32, frame_len: 100, raw_crc32: 0, frame_crc32: 0 };
+    let h = BlockHeader {
+        keyspace: 0,
+        flags: 0,
+        sequence: 0,
+        record_count: raw.record_count,
+        raw_len: raw.data.len() as u32,
+        frame_len: 100,
+        raw_crc32: 0,
+        frame_crc32: 0,
+    };
     g.throughput(Throughput::Bytes(raw.data.len() as u64));
     g.bench_function("decode + order check (KeyspaceDecoder)", |b| {
         b.iter(|| {
@@ -71,7 +80,12 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("zstd compress level {level}"), |b| b.iter(|| comp.compress(&raw.data).unwrap()));
     }
     let frame = BlockCompressor::new(3).unwrap().compress(&raw.data).unwrap();
-    let hdr = BlockHeader { frame_len: frame.len() as u32, raw_crc32: floe::format::crc32(&raw.data), frame_crc32: floe::format::crc32(&frame), ..h };
+    let hdr = BlockHeader {
+        frame_len: frame.len() as u32,
+        raw_crc32: floe::format::crc32(&raw.data),
+        frame_crc32: floe::format::crc32(&frame),
+        ..h
+    };
     g.bench_function("decode_frame (crc + zstd -d + crc)", |b| {
         let mut out = Vec::new();
         b.iter(|| floe::format::block::decode_frame(&hdr, &frame, 0, &mut out).unwrap())
@@ -81,14 +95,23 @@ fn bench(c: &mut Criterion) {
 
     let n = 100_000u64;
     let index = Index {
-        keyspaces: vec![KeyspaceIndex { totals: Totals { block_count: n as u32, raw_bytes: n * 10, compressed_bytes: n * 20, ..Default::default() }, first_block: 0 }],
-        blocks: (0..n).map(|i| BlockEntry { offset: 1000 + i * 100, keyspace: 0, record_count: 0, raw_len: 10, frame_len: 20 }).collect(),
+        keyspaces: vec![KeyspaceIndex {
+            totals: Totals { block_count: n as u32, raw_bytes: n * 10, compressed_bytes: n * 20, ..Default::default() },
+            first_block: 0,
+        }],
+        blocks: (0..n)
+            .map(|i| BlockEntry { offset: 1000 + i * 100, keyspace: 0, record_count: 0, raw_len: 10, frame_len: 20 })
+            .collect(),
     };
     let sec = encode_section(tags::INDEX, FLAG_REQUIRED, &index.encode());
     let mut g = c.benchmark_group("index");
     g.throughput(Throughput::Elements(n));
     g.bench_function("decode 100k block entries", |b| {
-        b.iter_batched(|| (), |_| Index::decode(&decode_section(&sec, 0).unwrap(), 1, 1000, 1000 + n * 100 + 100).unwrap(), BatchSize::SmallInput)
+        b.iter_batched(
+            || (),
+            |_| Index::decode(&decode_section(&sec, 0).unwrap(), 1, 1000, 1000 + n * 100 + 100).unwrap(),
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
 }

@@ -69,17 +69,57 @@ fn scaled(n: u64, scale: f64, min: u64) -> u64 {
 }
 
 fn datasets(scale: f64) -> Vec<Dataset> {
-    let ks = |name: String, records: u64, lo: usize, hi: usize, kv_separated: bool| KsSpec { name, records, lo, hi, kv_separated };
+    let ks = |name: String, records: u64, lo: usize, hi: usize, kv_separated: bool| KsSpec {
+        name,
+        records,
+        lo,
+        hi,
+        kv_separated,
+    };
     let split = |prefix: &str, n: usize, total: u64, lo: usize, hi: usize| -> Vec<KsSpec> {
-        (0..n).map(|i| ks(format!("{prefix}{i:02}"), total / n as u64 + u64::from((i as u64) < total % n as u64), lo, hi, false)).collect()
+        (0..n)
+            .map(|i| {
+                ks(
+                    format!("{prefix}{i:02}"),
+                    total / n as u64 + u64::from((i as u64) < total % n as u64),
+                    lo,
+                    hi,
+                    false,
+                )
+            })
+            .collect()
     };
     vec![
-        Dataset { name: "small", about: "1M records, ~200 B values, 4 keyspaces", keyspaces: split("small", 4, scaled(1_000_000, scale, 400), 150, 250) },
-        Dataset { name: "4k", about: "200k records, 4 KiB values, 1 keyspace", keyspaces: vec![ks("docs".into(), scaled(200_000, scale, 100), 4096, 4096, false)] },
-        Dataset { name: "blob", about: "500 records, 1 MiB values, 1 KV-separated keyspace", keyspaces: vec![ks("blobs".into(), scaled(500, scale, 4), 1 << 20, 1 << 20, true)] },
-        Dataset { name: "ks1", about: "1M records, 100–1900 B values (~1 GB), 1 keyspace", keyspaces: split("one", 1, scaled(1_000_000, scale, 400), 100, 1900) },
-        Dataset { name: "ks16", about: "the same size as ks1 in 16 keyspaces", keyspaces: split("many", 16, scaled(1_000_000, scale, 400), 100, 1900) },
-        Dataset { name: "ks1-quarter", about: "ks1 at a quarter of its size (scaling)", keyspaces: split("one", 1, scaled(250_000, scale, 100), 100, 1900) },
+        Dataset {
+            name: "small",
+            about: "1M records, ~200 B values, 4 keyspaces",
+            keyspaces: split("small", 4, scaled(1_000_000, scale, 400), 150, 250),
+        },
+        Dataset {
+            name: "4k",
+            about: "200k records, 4 KiB values, 1 keyspace",
+            keyspaces: vec![ks("docs".into(), scaled(200_000, scale, 100), 4096, 4096, false)],
+        },
+        Dataset {
+            name: "blob",
+            about: "500 records, 1 MiB values, 1 KV-separated keyspace",
+            keyspaces: vec![ks("blobs".into(), scaled(500, scale, 4), 1 << 20, 1 << 20, true)],
+        },
+        Dataset {
+            name: "ks1",
+            about: "1M records, 100–1900 B values (~1 GB), 1 keyspace",
+            keyspaces: split("one", 1, scaled(1_000_000, scale, 400), 100, 1900),
+        },
+        Dataset {
+            name: "ks16",
+            about: "the same size as ks1 in 16 keyspaces",
+            keyspaces: split("many", 16, scaled(1_000_000, scale, 400), 100, 1900),
+        },
+        Dataset {
+            name: "ks1-quarter",
+            about: "ks1 at a quarter of its size (scaling)",
+            keyspaces: split("one", 1, scaled(250_000, scale, 100), 100, 1900),
+        },
     ]
 }
 
@@ -131,7 +171,8 @@ fn put_record(out: &mut impl Write, key: &[u8], value: &[u8]) -> std::io::Result
 /// replay on open) and the raw record stream (format-spec §7, exactly what
 /// `zstd -dc ARCHIVE` prints) of the same records.
 fn helper_build(dataset: &str, scale: f64, seed: u64, dir: &Path) -> Result<(), String> {
-    let ds = datasets(scale).into_iter().find(|d| d.name == dataset).ok_or_else(|| format!("unknown dataset {dataset}"))?;
+    let ds =
+        datasets(scale).into_iter().find(|d| d.name == dataset).ok_or_else(|| format!("unknown dataset {dataset}"))?;
     let dbdir = dir.join("db");
     let db = Database::builder(&dbdir).open().map_err(|e| e.to_string())?;
     let mut raw = BufWriter::with_capacity(1 << 20, File::create(dir.join("raw")).map_err(|e| e.to_string())?);
@@ -147,7 +188,10 @@ fn helper_build(dataset: &str, scale: f64, seed: u64, dir: &Path) -> Result<(), 
             records += 1;
             bytes += (6 + key.len() + v.len()) as u64;
             if err.is_none() {
-                err = put_record(&mut raw, key, v).err().map(|e| e.to_string()).or_else(|| ing.write(key, v).err().map(|e| e.to_string()));
+                err = put_record(&mut raw, key, v)
+                    .err()
+                    .map(|e| e.to_string())
+                    .or_else(|| ing.write(key, v).err().map(|e| e.to_string()));
             }
         });
         if let Some(e) = err {
@@ -241,7 +285,8 @@ fn helper_ingest(raw: &Path, archive: &Path, out: &Path) -> Result<(), String> {
         while pos < end {
             let kl = u16::from_le_bytes([data[pos], data[pos + 1]]) as usize;
             let vl = u32::from_le_bytes([data[pos + 2], data[pos + 3], data[pos + 4], data[pos + 5]]) as usize;
-            ing.write(&data[pos + 6..pos + 6 + kl], &data[pos + 6 + kl..pos + 6 + kl + vl]).map_err(|e| e.to_string())?;
+            ing.write(&data[pos + 6..pos + 6 + kl], &data[pos + 6 + kl..pos + 6 + kl + vl])
+                .map_err(|e| e.to_string())?;
             pos += 6 + kl + vl;
         }
         ing.finish().map_err(|e| e.to_string())?;
@@ -262,7 +307,8 @@ fn helper_insert(zst: &Path, archive: &Path, out: &Path) -> Result<(), String> {
     let db = Database::builder(out).open().map_err(|e| e.to_string())?;
     let mut all = Vec::new();
     let mut cur: Option<fjall::Keyspace> = None;
-    let dec = zstd::stream::read::Decoder::new(File::open(zst).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let dec =
+        zstd::stream::read::Decoder::new(File::open(zst).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     for_each_raw(dec, |key, val| {
         match key {
             None => {
@@ -290,7 +336,11 @@ fn helper_read(dbdir: &Path, threads: usize) -> Result<(), String> {
     let db = floe::engine::open_existing(dbdir).map_err(|e| e.to_string())?;
     let snap = db.snapshot();
     let names = floe::engine::keyspace_names(&db);
-    let handles: Vec<fjall::Keyspace> = names.iter().map(|n| db.keyspace(n, KeyspaceCreateOptions::default)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let handles: Vec<fjall::Keyspace> = names
+        .iter()
+        .map(|n| db.keyspace(n, KeyspaceCreateOptions::default))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let total = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|s| {
@@ -348,7 +398,10 @@ fn helper_hex_ldb(raw: &Path, dir: &Path) -> Result<(), String> {
                 }
                 names.push_str(std::str::from_utf8(val).map_err(|e| e.to_string())?);
                 names.push('\n');
-                out = Some(BufWriter::with_capacity(1 << 20, File::create(dir.join(format!("{n:04}.txt"))).map_err(|e| e.to_string())?));
+                out = Some(BufWriter::with_capacity(
+                    1 << 20,
+                    File::create(dir.join(format!("{n:04}.txt"))).map_err(|e| e.to_string())?,
+                ));
                 n += 1;
             }
             Some(k) => {
@@ -382,7 +435,11 @@ fn helper_hex_mdb(raw: &Path, file: &Path, mapsize: u64) -> Result<(), String> {
                     line.extend_from_slice(b"DATA=END\n");
                 }
                 let name = std::str::from_utf8(val).map_err(|e| e.to_string())?;
-                write!(line, "VERSION=3\nformat=bytevalue\ndatabase={name}\ntype=btree\nmapsize={mapsize}\nHEADER=END\n").map_err(|e| e.to_string())?;
+                write!(
+                    line,
+                    "VERSION=3\nformat=bytevalue\ndatabase={name}\ntype=btree\nmapsize={mapsize}\nHEADER=END\n"
+                )
+                .map_err(|e| e.to_string())?;
                 open = true;
             }
             Some(k) => {
@@ -410,7 +467,8 @@ fn helper_zstd_blocks(file: &Path, level: i32, block: usize, limit: u64) -> Resu
     File::open(file).map_err(|e| e.to_string())?.take(limit).read_to_end(&mut data).map_err(|e| e.to_string())?;
     let mut c = floe::format::block::BlockCompressor::new(level).map_err(|e| e.to_string())?;
     let (u0, s0) = rusage_self();
-    let frames: Vec<Vec<u8>> = data.chunks(block).map(|b| c.compress(b)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let frames: Vec<Vec<u8>> =
+        data.chunks(block).map(|b| c.compress(b)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
     let (u1, s1) = rusage_self();
     let mut d = zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(block);
@@ -428,12 +486,19 @@ fn helper(args: &[String]) -> Result<(), String> {
     let p = |i: usize| PathBuf::from(&args[i]);
     let n = |i: usize| args[i].parse::<usize>().map_err(|e| e.to_string());
     match args.first().map(String::as_str) {
-        Some("build") => helper_build(&args[1], args[2].parse().map_err(|_| "scale")?, args[3].parse().map_err(|_| "seed")?, &p(4)),
+        Some("build") => {
+            helper_build(&args[1], args[2].parse().map_err(|_| "scale")?, args[3].parse().map_err(|_| "seed")?, &p(4))
+        }
         Some("ingest") => helper_ingest(&p(1), &p(2), &p(3)),
         Some("insert") => helper_insert(&p(1), &p(2), &p(3)),
         Some("read") => helper_read(&p(1), n(2)?),
         Some("crc") => helper_crc(&p(1), n(2)?),
-        Some("zstd-blocks") => helper_zstd_blocks(&p(1), args[2].parse().map_err(|_| "level")?, n(3)?, args[4].parse().map_err(|_| "limit")?),
+        Some("zstd-blocks") => helper_zstd_blocks(
+            &p(1),
+            args[2].parse().map_err(|_| "level")?,
+            n(3)?,
+            args[4].parse().map_err(|_| "limit")?,
+        ),
         Some("hex-ldb") => helper_hex_ldb(&p(1), &p(2)),
         Some("hex-mdb") => helper_hex_mdb(&p(1), &p(2), args[3].parse().map_err(|_| "mapsize")?),
         other => Err(format!("unknown helper {other:?}")),
@@ -463,7 +528,13 @@ impl M {
         self.other > (0.1 * self.wall).max(0.3)
     }
     fn add(self, o: M) -> M {
-        M { wall: self.wall + o.wall, user: self.user + o.user, sys: self.sys + o.sys, rss: self.rss.max(o.rss), other: self.other + o.other }
+        M {
+            wall: self.wall + o.wall,
+            user: self.user + o.user,
+            sys: self.sys + o.sys,
+            rss: self.rss.max(o.rss),
+            other: self.other + o.other,
+        }
     }
 }
 
@@ -606,7 +677,12 @@ fn du(p: &Path) -> u64 {
 }
 
 fn have(program: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {program}")]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 // ───────────────────────────── the run ─────────────────────────────
@@ -657,7 +733,10 @@ fn ensure_dataset(cfg: &Config, ds: &Dataset, me: &Path) -> Result<PathBuf, Stri
     eprintln!("  building dataset {} in {} …", ds.name, dir.display());
     let t = Instant::now();
     let me_s = me.display().to_string();
-    run(step(&me_s, &["--helper", "build", ds.name, &cfg.scale.to_string(), &cfg.seed.to_string(), &dir.display().to_string()]))?;
+    run(step(
+        &me_s,
+        &["--helper", "build", ds.name, &cfg.scale.to_string(), &cfg.seed.to_string(), &dir.display().to_string()],
+    ))?;
     eprintln!("  built in {:.1}s", t.elapsed().as_secs_f64());
     Ok(dir)
 }
@@ -699,29 +778,36 @@ fn measure(cfg: &Config, ds: &Dataset, me: &Path, first_pass: bool) -> Result<Re
     // Runs the steps of one operation (cleaning up with `after` first). When
     // the machine was busy elsewhere meanwhile (see `M::other`), runs it
     // again, up to three times in all, and keeps the quietest, fastest run.
-    let go = |res: &mut Results, name: &'static str, make: &dyn Fn() -> Vec<Step>, after: &dyn Fn()| -> Result<(), String> {
-        let mut best: Option<M> = None;
-        for _ in 0..3 {
-            after();
-            sync();
-            let mut m = M::default();
-            for s in make() {
-                m = m.add(run(s)?.0);
+    let go =
+        |res: &mut Results, name: &'static str, make: &dyn Fn() -> Vec<Step>, after: &dyn Fn()| -> Result<(), String> {
+            let mut best: Option<M> = None;
+            for _ in 0..3 {
+                after();
+                sync();
+                let mut m = M::default();
+                for s in make() {
+                    m = m.add(run(s)?.0);
+                }
+                sync();
+                eprintln!(
+                    "    {name:<36} {:>7.2}s wall {:>7.2}s cpu {:>6.0} MiB {:>6.2}s other",
+                    m.wall,
+                    m.cpu(),
+                    m.rss,
+                    m.other
+                );
+                let better = best.is_none_or(|b| (m.noisy(), m.wall) < (b.noisy(), b.wall));
+                if better {
+                    best = Some(m);
+                }
+                if !m.noisy() {
+                    break;
+                }
             }
-            sync();
-            eprintln!("    {name:<36} {:>7.2}s wall {:>7.2}s cpu {:>6.0} MiB {:>6.2}s other", m.wall, m.cpu(), m.rss, m.other);
-            let better = best.is_none_or(|b| (m.noisy(), m.wall) < (b.noisy(), b.wall));
-            if better {
-                best = Some(m);
-            }
-            if !m.noisy() {
-                break;
-            }
-        }
-        res.ops.insert(name, best.unwrap_or_default());
-        res.order.push(name);
-        Ok(())
-    };
+            res.ops.insert(name, best.unwrap_or_default());
+            res.order.push(name);
+            Ok(())
+        };
     let floe_args = |extra: &[&str]| -> Vec<String> { extra.iter().map(|s| s.to_string()).collect() };
     let fstep = |args: Vec<String>| {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -731,84 +817,263 @@ fn measure(cfg: &Config, ds: &Dataset, me: &Path, first_pass: bool) -> Result<Re
     let none = || {};
 
     // floe
-    go(&mut res, "floe export", &|| vec![fstep(floe_args(&["export", &db.display().to_string(), "-o", &archive.display().to_string(), "--quiet", "--threads", &t, "--level", &lvl, "--block-size", &bs]))], &|| rm(&archive))?;
+    go(
+        &mut res,
+        "floe export",
+        &|| {
+            vec![fstep(floe_args(&[
+                "export",
+                &db.display().to_string(),
+                "-o",
+                &archive.display().to_string(),
+                "--quiet",
+                "--threads",
+                &t,
+                "--level",
+                &lvl,
+                "--block-size",
+                &bs,
+            ]))]
+        },
+        &|| rm(&archive),
+    )?;
     res.archive_bytes = du(&archive);
     let ex1 = work.join("a1.floe");
-    go(&mut res, "floe export, 1 thread, 1 core", &|| {
-        let mut s = fstep(floe_args(&["export", &db.display().to_string(), "-o", &ex1.display().to_string(), "--quiet", "--threads", "1", "--level", &lvl, "--block-size", &bs]));
-        s.pin_one_cpu = true;
-        vec![s]
-    }, &|| rm(&ex1))?;
+    go(
+        &mut res,
+        "floe export, 1 thread, 1 core",
+        &|| {
+            let mut s = fstep(floe_args(&[
+                "export",
+                &db.display().to_string(),
+                "-o",
+                &ex1.display().to_string(),
+                "--quiet",
+                "--threads",
+                "1",
+                "--level",
+                &lvl,
+                "--block-size",
+                &bs,
+            ]));
+            s.pin_one_cpu = true;
+            vec![s]
+        },
+        &|| rm(&ex1),
+    )?;
     rm(&ex1);
-    go(&mut res, "floe import", &|| vec![fstep(floe_args(&["import", &archive.display().to_string(), &imported.display().to_string(), "--quiet", "--threads", &t]))], &|| rm(&imported))?;
+    go(
+        &mut res,
+        "floe import",
+        &|| {
+            vec![fstep(floe_args(&[
+                "import",
+                &archive.display().to_string(),
+                &imported.display().to_string(),
+                "--quiet",
+                "--threads",
+                &t,
+            ]))]
+        },
+        &|| rm(&imported),
+    )?;
     rm(&imported);
-    go(&mut res, "floe import, 1 thread, 1 core", &|| {
-        let mut s = fstep(floe_args(&["import", &archive.display().to_string(), &imported.display().to_string(), "--quiet", "--threads", "1"]));
-        s.pin_one_cpu = true;
-        vec![s]
-    }, &|| rm(&imported))?;
+    go(
+        &mut res,
+        "floe import, 1 thread, 1 core",
+        &|| {
+            let mut s = fstep(floe_args(&[
+                "import",
+                &archive.display().to_string(),
+                &imported.display().to_string(),
+                "--quiet",
+                "--threads",
+                "1",
+            ]));
+            s.pin_one_cpu = true;
+            vec![s]
+        },
+        &|| rm(&imported),
+    )?;
     rm(&imported);
-    go(&mut res, "floe import - (stdin)", &|| {
-        let mut s = fstep(floe_args(&["import", "-", &imported.display().to_string(), "--quiet", "--threads", &t]));
-        s.stdin = Some(archive.clone());
-        vec![s]
-    }, &|| rm(&imported))?;
+    go(
+        &mut res,
+        "floe import - (stdin)",
+        &|| {
+            let mut s = fstep(floe_args(&["import", "-", &imported.display().to_string(), "--quiet", "--threads", &t]));
+            s.stdin = Some(archive.clone());
+            vec![s]
+        },
+        &|| rm(&imported),
+    )?;
     rm(&imported);
-    go(&mut res, "floe verify", &|| vec![fstep(floe_args(&["verify", &archive.display().to_string(), "--quiet", "--threads", &t]))], &none)?;
-    go(&mut res, "floe verify --quick", &|| vec![fstep(floe_args(&["verify", "--quick", &archive.display().to_string(), "--quiet", "--threads", &t]))], &none)?;
-    go(&mut res, "floe export | floe import -", &|| {
-        vec![sh(&format!(
+    go(
+        &mut res,
+        "floe verify",
+        &|| vec![fstep(floe_args(&["verify", &archive.display().to_string(), "--quiet", "--threads", &t]))],
+        &none,
+    )?;
+    go(
+        &mut res,
+        "floe verify --quick",
+        &|| vec![fstep(floe_args(&["verify", "--quick", &archive.display().to_string(), "--quiet", "--threads", &t]))],
+        &none,
+    )?;
+    go(
+        &mut res,
+        "floe export | floe import -",
+        &|| {
+            vec![sh(&format!(
             "{f} export {db} -o - --quiet --threads {t} --level {lvl} --block-size {bs} | {f} import - {out} --quiet --threads {t}",
             f = q(Path::new(FLOE)),
             db = q(&db),
             out = q(&imported)
         ))]
-    }, &|| rm(&imported))?;
+        },
+        &|| rm(&imported),
+    )?;
     rm(&imported);
 
     // bounds
-    go(&mut res, "read bound (snapshot iteration)", &|| vec![step(&me_s, &["--helper", "read", &db.display().to_string(), &t])], &none)?;
-    go(&mut res, "zstd -T<cores> (compression bound)", &|| vec![step("zstd", &["-q", "-f", &format!("-T{t}"), &format!("-{lvl}"), &raw.display().to_string(), "-o", &zst.display().to_string()])], &|| rm(&zst))?;
+    go(
+        &mut res,
+        "read bound (snapshot iteration)",
+        &|| vec![step(&me_s, &["--helper", "read", &db.display().to_string(), &t])],
+        &none,
+    )?;
+    go(
+        &mut res,
+        "zstd -T<cores> (compression bound)",
+        &|| {
+            vec![step(
+                "zstd",
+                &[
+                    "-q",
+                    "-f",
+                    &format!("-T{t}"),
+                    &format!("-{lvl}"),
+                    &raw.display().to_string(),
+                    "-o",
+                    &zst.display().to_string(),
+                ],
+            )]
+        },
+        &|| rm(&zst),
+    )?;
     res.zstd_bytes = du(&zst);
     let zst1 = work.join("raw1.zst");
-    go(&mut res, "zstd --single-thread", &|| vec![step("zstd", &["-q", "-f", "--single-thread", &format!("-{lvl}"), &raw.display().to_string(), "-o", &zst1.display().to_string()])], &|| rm(&zst1))?;
+    go(
+        &mut res,
+        "zstd --single-thread",
+        &|| {
+            vec![step(
+                "zstd",
+                &[
+                    "-q",
+                    "-f",
+                    "--single-thread",
+                    &format!("-{lvl}"),
+                    &raw.display().to_string(),
+                    "-o",
+                    &zst1.display().to_string(),
+                ],
+            )]
+        },
+        &|| rm(&zst1),
+    )?;
     rm(&zst1);
-    go(&mut res, "zstd -d (decompression bound)", &|| vec![step("zstd", &["-q", "-d", "-f", &zst.display().to_string(), "-o", "/dev/null"])], &none)?;
-    go(&mut res, "crc32 of the archive (CRC bound)", &|| vec![step(&me_s, &["--helper", "crc", &archive.display().to_string(), &t])], &none)?;
+    go(
+        &mut res,
+        "zstd -d (decompression bound)",
+        &|| vec![step("zstd", &["-q", "-d", "-f", &zst.display().to_string(), "-o", "/dev/null"])],
+        &none,
+    )?;
+    go(
+        &mut res,
+        "crc32 of the archive (CRC bound)",
+        &|| vec![step(&me_s, &["--helper", "crc", &archive.display().to_string(), &t])],
+        &none,
+    )?;
     let wb = work.join("ingested");
-    go(&mut res, "ingestion, 1 thread (write bound)", &|| vec![step(&me_s, &["--helper", "ingest", &raw.display().to_string(), &archive.display().to_string(), &wb.display().to_string()])], &|| rm(&wb))?;
+    go(
+        &mut res,
+        "ingestion, 1 thread (write bound)",
+        &|| {
+            vec![step(
+                &me_s,
+                &[
+                    "--helper",
+                    "ingest",
+                    &raw.display().to_string(),
+                    &archive.display().to_string(),
+                    &wb.display().to_string(),
+                ],
+            )]
+        },
+        &|| rm(&wb),
+    )?;
     rm(&wb);
 
     // peers
     let peers = cfg.peers && first_pass;
     let ins = work.join("inserted");
     if first_pass {
-    go(&mut res, "per-key insert import", &|| vec![step(&me_s, &["--helper", "insert", &zst.display().to_string(), &archive.display().to_string(), &ins.display().to_string()])], &|| rm(&ins))?;
-    rm(&ins);
+        go(
+            &mut res,
+            "per-key insert import",
+            &|| {
+                vec![step(
+                    &me_s,
+                    &[
+                        "--helper",
+                        "insert",
+                        &zst.display().to_string(),
+                        &archive.display().to_string(),
+                        &ins.display().to_string(),
+                    ],
+                )]
+            },
+            &|| rm(&ins),
+        )?;
+        rm(&ins);
     }
     if peers && have("tar") {
         let tz = work.join("db.tar.zst");
-        go(&mut res, "tar | zstd -T<cores> (physical)", &|| vec![sh(&format!("tar -C {db} -cf - . | zstd -q -T{t} -{lvl} -o {out}", db = q(&db), out = q(&tz)))], &|| rm(&tz))?;
+        go(
+            &mut res,
+            "tar | zstd -T<cores> (physical)",
+            &|| vec![sh(&format!("tar -C {db} -cf - . | zstd -q -T{t} -{lvl} -o {out}", db = q(&db), out = q(&tz)))],
+            &|| rm(&tz),
+        )?;
         res.tar_bytes = Some(du(&tz));
         rm(&tz);
     }
     if peers && have("ldb") {
         let hex = work.join("ldb-in");
         run(step(&me_s, &["--helper", "hex-ldb", &raw.display().to_string(), &hex.display().to_string()]))?;
-        let names: Vec<String> = std::fs::read_to_string(hex.join("names")).map_err(|e| e.to_string())?.lines().map(str::to_owned).collect();
+        let names: Vec<String> =
+            std::fs::read_to_string(hex.join("names")).map_err(|e| e.to_string())?.lines().map(str::to_owned).collect();
         let rdb = work.join("rocksdb");
         let rdb_s = format!("--db={}", rdb.display());
-        go(&mut res, "ldb load --hex", &|| {
-            // Create the database (an empty load), then one column family per keyspace.
-            let mut v = vec![step("ldb", &[&rdb_s, "--create_if_missing", "load", "--hex", "--disable_wal"])];
-            for (i, n) in names.iter().enumerate() {
-                v.push(step("ldb", &[&rdb_s, "create_column_family", n]));
-                let mut s = step("ldb", &[&rdb_s, &format!("--column_family={n}"), "load", "--hex", "--disable_wal", "--bulk_load"]);
-                s.stdin = Some(hex.join(format!("{i:04}.txt")));
-                v.push(s);
-            }
-            v
-        }, &|| rm(&rdb))?;
+        go(
+            &mut res,
+            "ldb load --hex",
+            &|| {
+                // Create the database (an empty load), then one column family per keyspace.
+                let mut v = vec![step("ldb", &[&rdb_s, "--create_if_missing", "load", "--hex", "--disable_wal"])];
+                for (i, n) in names.iter().enumerate() {
+                    v.push(step("ldb", &[&rdb_s, "create_column_family", n]));
+                    let mut s = step(
+                        "ldb",
+                        &[&rdb_s, &format!("--column_family={n}"), "load", "--hex", "--disable_wal", "--bulk_load"],
+                    );
+                    s.stdin = Some(hex.join(format!("{i:04}.txt")));
+                    v.push(s);
+                }
+                v
+            },
+            &|| rm(&rdb),
+        )?;
         rm(&hex);
         // Compact (untimed) so the dump reads a settled database, as floe's
         // export reads a database built by ingestion.
@@ -816,16 +1081,21 @@ fn measure(cfg: &Config, ds: &Dataset, me: &Path, first_pass: bool) -> Result<Re
             run(step("ldb", &[&rdb_s, &format!("--column_family={n}"), "compact"]))?;
         }
         let dump = work.join("ldb-dump.txt");
-        go(&mut res, "ldb dump --hex", &|| {
-            names
-                .iter()
-                .map(|n| {
-                    let mut s = step("ldb", &[&rdb_s, &format!("--column_family={n}"), "dump", "--hex"]);
-                    s.stdout = Some(dump.clone());
-                    s
-                })
-                .collect()
-        }, &|| rm(&dump))?;
+        go(
+            &mut res,
+            "ldb dump --hex",
+            &|| {
+                names
+                    .iter()
+                    .map(|n| {
+                        let mut s = step("ldb", &[&rdb_s, &format!("--column_family={n}"), "dump", "--hex"]);
+                        s.stdout = Some(dump.clone());
+                        s
+                    })
+                    .collect()
+            },
+            &|| rm(&dump),
+        )?;
         rm(&dump);
         rm(&rdb);
     } else if peers {
@@ -836,17 +1106,27 @@ fn measure(cfg: &Config, ds: &Dataset, me: &Path, first_pass: bool) -> Result<Re
         let mapsize = ((raw_bytes * 3 + (256 << 20)) / 4096 * 4096).to_string();
         run(step(&me_s, &["--helper", "hex-mdb", &raw.display().to_string(), &txt.display().to_string(), &mapsize]))?;
         let env = work.join("lmdb");
-        go(&mut res, "mdb_load", &|| vec![step("mdb_load", &["-f", &txt.display().to_string(), &env.display().to_string()])], &|| {
-            rm(&env);
-            let _ = std::fs::create_dir_all(&env);
-        })?;
+        go(
+            &mut res,
+            "mdb_load",
+            &|| vec![step("mdb_load", &["-f", &txt.display().to_string(), &env.display().to_string()])],
+            &|| {
+                rm(&env);
+                let _ = std::fs::create_dir_all(&env);
+            },
+        )?;
         rm(&txt);
         let dump = work.join("mdb-dump.txt");
-        go(&mut res, "mdb_dump -a", &|| {
-            let mut s = step("mdb_dump", &["-a", &env.display().to_string()]);
-            s.stdout = Some(dump.clone());
-            vec![s]
-        }, &|| rm(&dump))?;
+        go(
+            &mut res,
+            "mdb_dump -a",
+            &|| {
+                let mut s = step("mdb_dump", &["-a", &env.display().to_string()]);
+                s.stdout = Some(dump.clone());
+                vec![s]
+            },
+            &|| rm(&dump),
+        )?;
         rm(&dump);
         rm(&env);
     } else if peers {
@@ -871,7 +1151,10 @@ fn sweep(cfg: &Config, me: &Path) -> Result<String, String> {
     let _ = writeln!(s, "One thread, floe's block compressor (one zstd frame per block, content checksum), the first {} MB of each dataset's raw record stream. Compression and decompression speeds are MB of raw data per CPU second.\n", LIMIT / 1_000_000);
     let _ = writeln!(s, "| dataset | level | block | ratio | size vs level {} | compress MB/s | decompress MB/s |\n|---|---|---|---|---|---|---|", cfg.level);
     for ds in datasets(cfg.scale) {
-        if cfg.only.as_ref().is_some_and(|o| !o.iter().any(|n| n == ds.name)) || ds.name == "ks1-quarter" || ds.name == "ks16" {
+        if cfg.only.as_ref().is_some_and(|o| !o.iter().any(|n| n == ds.name))
+            || ds.name == "ks1-quarter"
+            || ds.name == "ks16"
+        {
             continue;
         }
         let data = ensure_dataset(cfg, &ds, me)?;
@@ -884,8 +1167,24 @@ fn sweep(cfg: &Config, me: &Path) -> Result<String, String> {
         let mut reference = None;
         let mut rows = Vec::new();
         for (level, block) in points {
-            let (_, out) = run(step(&me_s, &["--helper", "zstd-blocks", &raw.display().to_string(), &level.to_string(), &block.to_string(), &LIMIT.to_string()]))?;
-            let v: Vec<f64> = out.lines().find_map(|l| l.strip_prefix("SWEEP ")).ok_or("no SWEEP line")?.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            let (_, out) = run(step(
+                &me_s,
+                &[
+                    "--helper",
+                    "zstd-blocks",
+                    &raw.display().to_string(),
+                    &level.to_string(),
+                    &block.to_string(),
+                    &LIMIT.to_string(),
+                ],
+            ))?;
+            let v: Vec<f64> = out
+                .lines()
+                .find_map(|l| l.strip_prefix("SWEEP "))
+                .ok_or("no SWEEP line")?
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
             let (size, c, d) = (v[0], v[1], v[2]);
             if level == cfg.level && block == cfg.block_size {
                 reference = Some(size);
@@ -903,7 +1202,12 @@ fn sweep(cfg: &Config, me: &Path) -> Result<String, String> {
                 len as f64 / 1e6 / c.max(1e-9),
                 len as f64 / 1e6 / d.max(1e-9)
             );
-            eprintln!("  {} level {level} block {block}: ratio {:.3}, {:.0} MB/s", ds.name, len as f64 / size, len as f64 / 1e6 / c.max(1e-9));
+            eprintln!(
+                "  {} level {level} block {block}: ratio {:.3}, {:.0} MB/s",
+                ds.name,
+                len as f64 / size,
+                len as f64 / 1e6 / c.max(1e-9)
+            );
         }
     }
     Ok(s)
@@ -929,41 +1233,134 @@ struct Target {
 }
 
 fn targets() -> Vec<Target> {
-    let t = |what, goal, eval: Box<dyn Fn(&Results, &Config) -> Option<f64>>, pass: Option<fn(f64) -> bool>| Target { what, goal, eval, pass };
+    let t = |what, goal, eval: Box<dyn Fn(&Results, &Config) -> Option<f64>>, pass: Option<fn(f64) -> bool>| Target {
+        what,
+        goal,
+        eval,
+        pass,
+    };
     let wall = |r: &Results, k: &str| r.get(k).map(|m| m.wall);
     vec![
-        t("export wall / pipeline bound", "≤ 1.15", Box::new(move |r, c| {
-            let read = r.get("read bound (snapshot iteration)")?;
-            let z1 = r.get("zstd --single-thread")?;
-            let bound = read.wall.max((read.cpu() + z1.cpu()) / c.threads as f64);
-            Some(wall(r, "floe export")? / bound)
-        }), Some(|x| x <= 1.15)),
-        t("export wall / `zstd -T<cores>` wall", "≤ 1.2", Box::new(move |r, _| Some(wall(r, "floe export")? / wall(r, "zstd -T<cores> (compression bound)")?)), Some(|x| x <= 1.2)),
-        t("import wall / write bound", "≤ 1.25", Box::new(move |r, c| {
-            let ing = r.get("ingestion, 1 thread (write bound)")?;
-            let d = r.get("zstd -d (decompression bound)")?;
-            Some(wall(r, "floe import")? / ((ing.cpu() + d.cpu()) / c.threads as f64))
-        }), Some(|x| x <= 1.25)),
-        t("import wall / per-key insert wall", "≤ 0.4", Box::new(move |r, _| Some(wall(r, "floe import")? / wall(r, "per-key insert import")?)), Some(|x| x <= 0.4)),
-        t("archive size / zstd of raw stream", "≤ 1.01", Box::new(|r, _| (r.zstd_bytes > 0).then(|| r.archive_bytes as f64 / r.zstd_bytes as f64)), Some(|x| x <= 1.01)),
-        t("`ldb dump` wall / export wall", "≥ 5", Box::new(move |r, _| Some(wall(r, "ldb dump --hex")? / wall(r, "floe export")?)), Some(|x| x >= 5.0)),
-        t("`ldb load` wall / import wall", "≥ 5", Box::new(move |r, _| Some(wall(r, "ldb load --hex")? / wall(r, "floe import")?)), Some(|x| x >= 5.0)),
-        t("`mdb_dump` wall / export wall", "info", Box::new(move |r, _| Some(wall(r, "mdb_dump -a")? / wall(r, "floe export")?)), None),
-        t("`mdb_load` wall / import wall", "info", Box::new(move |r, _| Some(wall(r, "mdb_load")? / wall(r, "floe import")?)), None),
-        t("export speed-up, 2 threads over 1 (1 core)", "≥ 1.6", Box::new(move |r, _| Some(wall(r, "floe export, 1 thread, 1 core")? / wall(r, "floe export")?)), Some(|x| x >= 1.6)),
-        t("import speed-up, 2 threads over 1 (1 core)", "≥ 1.6", Box::new(move |r, _| Some(wall(r, "floe import, 1 thread, 1 core")? / wall(r, "floe import")?)), Some(|x| x >= 1.6)),
+        t(
+            "export wall / pipeline bound",
+            "≤ 1.15",
+            Box::new(move |r, c| {
+                let read = r.get("read bound (snapshot iteration)")?;
+                let z1 = r.get("zstd --single-thread")?;
+                let bound = read.wall.max((read.cpu() + z1.cpu()) / c.threads as f64);
+                Some(wall(r, "floe export")? / bound)
+            }),
+            Some(|x| x <= 1.15),
+        ),
+        t(
+            "export wall / `zstd -T<cores>` wall",
+            "≤ 1.2",
+            Box::new(move |r, _| Some(wall(r, "floe export")? / wall(r, "zstd -T<cores> (compression bound)")?)),
+            Some(|x| x <= 1.2),
+        ),
+        t(
+            "import wall / write bound",
+            "≤ 1.25",
+            Box::new(move |r, c| {
+                let ing = r.get("ingestion, 1 thread (write bound)")?;
+                let d = r.get("zstd -d (decompression bound)")?;
+                Some(wall(r, "floe import")? / ((ing.cpu() + d.cpu()) / c.threads as f64))
+            }),
+            Some(|x| x <= 1.25),
+        ),
+        t(
+            "import wall / per-key insert wall",
+            "≤ 0.4",
+            Box::new(move |r, _| Some(wall(r, "floe import")? / wall(r, "per-key insert import")?)),
+            Some(|x| x <= 0.4),
+        ),
+        t(
+            "archive size / zstd of raw stream",
+            "≤ 1.01",
+            Box::new(|r, _| (r.zstd_bytes > 0).then(|| r.archive_bytes as f64 / r.zstd_bytes as f64)),
+            Some(|x| x <= 1.01),
+        ),
+        t(
+            "`ldb dump` wall / export wall",
+            "≥ 5",
+            Box::new(move |r, _| Some(wall(r, "ldb dump --hex")? / wall(r, "floe export")?)),
+            Some(|x| x >= 5.0),
+        ),
+        t(
+            "`ldb load` wall / import wall",
+            "≥ 5",
+            Box::new(move |r, _| Some(wall(r, "ldb load --hex")? / wall(r, "floe import")?)),
+            Some(|x| x >= 5.0),
+        ),
+        t(
+            "`mdb_dump` wall / export wall",
+            "info",
+            Box::new(move |r, _| Some(wall(r, "mdb_dump -a")? / wall(r, "floe export")?)),
+            None,
+        ),
+        t(
+            "`mdb_load` wall / import wall",
+            "info",
+            Box::new(move |r, _| Some(wall(r, "mdb_load")? / wall(r, "floe import")?)),
+            None,
+        ),
+        t(
+            "export speed-up, 2 threads over 1 (1 core)",
+            "≥ 1.6",
+            Box::new(move |r, _| Some(wall(r, "floe export, 1 thread, 1 core")? / wall(r, "floe export")?)),
+            Some(|x| x >= 1.6),
+        ),
+        t(
+            "import speed-up, 2 threads over 1 (1 core)",
+            "≥ 1.6",
+            Box::new(move |r, _| Some(wall(r, "floe import, 1 thread, 1 core")? / wall(r, "floe import")?)),
+            Some(|x| x >= 1.6),
+        ),
         t("export peak RSS, MiB", "≤ 256", Box::new(|r, _| r.get("floe export").map(|m| m.rss)), Some(|x| x <= 256.0)),
         t("import peak RSS, MiB", "≤ 256", Box::new(|r, _| r.get("floe import").map(|m| m.rss)), Some(|x| x <= 256.0)),
-        t("`verify --quick` wall / CRC bound", "near 1", Box::new(move |r, _| Some(wall(r, "floe verify --quick")? / wall(r, "crc32 of the archive (CRC bound)")?)), None),
-        t("`verify` wall / `zstd -d` wall", "near 1", Box::new(move |r, _| Some(wall(r, "floe verify")? / wall(r, "zstd -d (decompression bound)")?)), None),
-        t("pipe wall / (export + import wall)", "info", Box::new(move |r, _| Some(wall(r, "floe export | floe import -")? / (wall(r, "floe export")? + wall(r, "floe import")?))), None),
-        t("tar\\|zstd size / archive size", "info", Box::new(|r, _| Some(r.tar_bytes? as f64 / r.archive_bytes as f64)), None),
-        t("tar\\|zstd wall / export wall", "info", Box::new(move |r, _| Some(wall(r, "tar | zstd -T<cores> (physical)")? / wall(r, "floe export")?)), None),
+        t(
+            "`verify --quick` wall / CRC bound",
+            "near 1",
+            Box::new(move |r, _| Some(wall(r, "floe verify --quick")? / wall(r, "crc32 of the archive (CRC bound)")?)),
+            None,
+        ),
+        t(
+            "`verify` wall / `zstd -d` wall",
+            "near 1",
+            Box::new(move |r, _| Some(wall(r, "floe verify")? / wall(r, "zstd -d (decompression bound)")?)),
+            None,
+        ),
+        t(
+            "pipe wall / (export + import wall)",
+            "info",
+            Box::new(move |r, _| {
+                Some(wall(r, "floe export | floe import -")? / (wall(r, "floe export")? + wall(r, "floe import")?))
+            }),
+            None,
+        ),
+        t(
+            "tar\\|zstd size / archive size",
+            "info",
+            Box::new(|r, _| Some(r.tar_bytes? as f64 / r.archive_bytes as f64)),
+            None,
+        ),
+        t(
+            "tar\\|zstd wall / export wall",
+            "info",
+            Box::new(move |r, _| Some(wall(r, "tar | zstd -T<cores> (physical)")? / wall(r, "floe export")?)),
+            None,
+        ),
     ]
 }
 
 fn machine() -> String {
-    let cmd = |c: &str| Command::new("sh").args(["-c", c]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default();
+    let cmd = |c: &str| {
+        Command::new("sh")
+            .args(["-c", c])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
     let mut s = String::new();
     let _ = writeln!(s, "- nproc: {}", cmd("nproc"));
     let _ = writeln!(s, "- CPU: {}", cmd("lscpu | sed -n 's/^Model name: *//p' | head -1"));
@@ -1023,20 +1420,34 @@ fn report(cfg: &Config, all: &[Results]) -> String {
     // Scaling: ks1-quarter → ks1 (4× the data).
     let by = |n: &str| all.iter().find(|r| r.name == n);
     if let (Some(a), Some(b)) = (by("ks1-quarter"), by("ks1")) {
-        let _ = writeln!(s, "\n### Scaling, ks1-quarter → ks1 ({:.2}× the data)\n", b.raw_bytes as f64 / a.raw_bytes as f64);
+        let _ = writeln!(
+            s,
+            "\n### Scaling, ks1-quarter → ks1 ({:.2}× the data)\n",
+            b.raw_bytes as f64 / a.raw_bytes as f64
+        );
         let _ = writeln!(s, "| | target | export | import |\n|---|---|---|---|");
-        let g = |k: &str, f: &dyn Fn(M, u64) -> f64| -> Option<f64> { Some(f(b.get(k)?, b.raw_bytes) / f(a.get(k)?, a.raw_bytes)) };
+        let g = |k: &str, f: &dyn Fn(M, u64) -> f64| -> Option<f64> {
+            Some(f(b.get(k)?, b.raw_bytes) / f(a.get(k)?, a.raw_bytes))
+        };
         let rss = |m: M, _| m.rss;
         let per_byte = |m: M, bytes: u64| m.wall / bytes as f64;
         let (re, ri) = (g("floe export", &rss), g("floe import", &rss));
         let (pe, pi) = (g("floe export", &per_byte), g("floe import", &per_byte));
-        let mk = |v: Option<f64>, ok: fn(f64) -> bool| v.map_or("–".into(), |x| format!("{x:.3} {}", if ok(x) { "✅" } else { "❌" }));
+        let mk = |v: Option<f64>, ok: fn(f64) -> bool| {
+            v.map_or("–".into(), |x| format!("{x:.3} {}", if ok(x) { "✅" } else { "❌" }))
+        };
         let rss_ok: fn(f64) -> bool = |x| x <= 1.10;
         let lin_ok: fn(f64) -> bool = |x| (0.85..=1.15).contains(&x);
         let _ = writeln!(s, "| peak RSS growth (1 GB / 0.25 GB) | ≤ 1.10 | {} | {} |", mk(re, rss_ok), mk(ri, rss_ok));
         let _ = writeln!(s, "| per-byte wall time (4× / 1×) | 0.85–1.15 | {} | {} |", mk(pe, lin_ok), mk(pi, lin_ok));
-        for (what, v, ok) in [("peak RSS growth 0.25 GB → 1 GB", [re, ri], rss_ok), ("per-byte cost at 4× data", [pe, pi], lin_ok)] {
-            let fails: Vec<String> = ["export", "import"].iter().zip(v).filter_map(|(n, v)| v.filter(|x| !ok(*x)).map(|x| format!("{n} {x:.3}"))).collect();
+        for (what, v, ok) in
+            [("peak RSS growth 0.25 GB → 1 GB", [re, ri], rss_ok), ("per-byte cost at 4× data", [pe, pi], lin_ok)]
+        {
+            let fails: Vec<String> = ["export", "import"]
+                .iter()
+                .zip(v)
+                .filter_map(|(n, v)| v.filter(|x| !ok(*x)).map(|x| format!("{n} {x:.3}")))
+                .collect();
             if v.iter().any(Option::is_some) {
                 summary.push((what, if what.starts_with("peak") { "≤ 10%" } else { "within 15%" }, fails));
             }
@@ -1044,7 +1455,11 @@ fn report(cfg: &Config, all: &[Results]) -> String {
     }
     let _ = writeln!(s, "\n### Targets\n\n| target | goal | result |\n|---|---|---|");
     for (what, goal, fails) in &summary {
-        let _ = writeln!(s, "| {what} | {goal} | {} |", if fails.is_empty() { "✅ met on every dataset".into() } else { format!("❌ {}", fails.join(", ")) });
+        let _ = writeln!(
+            s,
+            "| {what} | {goal} | {} |",
+            if fails.is_empty() { "✅ met on every dataset".into() } else { format!("❌ {}", fails.join(", ")) }
+        );
     }
     for r in all {
         let _ = writeln!(
@@ -1108,7 +1523,9 @@ fn main() {
         data_dir: target.join("bench-data"),
         work_dir: target.join("bench-work"),
         out: None,
-        argv: format!("cargo bench --bench e2e --{}", args.iter().map(|a| format!(" {a}")).collect::<String>()).trim_end_matches(" --").to_owned(),
+        argv: format!("cargo bench --bench e2e --{}", args.iter().map(|a| format!(" {a}")).collect::<String>())
+            .trim_end_matches(" --")
+            .to_owned(),
     };
     let mut scale = None;
     let mut do_sweep = false;

@@ -18,12 +18,12 @@
 
 use arbitrary::{Result as AResult, Unstructured};
 use floe::format::block::{BlockCompressor, BLOCK_HEADER_BODY};
+use floe::format::crc32;
 use floe::format::header::Header;
 use floe::format::keyspace_table::KeyspaceEntry;
 use floe::format::options::{Compaction, Compression, FilterEntry, KeyspaceOptions, KvSeparation, UnknownOption};
 use floe::format::record::{BlockBuilder, RawBlock};
 use floe::format::section::{section_crc, tags, SECTION_MAGIC, ZSTD_FRAME_MAGIC};
-use floe::format::crc32;
 use floe::progress::NoProgress;
 use floe::reader::{verify_stream, Archive, StreamReader};
 use floe::writer::{ArchiveWriter, EncodedBlock, RecordWriter};
@@ -95,7 +95,12 @@ pub fn read_streamed(bytes: &[u8]) -> floe::Result<Content> {
         })?;
         Ok::<_, floe::Error>(Content { keyspaces: s.keyspaces().to_vec(), records })
     })();
-    assert_eq!(full.is_ok(), collected.is_ok(), "stream: verify {full:?} but reading the records gave {:?}", collected.as_ref().err());
+    assert_eq!(
+        full.is_ok(),
+        collected.is_ok(),
+        "stream: verify {full:?} but reading the records gave {:?}",
+        collected.as_ref().err()
+    );
     if let (Ok(r), Ok(c)) = (&full, &collected) {
         assert!(quick.is_ok(), "stream: full verify passed, quick verify failed: {quick:?}");
         assert_eq!(r.records, c.record_count(), "stream: verify report and records disagree");
@@ -116,7 +121,9 @@ pub fn read_both(bytes: &[u8]) -> Option<Content> {
             Some(a)
         }
         (Err(_), Err(_)) => None,
-        (a, b) => panic!("the readers disagree: indexed {:?}, streaming {:?}", a.map(|_| "accepted"), b.map(|_| "accepted")),
+        (a, b) => {
+            panic!("the readers disagree: indexed {:?}, streaming {:?}", a.map(|_| "accepted"), b.map(|_| "accepted"))
+        }
     }
 }
 
@@ -297,7 +304,10 @@ fn blob(u: &mut Unstructured<'_>, min: usize, max: usize, short: usize) -> AResu
     Ok(v)
 }
 
-fn policy<T>(u: &mut Unstructured<'_>, mut f: impl FnMut(&mut Unstructured<'_>) -> AResult<T>) -> AResult<Option<Vec<T>>> {
+fn policy<T>(
+    u: &mut Unstructured<'_>,
+    mut f: impl FnMut(&mut Unstructured<'_>) -> AResult<T>,
+) -> AResult<Option<Vec<T>>> {
     if !u.arbitrary()? {
         return Ok(None);
     }
@@ -537,7 +547,15 @@ pub fn mutate_archive(data: &[u8]) {
         return;
     }
     if let Some(got) = read_both(&bytes) {
-        assert!(bytes == original || got == plan.content, "a mutated archive passed verification with different content");
-        assert!(bytes == original, "a mutated archive ({} bytes, was {}) passed verification", bytes.len(), original.len());
+        assert!(
+            bytes == original || got == plan.content,
+            "a mutated archive passed verification with different content"
+        );
+        assert!(
+            bytes == original,
+            "a mutated archive ({} bytes, was {}) passed verification",
+            bytes.len(),
+            original.len()
+        );
     }
 }

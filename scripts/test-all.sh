@@ -35,6 +35,9 @@ fi
 export FLOE_MOTO_SERVER="$(cd "$moto_venv/bin" && pwd)/moto_server"
 export FLOE_REQUIRE_S3=1
 
+echo "== format: cargo fmt --check"
+cargo fmt --all --check
+
 echo "== cargo build (release)"
 cargo build --release --workspace --locked
 

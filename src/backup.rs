@@ -65,7 +65,9 @@ fn now_unix() -> i64 {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "unknown".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// A repository: a store and the key prefix everything lives under.
@@ -130,8 +132,15 @@ impl Manifest {
 }
 
 fn parse_entry(e: &Value, repo: &str) -> Result<Snapshot> {
-    let bad = |detail: String| Error::from(BackupError::Malformed { repo: repo.into(), what: "a manifest entry".into(), detail });
-    let s = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| bad(format!("field '{k}' is missing or not a string: {e}")));
+    let bad = |detail: String| {
+        Error::from(BackupError::Malformed { repo: repo.into(), what: "a manifest entry".into(), detail })
+    };
+    let s = |k: &str| {
+        e.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| bad(format!("field '{k}' is missing or not a string: {e}")))
+    };
     let id = s("id")?;
     if !valid_id(&id) {
         return Err(bad(format!("id {id:?} is not a valid snapshot id")));
@@ -144,14 +153,20 @@ fn parse_entry(e: &Value, repo: &str) -> Result<Snapshot> {
     if sha256.len() != 64 || !sha256.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
         return Err(bad(format!("snapshot {id}: sha256 {sha256:?} is not 64 lowercase hex digits")));
     }
-    let created_unix = e.get("created_unix").and_then(Value::as_i64).ok_or_else(|| bad(format!("snapshot {id}: created_unix is missing")))?;
+    let created_unix = e
+        .get("created_unix")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| bad(format!("snapshot {id}: created_unix is missing")))?;
     let size = e.get("size").and_then(Value::as_u64).ok_or_else(|| bad(format!("snapshot {id}: size is missing")))?;
     Ok(Snapshot { id, created_unix, object, size, sha256 })
 }
 
 /// Snapshot ids: 1–64 of `[0-9A-Za-z._-]`, not starting with a dot.
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && !id.starts_with('.') && id.bytes().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
+    !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with('.')
+        && id.bytes().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
 }
 
 /// A new id: creation time, then 8 hex digits unique to this process and moment.
@@ -180,7 +195,12 @@ impl Drop for Lock {
         // Remove the lock only if it is still ours (it may have been broken).
         let (store, key) = &*self.repo;
         if let Ok(Some(b)) = store.get(key) {
-            if serde_json::from_slice::<Value>(&b).ok().and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned)).as_deref() == Some(&self.token) {
+            if serde_json::from_slice::<Value>(&b)
+                .ok()
+                .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned))
+                .as_deref()
+                == Some(&self.token)
+            {
                 let _ = store.delete(key);
             }
         }
@@ -231,7 +251,12 @@ impl Repo {
             .store
             .list(&dir)?
             .into_iter()
-            .filter_map(|(k, _)| k.filename().and_then(|f| f.strip_suffix(".json")).filter(|n| n.len() == 20).and_then(|n| n.parse().ok()))
+            .filter_map(|(k, _)| {
+                k.filename()
+                    .and_then(|f| f.strip_suffix(".json"))
+                    .filter(|n| n.len() == 20)
+                    .and_then(|n| n.parse().ok())
+            })
             .collect();
         out.sort_unstable();
         Ok(out)
@@ -245,14 +270,31 @@ impl Repo {
 
     fn read_generation(&self, g: u64) -> Result<Manifest> {
         let what = format!("manifest/{g:020}.json");
-        let bytes = self.store.get(&self.manifest_key(g))?.ok_or_else(|| BackupError::Invalid { repo: self.url.clone(), detail: format!("{what} vanished while being read (retry)") })?;
-        let doc: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|e| BackupError::Malformed { repo: self.url.clone(), what: what.clone(), detail: e.to_string() })?;
+        let bytes = self.store.get(&self.manifest_key(g))?.ok_or_else(|| BackupError::Invalid {
+            repo: self.url.clone(),
+            detail: format!("{what} vanished while being read (retry)"),
+        })?;
+        let doc: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|e| BackupError::Malformed {
+            repo: self.url.clone(),
+            what: what.clone(),
+            detail: e.to_string(),
+        })?;
         if doc.get("format").and_then(Value::as_str) != Some("floe-backup-manifest") {
-            return Err(BackupError::Malformed { repo: self.url.clone(), what, detail: "\"format\" is not \"floe-backup-manifest\"".into() }.into());
+            return Err(BackupError::Malformed {
+                repo: self.url.clone(),
+                what,
+                detail: "\"format\" is not \"floe-backup-manifest\"".into(),
+            }
+            .into());
         }
         let m = Manifest { generation: g, doc };
         if m.version() == 0 {
-            return Err(BackupError::Malformed { repo: self.url.clone(), what, detail: "\"version\" is missing or not a positive integer".into() }.into());
+            return Err(BackupError::Malformed {
+                repo: self.url.clone(),
+                what,
+                detail: "\"version\" is missing or not a positive integer".into(),
+            }
+            .into());
         }
         Ok(m)
     }
@@ -264,19 +306,30 @@ impl Repo {
         for _ in 0..CAS_ATTEMPTS {
             let mut m = self.manifest()?;
             if m.version() > MANIFEST_VERSION {
-                return Err(BackupError::TooNew { repo: self.url.clone(), generation: m.generation, version: m.version(), action: action.into() }.into());
+                return Err(BackupError::TooNew {
+                    repo: self.url.clone(),
+                    generation: m.generation,
+                    version: m.version(),
+                    action: action.into(),
+                }
+                .into());
             }
             change(&mut m)?;
             m.generation += 1;
             m.doc.insert("version".into(), json!(MANIFEST_VERSION));
             m.doc.insert("generation".into(), json!(m.generation));
-            let body = serde_json::to_vec_pretty(&m.doc).map_err(|e| Error::InvalidArgument(format!("encoding the manifest: {e}")))?;
+            let body = serde_json::to_vec_pretty(&m.doc)
+                .map_err(|e| Error::InvalidArgument(format!("encoding the manifest: {e}")))?;
             if self.store.put(&self.manifest_key(m.generation), body, true)? {
                 return Ok(m);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(BackupError::Invalid { repo: self.url.clone(), detail: format!("gave up publishing after {CAS_ATTEMPTS} conflicting writers") }.into())
+        Err(BackupError::Invalid {
+            repo: self.url.clone(),
+            detail: format!("gave up publishing after {CAS_ATTEMPTS} conflicting writers"),
+        }
+        .into())
     }
 
     /// Takes the repository's lease lock for `job`. A held lock is an error
@@ -316,7 +369,11 @@ impl Repo {
                 v.get("pid").and_then(Value::as_u64).unwrap_or(0),
                 rfc3339(v.get("created_unix").and_then(Value::as_i64).unwrap_or(0)),
                 rfc3339(expires),
-                if stale { "the lease has expired: pass --break-lock to break it" } else { "wait for it, or pass --wait SECONDS" },
+                if stale {
+                    "the lease has expired: pass --break-lock to break it"
+                } else {
+                    "wait for it, or pass --wait SECONDS"
+                },
             );
             return Err(BackupError::Locked { repo: self.url.clone(), holder }.into());
         }
@@ -359,7 +416,10 @@ impl Repo {
             let len = CHUNK.min(size - n);
             let b = crate::reader::Source::fetch(&src, n, len).wait()?;
             if b.len() as u64 != len {
-                return Err(Error::io(format!("reading {}", o.describe()), std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "short read")));
+                return Err(Error::io(
+                    format!("reading {}", o.describe()),
+                    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "short read"),
+                ));
             }
             h.update(&b);
             n += len;
@@ -375,7 +435,12 @@ impl Repo {
             return Err(BackupError::Mismatch {
                 repo: self.url.clone(),
                 id: s.id.clone(),
-                detail: format!("{} has {size} bytes with SHA-256 {sha}; the manifest says {} bytes with SHA-256 {}", o.describe(), s.size, s.sha256),
+                detail: format!(
+                    "{} has {size} bytes with SHA-256 {sha}; the manifest says {} bytes with SHA-256 {}",
+                    o.describe(),
+                    s.size,
+                    s.sha256
+                ),
             }
             .into());
         }
@@ -383,7 +448,10 @@ impl Repo {
     }
 
     fn find(&self, m: &Manifest, id: &str) -> Result<Snapshot> {
-        m.snapshots(&self.url)?.into_iter().find(|s| s.id == id).ok_or_else(|| BackupError::NoSuchSnapshot { repo: self.url.clone(), id: id.into() }.into())
+        m.snapshots(&self.url)?
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| BackupError::NoSuchSnapshot { repo: self.url.clone(), id: id.into() }.into())
     }
 }
 
@@ -440,10 +508,22 @@ pub fn create(repo: &Repo, db_dir: &Path, opts: &CreateOptions, progress: &dyn P
     let _lock = repo.lock("backup create", opts.break_lock, opts.wait)?;
     let current = repo.manifest()?;
     if current.version() > MANIFEST_VERSION {
-        return Err(BackupError::TooNew { repo: repo.url.clone(), generation: current.generation, version: current.version(), action: "add a snapshot".into() }.into());
+        return Err(BackupError::TooNew {
+            repo: repo.url.clone(),
+            generation: current.generation,
+            version: current.version(),
+            action: "add a snapshot".into(),
+        }
+        .into());
     }
     if opts.keep.is_none() && current.entries().len() >= MAX_SNAPSHOTS {
-        return Err(BackupError::Invalid { repo: repo.url.clone(), detail: format!("the repository holds {MAX_SNAPSHOTS} snapshots, the most it may; pass --keep N or delete some") }.into());
+        return Err(BackupError::Invalid {
+            repo: repo.url.clone(),
+            detail: format!(
+                "the repository holds {MAX_SNAPSHOTS} snapshots, the most it may; pass --keep N or delete some"
+            ),
+        }
+        .into());
     }
     let db = crate::engine::open_existing(db_dir)?;
     let created = now_unix();
@@ -455,15 +535,25 @@ pub fn create(repo: &Repo, db_dir: &Path, opts: &CreateOptions, progress: &dyn P
     drop(db);
     let sha256 = hex(&up.sha.clone().finalize());
     let size = up.n;
-    let writer = up.inner.into_inner().map_err(|e| Error::io(format!("uploading {}", object.describe()), e.into_error()))?;
+    let writer =
+        up.inner.into_inner().map_err(|e| Error::io(format!("uploading {}", object.describe()), e.into_error()))?;
     writer.finish()?;
     // Read back what the store holds (trailer, index, header) for the entry.
     let a = Archive::from_bytes(object.source()?, &object.describe())?;
     if a.len() != size {
-        return Err(BackupError::Mismatch { repo: repo.url.clone(), id, detail: format!("uploaded {size} bytes but the store holds {}", a.len()) }.into());
+        return Err(BackupError::Mismatch {
+            repo: repo.url.clone(),
+            id,
+            detail: format!("uploaded {size} bytes but the store holds {}", a.len()),
+        }
+        .into());
     }
-    let keyspaces: Vec<Value> =
-        a.keyspaces().iter().zip(&a.index().keyspaces).map(|(k, i)| json!({"name": k.name, "records": i.totals.record_count})).collect();
+    let keyspaces: Vec<Value> = a
+        .keyspaces()
+        .iter()
+        .zip(&a.index().keyspaces)
+        .map(|(k, i)| json!({"name": k.name, "records": i.totals.record_count}))
+        .collect();
     let h = a.header();
     let mut entry = json!({
         "id": id, "created_unix": created, "created": rfc3339(created), "snapshot_seqno": h.snapshot_seqno,
@@ -518,9 +608,18 @@ pub fn list(repo: &Repo) -> Result<Manifest> {
 
 /// `floe backup verify`: each snapshot's size and SHA-256 against the
 /// manifest, then every check of `floe verify` (all snapshots when `ids` is empty).
-pub fn verify(repo: &Repo, ids: &[String], threads: usize, progress: &dyn Progress) -> Result<Vec<(String, VerifyReport)>> {
+pub fn verify(
+    repo: &Repo,
+    ids: &[String],
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<Vec<(String, VerifyReport)>> {
     let m = repo.manifest()?;
-    let snaps = if ids.is_empty() { m.snapshots(&repo.url)? } else { ids.iter().map(|id| repo.find(&m, id)).collect::<Result<Vec<_>>>()? };
+    let snaps = if ids.is_empty() {
+        m.snapshots(&repo.url)?
+    } else {
+        ids.iter().map(|id| repo.find(&m, id)).collect::<Result<Vec<_>>>()?
+    };
     let mut out = Vec::new();
     for s in snaps {
         let o = repo.check_checksum(&s)?;
@@ -532,7 +631,13 @@ pub fn verify(repo: &Repo, ids: &[String], threads: usize, progress: &dyn Progre
 
 /// `floe backup restore`: checks the snapshot against the manifest's
 /// checksum, then imports it atomically (every check of `floe import`).
-pub fn restore(repo: &Repo, id: &str, db_dir: &Path, opts: &ImportOptions, progress: &dyn Progress) -> Result<ImportSummary> {
+pub fn restore(
+    repo: &Repo,
+    id: &str,
+    db_dir: &Path,
+    opts: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<ImportSummary> {
     let m = repo.manifest()?;
     let s = repo.find(&m, id)?;
     let o = repo.check_checksum(&s)?;
@@ -557,13 +662,20 @@ pub fn gc(repo: &Repo, break_lock: bool, wait: Duration) -> Result<GcReport> {
     let _lock = repo.lock("backup gc", break_lock, wait)?;
     let m = repo.manifest()?;
     if m.version() > MANIFEST_VERSION {
-        return Err(BackupError::TooNew { repo: repo.url.clone(), generation: m.generation, version: m.version(), action: "collect garbage".into() }.into());
+        return Err(BackupError::TooNew {
+            repo: repo.url.clone(),
+            generation: m.generation,
+            version: m.version(),
+            action: "collect garbage".into(),
+        }
+        .into());
     }
     let keep: std::collections::BTreeSet<String> = m.snapshots(&repo.url)?.into_iter().map(|s| s.object).collect();
     let mut report = GcReport::default();
     let dir = repo.key("snapshots");
     for (k, _) in repo.store.list(&dir)? {
-        let rel = k.as_ref().strip_prefix(repo.prefix.as_ref()).unwrap_or(k.as_ref()).trim_start_matches('/').to_owned();
+        let rel =
+            k.as_ref().strip_prefix(repo.prefix.as_ref()).unwrap_or(k.as_ref()).trim_start_matches('/').to_owned();
         if !keep.contains(&rel) {
             repo.store.delete(&k)?;
             report.orphans.push(rel);

@@ -34,7 +34,12 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
     println!("floe demo: building a sample fjall database with ~{records} records in {}", src.display());
     let t = Instant::now();
     let st = crate::sample::build_sample(&src, records)?;
-    println!("  built {} keyspaces, {} of keys and values in {:.2}s", st.keyspaces, human(st.logical_bytes), t.elapsed().as_secs_f64());
+    println!(
+        "  built {} keyspaces, {} of keys and values in {:.2}s",
+        st.keyspaces,
+        human(st.logical_bytes),
+        t.elapsed().as_secs_f64()
+    );
 
     let s = crate::export::export_path(&src, Destination::File(&archive), &ExportOptions::default(), &NoProgress)?;
     let secs = s.elapsed.as_secs_f64();
@@ -58,7 +63,14 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
     let t = Instant::now();
     let full = a.verify_with(0, false, &NoProgress)?;
     let tf = t.elapsed().as_secs_f64();
-    println!("  verify : quick (checksums) {:.3}s = {}; full (decompress, key order, totals) {:.2}s = {}; {} blocks OK", tq, mbps(quick.archive_bytes, tq), tf, mbps(full.raw_bytes, tf), full.blocks);
+    println!(
+        "  verify : quick (checksums) {:.3}s = {}; full (decompress, key order, totals) {:.2}s = {}; {} blocks OK",
+        tq,
+        mbps(quick.archive_bytes, tq),
+        tf,
+        mbps(full.raw_bytes, tf),
+        full.blocks
+    );
     drop(a);
 
     let s = crate::import::import_file(&archive, &dst, &ImportOptions::default(), &NoProgress)?;
@@ -67,7 +79,8 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
 
     let a = crate::engine::open_existing(&src)?;
     let b = crate::engine::open_existing(&dst)?;
-    let n = crate::sample::compare_databases(&a, &b).map_err(|d| Error::InvalidArgument(format!("demo: imported database differs: {d}")))?;
+    let n = crate::sample::compare_databases(&a, &b)
+        .map_err(|d| Error::InvalidArgument(format!("demo: imported database differs: {d}")))?;
     println!("  compare: {n} records and every keyspace's options identical in source and imported database");
     println!("  try    : zstd -t {0} && zstd -dc {0} | head -c 200 | xxd | head", archive.display());
     if keep.is_none() {

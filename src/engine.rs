@@ -90,7 +90,9 @@ pub fn options_of(ks: &Keyspace) -> KeyspaceOptions {
         .map(|e| match e {
             FilterPolicyEntry::None => FilterEntry::None,
             FilterPolicyEntry::Bloom(BloomConstructionPolicy::BitsPerKey(x)) => FilterEntry::BloomBitsPerKey(*x),
-            FilterPolicyEntry::Bloom(BloomConstructionPolicy::FalsePositiveRate(x)) => FilterEntry::BloomFalsePositiveRate(*x),
+            FilterPolicyEntry::Bloom(BloomConstructionPolicy::FalsePositiveRate(x)) => {
+                FilterEntry::BloomFalsePositiveRate(*x)
+            }
         })
         .collect();
     let kv_separation = c.kv_separation_opts.as_ref().map(|k| KvSeparation {
@@ -143,7 +145,10 @@ pub fn options_of(ks: &Keyspace) -> KeyspaceOptions {
 
 fn policy<T: Clone>(v: &[T], name: &str, ks: &str) -> Result<Vec<T>, EngineError> {
     if v.is_empty() || v.len() > 255 {
-        return Err(EngineError::Options { keyspace: ks.to_owned(), detail: format!("{name} needs 1 to 255 values, has {}", v.len()) });
+        return Err(EngineError::Options {
+            keyspace: ks.to_owned(),
+            detail: format!("{name} needs 1 to 255 values, has {}", v.len()),
+        });
     }
     Ok(v.to_vec())
 }
@@ -153,28 +158,33 @@ fn policy<T: Clone>(v: &[T], name: &str, ks: &str) -> Result<Vec<T>, EngineError
 /// returns warnings for unknown optional ones.
 pub fn create_options(ks: &str, o: &KeyspaceOptions) -> Result<(KeyspaceCreateOptions, Vec<String>), EngineError> {
     if let Some(id) = o.unknown_required() {
-        return Err(EngineError::Options { keyspace: ks.to_owned(), detail: format!("carries required option id {id} that this floe does not understand (upgrade floe)") });
+        return Err(EngineError::Options {
+            keyspace: ks.to_owned(),
+            detail: format!("carries required option id {id} that this floe does not understand (upgrade floe)"),
+        });
     }
-    let warnings = o
-        .unknown
-        .iter()
-        .map(|u| format!("keyspace '{ks}': ignoring unknown option id {}", u.tag))
-        .collect();
+    let warnings = o.unknown.iter().map(|u| format!("keyspace '{ks}': ignoring unknown option id {}", u.tag)).collect();
     let mut c = KeyspaceCreateOptions::default();
     if let Some(v) = &o.data_block_compression {
-        c.data_block_compression_policy = CompressionPolicy::new(policy(v, "data_block_compression", ks)?.into_iter().map(comp_from).collect::<Vec<_>>());
+        c.data_block_compression_policy = CompressionPolicy::new(
+            policy(v, "data_block_compression", ks)?.into_iter().map(comp_from).collect::<Vec<_>>(),
+        );
     }
     if let Some(v) = &o.index_block_compression {
-        c.index_block_compression_policy = CompressionPolicy::new(policy(v, "index_block_compression", ks)?.into_iter().map(comp_from).collect::<Vec<_>>());
+        c.index_block_compression_policy = CompressionPolicy::new(
+            policy(v, "index_block_compression", ks)?.into_iter().map(comp_from).collect::<Vec<_>>(),
+        );
     }
     if let Some(v) = &o.data_block_size {
         c.data_block_size_policy = BlockSizePolicy::new(policy(v, "data_block_size", ks)?);
     }
     if let Some(v) = &o.data_block_restart_interval {
-        c.data_block_restart_interval_policy = RestartIntervalPolicy::new(policy(v, "data_block_restart_interval", ks)?);
+        c.data_block_restart_interval_policy =
+            RestartIntervalPolicy::new(policy(v, "data_block_restart_interval", ks)?);
     }
     if let Some(v) = &o.index_block_restart_interval {
-        c.index_block_restart_interval_policy = RestartIntervalPolicy::new(policy(v, "index_block_restart_interval", ks)?);
+        c.index_block_restart_interval_policy =
+            RestartIntervalPolicy::new(policy(v, "index_block_restart_interval", ks)?);
     }
     if let Some(v) = &o.data_block_hash_ratio {
         c.data_block_hash_ratio_policy = HashRatioPolicy::new(policy(v, "data_block_hash_ratio", ks)?);
@@ -200,7 +210,9 @@ pub fn create_options(ks: &str, o: &KeyspaceOptions) -> Result<(KeyspaceCreateOp
             .map(|e| match e {
                 FilterEntry::None => FilterPolicyEntry::None,
                 FilterEntry::BloomBitsPerKey(x) => FilterPolicyEntry::Bloom(BloomConstructionPolicy::BitsPerKey(x)),
-                FilterEntry::BloomFalsePositiveRate(x) => FilterPolicyEntry::Bloom(BloomConstructionPolicy::FalsePositiveRate(x)),
+                FilterEntry::BloomFalsePositiveRate(x) => {
+                    FilterPolicyEntry::Bloom(BloomConstructionPolicy::FalsePositiveRate(x))
+                }
             })
             .collect::<Vec<_>>();
         c.filter_policy = FilterPolicy::new(entries);
@@ -217,9 +229,14 @@ pub fn create_options(ks: &str, o: &KeyspaceOptions) -> Result<(KeyspaceCreateOp
     match &o.compaction {
         Some(Compaction::Leveled { l0_threshold, table_target_size, level_ratios }) => {
             if *l0_threshold == 0 || *table_target_size == 0 {
-                return Err(EngineError::Options { keyspace: ks.to_owned(), detail: "leveled compaction needs l0_threshold and table_target_size of at least 1".into() });
+                return Err(EngineError::Options {
+                    keyspace: ks.to_owned(),
+                    detail: "leveled compaction needs l0_threshold and table_target_size of at least 1".into(),
+                });
             }
-            let mut s = fjall::compaction::Leveled::default().with_l0_threshold(*l0_threshold).with_table_target_size(*table_target_size);
+            let mut s = fjall::compaction::Leveled::default()
+                .with_l0_threshold(*l0_threshold)
+                .with_table_target_size(*table_target_size);
             if !level_ratios.is_empty() {
                 s = s.with_level_ratio_policy(level_ratios.clone());
             }
@@ -242,7 +259,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let db = Database::builder(d.path()).open().unwrap();
         let mut o = options_of(&db.keyspace("plain", KeyspaceCreateOptions::default).unwrap());
-        o.kv_separation = Some(KvSeparation { blob_compression: Compression::None, file_target_size: 1 << 20, separation_threshold: 512, staleness_threshold: 0.5, age_cutoff: 0.125 });
+        o.kv_separation = Some(KvSeparation {
+            blob_compression: Compression::None,
+            file_target_size: 1 << 20,
+            separation_threshold: 512,
+            staleness_threshold: 0.5,
+            age_cutoff: 0.125,
+        });
         o.compaction = Some(Compaction::Fifo { limit_bytes: 1 << 30, ttl_seconds: Some(3600) });
         o.data_block_size = Some(vec![8192, 16384]);
         o.filter_policy = Some(vec![FilterEntry::BloomBitsPerKey(7.5)]);

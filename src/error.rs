@@ -15,7 +15,9 @@ pub enum EngineError {
     )]
     Locked { path: PathBuf },
     /// The source path holds no fjall database.
-    #[error("{path} is not a fjall database (no 'version' file); export reads an existing database and never creates one")]
+    #[error(
+        "{path} is not a fjall database (no 'version' file); export reads an existing database and never creates one"
+    )]
     NotADatabase { path: PathBuf },
     /// fjall returned an error.
     #[error("fjall error on {path} while {action}: {}{source}", disk_full(.source))]
@@ -57,7 +59,9 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// Import target exists and is not empty.
-    #[error("target {0} exists and is not empty; pass --replace (library: ImportOptions::replace) to replace it atomically")]
+    #[error(
+        "target {0} exists and is not empty; pass --replace (library: ImportOptions::replace) to replace it atomically"
+    )]
     TargetExists(PathBuf),
     /// An object store (S3 and the like) failed, after its retries.
     #[error("{context}: {source}")]

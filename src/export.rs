@@ -64,7 +64,13 @@ pub struct ExportOptions {
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        ExportOptions { level: DEFAULT_LEVEL, threads: 0, keyspaces: None, block_size: DEFAULT_BLOCK_SIZE, created_unix: None }
+        ExportOptions {
+            level: DEFAULT_LEVEL,
+            threads: 0,
+            keyspaces: None,
+            block_size: DEFAULT_BLOCK_SIZE,
+            created_unix: None,
+        }
     }
 }
 
@@ -96,11 +102,9 @@ pub fn pool_for(threads: usize) -> Result<rayon::ThreadPool> {
 
 /// Creation time per the rules of format-spec §4.
 pub fn creation_time(explicit: Option<i64>) -> i64 {
-    explicit
-        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse().ok()))
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-        })
+    explicit.or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse().ok())).unwrap_or_else(
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+    )
 }
 
 fn select(db: &Database, wanted: &Option<Vec<String>>) -> Result<Vec<String>> {
@@ -109,7 +113,10 @@ fn select(db: &Database, wanted: &Option<Vec<String>>) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for name in w {
         if !all.contains(name) {
-            return Err(Error::InvalidArgument(format!("keyspace '{name}' does not exist in the database (it has: {})", all.join(", "))));
+            return Err(Error::InvalidArgument(format!(
+                "keyspace '{name}' does not exist in the database (it has: {})",
+                all.join(", ")
+            )));
         }
         if !out.contains(name) {
             out.push(name.clone());
@@ -134,7 +141,9 @@ fn compress(raw: RawBlock, level: i32, bufs: &Buffers) -> Result<EncodedBlock> {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         if c.as_ref().is_none_or(|c| c.level() != level) {
-            *c = Some(BlockCompressor::new(level).map_err(|e| Error::InvalidArgument(format!("zstd level {level}: {e}")))?);
+            *c = Some(
+                BlockCompressor::new(level).map_err(|e| Error::InvalidArgument(format!("zstd level {level}: {e}")))?,
+            );
         }
         let Some(c) = c.as_mut() else { unreachable!("compressor was just created") };
         let (block, data) = EncodedBlock::compress_reusing(raw, c, bufs.frames.take().unwrap_or_default())?;
@@ -148,7 +157,12 @@ type Pending = Receiver<Result<EncodedBlock>>;
 /// Exports every keyspace (or `opts.keyspaces`) of an open database from one
 /// consistent snapshot into `out`. Other threads may keep writing: the archive
 /// holds exactly the snapshot. Returns the sink and a summary.
-pub fn export_database<W: Write>(db: &Database, out: W, opts: &ExportOptions, progress: &dyn Progress) -> Result<(W, ExportSummary)> {
+pub fn export_database<W: Write>(
+    db: &Database,
+    out: W,
+    opts: &ExportOptions,
+    progress: &dyn Progress,
+) -> Result<(W, ExportSummary)> {
     let start = Instant::now();
     let snapshot = db.snapshot();
     let names = select(db, &opts.keyspaces)?;
@@ -179,24 +193,34 @@ pub fn export_database<W: Write>(db: &Database, out: W, opts: &ExportOptions, pr
 
     let (txs, rxs): (Vec<SyncSender<Pending>>, Vec<Receiver<Pending>>) =
         (0..names.len()).map(|_| sync_channel::<Pending>(QUEUE_PER_PRODUCER)).unzip();
-    let txs: Vec<std::sync::Mutex<Option<SyncSender<Pending>>>> = txs.into_iter().map(|t| std::sync::Mutex::new(Some(t))).collect();
+    let txs: Vec<std::sync::Mutex<Option<SyncSender<Pending>>>> =
+        txs.into_iter().map(|t| std::sync::Mutex::new(Some(t))).collect();
 
     let result = std::thread::scope(|scope| -> Result<()> {
         for _ in 0..threads.min(names.len()) {
-            scope.spawn(|| {
-                loop {
-                    let k = next.fetch_add(1, Ordering::SeqCst);
-                    if k >= names.len() {
-                        return;
-                    }
-                    let Some(tx) = txs[k].lock().ok().and_then(|mut t| t.take()) else { return };
-                    let res = produce(&snapshot, &handles[k], k as u32, &names[k], block_size, level, &pool, &tracker, &tx, &bufs);
-                    if let Err(e) = res {
-                        let (etx, erx) = sync_channel(1);
-                        let _ = etx.send(Err(e));
-                        let _ = tx.send(erx);
-                        return;
-                    }
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k >= names.len() {
+                    return;
+                }
+                let Some(tx) = txs[k].lock().ok().and_then(|mut t| t.take()) else { return };
+                let res = produce(
+                    &snapshot,
+                    &handles[k],
+                    k as u32,
+                    &names[k],
+                    block_size,
+                    level,
+                    &pool,
+                    &tracker,
+                    &tx,
+                    &bufs,
+                );
+                if let Err(e) = res {
+                    let (etx, erx) = sync_channel(1);
+                    let _ = etx.send(Err(e));
+                    let _ = tx.send(erx);
+                    return;
                 }
             });
         }
@@ -205,7 +229,8 @@ pub fn export_database<W: Write>(db: &Database, out: W, opts: &ExportOptions, pr
             for rx in rxs.iter_mut() {
                 // Closed when its producer finished (or failed after sending its error).
                 while let Ok(pending) = rx.recv() {
-                    let block = pending.recv().map_err(|_| Error::InvalidArgument("compression worker vanished".into()))??;
+                    let block =
+                        pending.recv().map_err(|_| Error::InvalidArgument("compression worker vanished".into()))??;
                     writer.write_block(&block)?;
                     tracker.add(u64::from(block.header.raw_len), u64::from(block.header.record_count))?;
                     bufs.frames.give(block.frame);
@@ -283,7 +308,12 @@ fn naming_file(e: Error, p: &Path) -> Error {
 
 /// Opens the database at `db_dir` (which must not be open in another process)
 /// and exports it.
-pub fn export_path(db_dir: &Path, dest: Destination<'_>, opts: &ExportOptions, progress: &dyn Progress) -> Result<ExportSummary> {
+pub fn export_path(
+    db_dir: &Path,
+    dest: Destination<'_>,
+    opts: &ExportOptions,
+    progress: &dyn Progress,
+) -> Result<ExportSummary> {
     let db = engine::open_existing(db_dir)?;
     match dest {
         Destination::File(p) => {

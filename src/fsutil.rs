@@ -79,9 +79,14 @@ pub fn clean_leftovers(target: &Path) -> Result<Vec<String>> {
             }
             let path = e.path();
             if is_old && !target.exists() {
-                fs::rename(&path, target).map_err(|err| Error::io(format!("restoring {} to {}", path.display(), target.display()), err))?;
+                fs::rename(&path, target)
+                    .map_err(|err| Error::io(format!("restoring {} to {}", path.display(), target.display()), err))?;
                 fsync_dir(&parent)?;
-                notes.push(format!("restored {} from an interrupted replacement ({})", target.display(), path.display()));
+                notes.push(format!(
+                    "restored {} from an interrupted replacement ({})",
+                    target.display(),
+                    path.display()
+                ));
             } else {
                 remove_path(&path)?;
                 notes.push(format!("removed leftover {} from an interrupted run", path.display()));
@@ -102,7 +107,9 @@ fn remove_path(p: &Path) -> Result<()> {
 
 /// fsyncs a directory.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::io(format!("fsync of directory {}", dir.display()), e))
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(format!("fsync of directory {}", dir.display()), e))
 }
 
 /// fsyncs every file, then every directory, bottom-up.
@@ -115,7 +122,9 @@ pub fn fsync_tree(root: &Path) -> Result<()> {
         if ft.is_dir() {
             fsync_tree(&p)?;
         } else if ft.is_file() {
-            File::open(&p).and_then(|f| f.sync_all()).map_err(|err| Error::io(format!("fsync {}", p.display()), err))?;
+            File::open(&p)
+                .and_then(|f| f.sync_all())
+                .map_err(|err| Error::io(format!("fsync {}", p.display()), err))?;
         }
     }
     fsync_dir(root)
@@ -185,7 +194,10 @@ impl AtomicDir {
         clean_leftovers(target)?;
         if let Ok(meta) = fs::symlink_metadata(target) {
             if !meta.is_dir() {
-                return Err(Error::InvalidArgument(format!("import target {} exists and is not a directory", target.display())));
+                return Err(Error::InvalidArgument(format!(
+                    "import target {} exists and is not a directory",
+                    target.display()
+                )));
             }
             let empty = fs::read_dir(target).map(|mut d| d.next().is_none()).unwrap_or(false);
             if !empty && !replace {
@@ -194,7 +206,10 @@ impl AtomicDir {
         }
         let (parent, _) = name_of(target)?;
         if !parent.is_dir() {
-            return Err(Error::InvalidArgument(format!("parent directory {} of the import target does not exist", parent.display())));
+            return Err(Error::InvalidArgument(format!(
+                "parent directory {} of the import target does not exist",
+                parent.display()
+            )));
         }
         let tmp = sibling(target, TMP_MARK)?;
         fs::create_dir(&tmp).map_err(|e| Error::io(format!("creating temporary directory {}", tmp.display()), e))?;
@@ -222,7 +237,8 @@ impl AtomicDir {
             }
             // Fallback: move the old one aside; clean_leftovers restores it after a crash.
             let old = sibling(&self.target, OLD_MARK)?;
-            fs::rename(&self.target, &old).map_err(|e| Error::io(format!("moving {} aside", self.target.display()), e))?;
+            fs::rename(&self.target, &old)
+                .map_err(|e| Error::io(format!("moving {} aside", self.target.display()), e))?;
             if let Err(e) = fs::rename(&self.tmp, &self.target) {
                 let _ = fs::rename(&old, &self.target);
                 return Err(Error::io(format!("renaming {} to {}", self.tmp.display(), self.target.display()), e));

@@ -11,9 +11,9 @@
 use crate::engine;
 use crate::export::{effective_threads, pool_for};
 use crate::format::keyspace_table::KeyspaceEntry;
+use crate::format::record::Totals;
 use crate::fsutil::AtomicDir;
 use crate::progress::{Phase, Progress, Tracker};
-use crate::format::record::Totals;
 use crate::reader::{Archive, StreamReader};
 use crate::{EngineError, Error, Result};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -60,7 +60,10 @@ fn selected(entries: &[KeyspaceEntry], wanted: &Option<Vec<String>>) -> Result<V
     for name in w {
         let Some(i) = entries.iter().position(|e| &e.name == name) else {
             let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-            return Err(Error::InvalidArgument(format!("keyspace '{name}' is not in the archive (it has: {})", names.join(", "))));
+            return Err(Error::InvalidArgument(format!(
+                "keyspace '{name}' is not in the archive (it has: {})",
+                names.join(", ")
+            )));
         };
         if !out.contains(&i) {
             out.push(i);
@@ -83,7 +86,13 @@ fn refuse_unknown_required(archive: &str, entries: &[KeyspaceEntry], sel: &[usiz
 }
 
 /// Checks options and creates the selected keyspaces in `db`.
-fn create_keyspaces(db: &Database, path: &Path, entries: &[KeyspaceEntry], sel: &[usize], warnings: &mut Vec<String>) -> Result<Vec<Option<Keyspace>>> {
+fn create_keyspaces(
+    db: &Database,
+    path: &Path,
+    entries: &[KeyspaceEntry],
+    sel: &[usize],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Option<Keyspace>>> {
     let mut opts: Vec<Option<KeyspaceCreateOptions>> = entries.iter().map(|_| None).collect();
     for &i in sel {
         let (o, w) = engine::create_options(&entries[i].name, &entries[i].options)?;
@@ -93,7 +102,9 @@ fn create_keyspaces(db: &Database, path: &Path, entries: &[KeyspaceEntry], sel: 
     let mut out = Vec::with_capacity(entries.len());
     for (i, o) in opts.into_iter().enumerate() {
         out.push(match o {
-            Some(o) => Some(engine::guarded(path, &format!("creating keyspace '{}'", entries[i].name), || db.keyspace(&entries[i].name, || o))?),
+            Some(o) => Some(engine::guarded(path, &format!("creating keyspace '{}'", entries[i].name), || {
+                db.keyspace(&entries[i].name, || o)
+            })?),
             None => None,
         });
     }
@@ -114,7 +125,12 @@ fn seal(db: Database, handles: Vec<Option<Keyspace>>, dir: AtomicDir) -> Result<
 }
 
 /// Imports a random-access archive (already opened and structurally checked).
-pub fn import_archive<B: crate::reader::Source>(archive: &Archive<B>, db_dir: &Path, opts: &ImportOptions, progress: &dyn Progress) -> Result<ImportSummary> {
+pub fn import_archive<B: crate::reader::Source>(
+    archive: &Archive<B>,
+    db_dir: &Path,
+    opts: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<ImportSummary> {
     let start = Instant::now();
     let entries = archive.keyspaces();
     let sel = selected(entries, &opts.keyspaces)?;
@@ -160,7 +176,12 @@ pub fn import_archive<B: crate::reader::Source>(archive: &Archive<B>, db_dir: &P
     // decompression runs ahead of them on the rayon pool.
     let pool = pool_for(opts.threads)?;
     let panicked = |name: &str| -> Error {
-        EngineError::Panicked { path: path.clone(), action: format!("ingesting keyspace '{name}'"), message: "see stderr".into() }.into()
+        EngineError::Panicked {
+            path: path.clone(),
+            action: format!("ingesting keyspace '{name}'"),
+            message: "see stderr".into(),
+        }
+        .into()
     };
     // This thread hands segments out to at most `workers` ingesting threads at
     // a time. A thread gives its slot back before it finishes its ingestion:
@@ -197,14 +218,16 @@ pub fn import_archive<B: crate::reader::Source>(archive: &Archive<B>, db_dir: &P
                 let mut slot = Some(SlotGuard(slots));
                 let run = || -> Result<(usize, usize, Totals)> {
                     let mut ing = ks.start_ingestion().map_err(|e| ingest_err(path, name, e))?;
-                    let totals = archive.for_each_record_of_segment(Some(pool), k, blocks, true, Some(tracker), |key, v| {
-                        ing.write(key, v.unwrap_or_default()).map_err(|e| ingest_err(path, name, e))
-                    })?;
+                    let totals =
+                        archive.for_each_record_of_segment(Some(pool), k, blocks, true, Some(tracker), |key, v| {
+                            ing.write(key, v.unwrap_or_default()).map_err(|e| ingest_err(path, name, e))
+                        })?;
                     slot.take();
                     ing.finish().map_err(|e| ingest_err(path, name, e))?;
                     Ok((k, j, totals))
                 };
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| Err(panicked(name)));
+                let r =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| Err(panicked(name)));
                 drop(slot);
                 if r.is_err() {
                     tracker.cancel();
@@ -213,7 +236,10 @@ pub fn import_archive<B: crate::reader::Source>(archive: &Archive<B>, db_dir: &P
             }));
         }
         let mut results: Vec<Result<_>> = failed.into_iter().collect();
-        results.extend(jobs.into_iter().map(|j| j.join().unwrap_or_else(|_| Err(Error::InvalidArgument("an import worker panicked".into())))));
+        results.extend(
+            jobs.into_iter()
+                .map(|j| j.join().unwrap_or_else(|_| Err(Error::InvalidArgument("an import worker panicked".into())))),
+        );
         results
     });
     // Report the first real error rather than a "cancelled" caused by it.
@@ -247,13 +273,24 @@ pub fn import_archive<B: crate::reader::Source>(archive: &Archive<B>, db_dir: &P
 }
 
 /// Imports the archive file at `archive` (memory-mapped).
-pub fn import_file(archive: &Path, db_dir: &Path, opts: &ImportOptions, progress: &dyn Progress) -> Result<ImportSummary> {
+pub fn import_file(
+    archive: &Path,
+    db_dir: &Path,
+    opts: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<ImportSummary> {
     let a = Archive::open(archive)?;
     import_archive(&a, db_dir, opts, progress)
 }
 
 /// Imports an archive read front to back from `r` (e.g. stdin), with bounded memory.
-pub fn import_stream<R: Read>(r: R, name: &str, db_dir: &Path, opts: &ImportOptions, progress: &dyn Progress) -> Result<ImportSummary> {
+pub fn import_stream<R: Read>(
+    r: R,
+    name: &str,
+    db_dir: &Path,
+    opts: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<ImportSummary> {
     let start = Instant::now();
     let mut s = StreamReader::new(r, name)?;
     let entries = s.keyspaces().to_vec();
@@ -275,12 +312,15 @@ pub fn import_stream<R: Read>(r: R, name: &str, db_dir: &Path, opts: &ImportOpti
             let Some(ks) = handles[k].as_ref() else { return Ok(()) };
             let name = &entries[k].name;
             let mut ing = ks.start_ingestion().map_err(|e| ingest_err(&path, name, e))?;
-            records.for_each_record(|key, v| ing.write(key, v.unwrap_or_default()).map_err(|e| ingest_err(&path, name, e)))?;
+            records.for_each_record(|key, v| {
+                ing.write(key, v.unwrap_or_default()).map_err(|e| ingest_err(&path, name, e))
+            })?;
             ing.finish().map_err(|e| ingest_err(&path, name, e))
         })
     };
     let totals = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| {
-        Err(EngineError::Panicked { path: path.clone(), action: "ingesting".into(), message: "see stderr".into() }.into())
+        Err(EngineError::Panicked { path: path.clone(), action: "ingesting".into(), message: "see stderr".into() }
+            .into())
     })?;
     seal(db, handles, dir)?;
     summary.keyspaces = sel.len();

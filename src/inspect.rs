@@ -98,7 +98,11 @@ pub fn inspect_text<B: crate::reader::Source>(a: &Archive<B>) -> String {
     let mut s = String::new();
     use std::fmt::Write;
     let _ = writeln!(s, "archive         {} ({})", a.name(), human(a.len()));
-    let _ = writeln!(s, "format          {}.{} (required features {:#x}, optional {:#x})", h.format_major, h.format_minor, h.required_features, h.optional_features);
+    let _ = writeln!(
+        s,
+        "format          {}.{} (required features {:#x}, optional {:#x})",
+        h.format_major, h.format_minor, h.required_features, h.optional_features
+    );
     let _ = writeln!(s, "written by      {}", h.writer);
     let _ = writeln!(s, "engine          {} {}", h.engine, h.engine_version);
     let _ = writeln!(s, "snapshot seqno  {}", h.snapshot_seqno);
@@ -108,7 +112,11 @@ pub fn inspect_text<B: crate::reader::Source>(a: &Archive<B>) -> String {
         let _ = writeln!(s, "skipped         optional section '{t}' at offset {o}");
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "{:<24} {:>12} {:>12} {:>12} {:>7} {:>6}  options", "keyspace", "records", "raw", "compressed", "blocks", "ratio");
+    let _ = writeln!(
+        s,
+        "{:<24} {:>12} {:>12} {:>12} {:>7} {:>6}  options",
+        "keyspace", "records", "raw", "compressed", "blocks", "ratio"
+    );
     for (e, k) in a.keyspaces().iter().zip(&idx.keyspaces) {
         let t = &k.totals;
         let ratio = if t.compressed_bytes > 0 { t.raw_bytes as f64 / t.compressed_bytes as f64 } else { 0.0 };
@@ -128,7 +136,17 @@ pub fn inspect_text<B: crate::reader::Source>(a: &Archive<B>) -> String {
             Some(crate::format::options::Compaction::Leveled { .. }) => opts.push("leveled compaction".into()),
             None => {}
         }
-        let _ = writeln!(s, "{:<24} {:>12} {:>12} {:>12} {:>7} {:>5.2}x  {}", e.name, t.record_count, human(t.raw_bytes), human(t.compressed_bytes), t.block_count, ratio, opts.join(", "));
+        let _ = writeln!(
+            s,
+            "{:<24} {:>12} {:>12} {:>12} {:>7} {:>5.2}x  {}",
+            e.name,
+            t.record_count,
+            human(t.raw_bytes),
+            human(t.compressed_bytes),
+            t.block_count,
+            ratio,
+            opts.join(", ")
+        );
     }
     let recs: u64 = idx.keyspaces.iter().map(|k| k.totals.record_count).sum();
     let raw: u64 = idx.keyspaces.iter().map(|k| k.totals.raw_bytes).sum();

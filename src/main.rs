@@ -1,11 +1,11 @@
 //! The `floe` command-line tool: a thin front end over the library.
 
 use clap::{Args, Parser, Subcommand};
+use floe::backup::BackupError;
 use floe::export::{Destination, ExportOptions, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL};
 use floe::import::ImportOptions;
 use floe::inspect::human;
 use floe::progress::{Progress, ProgressInfo};
-use floe::backup::BackupError;
 use floe::store::Location;
 use floe::{EngineError, Error};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -202,11 +202,17 @@ struct Bar(ProgressBar);
 
 impl Bar {
     fn new(quiet: bool, msg: &'static str) -> Bar {
-        let target = if quiet || !std::io::stderr().is_terminal() { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
+        let target = if quiet || !std::io::stderr().is_terminal() {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
         let pb = ProgressBar::with_draw_target(None, target);
         pb.set_style(
-            ProgressStyle::with_template("{msg:8} {spinner} {bytes:>10} {binary_bytes_per_sec:>12} {wide_bar} {percent:>3}% {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{msg:8} {spinner} {bytes:>10} {binary_bytes_per_sec:>12} {wide_bar} {percent:>3}% {elapsed}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         pb.set_message(msg);
         Bar(pb)
@@ -255,7 +261,13 @@ fn report_leftovers(target: &Path) -> Result<(), Error> {
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.cmd {
         Cmd::Export { db, output, level, keyspaces, block_size, common } => {
-            let opts = ExportOptions { level, threads: common.threads, keyspaces: opt_list(keyspaces), block_size, created_unix: None };
+            let opts = ExportOptions {
+                level,
+                threads: common.threads,
+                keyspaces: opt_list(keyspaces),
+                block_size,
+                created_unix: None,
+            };
             let location = if is_dash(&output) { None } else { Some(Location::parse(&output)?) };
             if let Some(Location::Local(path)) = &location {
                 report_leftovers(path)?;
@@ -280,7 +292,12 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Cmd::Import { archive, db, keyspaces, replace, common } => {
-            let opts = ImportOptions { threads: common.threads, keyspaces: opt_list(keyspaces), replace, ..Default::default() };
+            let opts = ImportOptions {
+                threads: common.threads,
+                keyspaces: opt_list(keyspaces),
+                replace,
+                ..Default::default()
+            };
             report_leftovers(&db)?;
             let bar = Bar::new(common.quiet, "import");
             let s = if is_dash(&archive) {
@@ -336,7 +353,9 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Cmd::Inspect { archive, json } => {
             if is_dash(&archive) {
-                return Err(Error::InvalidArgument("inspect needs a file (it reads the index at the end); use `floe verify -` for a stream".into()));
+                return Err(Error::InvalidArgument(
+                    "inspect needs a file (it reads the index at the end); use `floe verify -` for a stream".into(),
+                ));
             }
             let a = floe::store::open_archive(&archive)?;
             if json {
@@ -366,7 +385,12 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
             if !common.quiet {
                 eprintln!(
                     "published snapshot {} ({} records, {} archive, sha256 {}) in {} as manifest generation {}",
-                    c.id, c.export.write.records, human(c.size), c.sha256, repo.url(), c.generation
+                    c.id,
+                    c.export.write.records,
+                    human(c.size),
+                    c.sha256,
+                    repo.url(),
+                    c.generation
                 );
                 for id in &c.removed {
                     eprintln!("retention: removed snapshot {id}");
@@ -382,9 +406,19 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
                 println!("{:<26} {:<20} {:>10} {:>12}  remarks", "id", "created", "records", "size");
                 for e in m.entries() {
                     let s = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-                    let records: u64 = e.get("keyspaces").and_then(|k| k.as_array()).map_or(0, |a| a.iter().filter_map(|k| k.get("records").and_then(|r| r.as_u64())).sum());
+                    let records: u64 = e
+                        .get("keyspaces")
+                        .and_then(|k| k.as_array())
+                        .map_or(0, |a| a.iter().filter_map(|k| k.get("records").and_then(|r| r.as_u64())).sum());
                     let size = e.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
-                    println!("{:<26} {:<20} {:>10} {:>12}  {}", s("id"), s("created"), records, human(size), s("remarks"));
+                    println!(
+                        "{:<26} {:<20} {:>10} {:>12}  {}",
+                        s("id"),
+                        s("created"),
+                        records,
+                        human(size),
+                        s("remarks")
+                    );
                 }
             }
         }
@@ -394,7 +428,10 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
             let r = backup::verify(&repo, &ids, common.threads, &bar)?;
             drop(bar);
             for (id, r) in r {
-                println!("OK {id}: checksum matches the manifest; {} keyspaces, {} blocks, {} records", r.keyspaces, r.blocks, r.records);
+                println!(
+                    "OK {id}: checksum matches the manifest; {} keyspaces, {} blocks, {} records",
+                    r.keyspaces, r.blocks, r.records
+                );
             }
         }
         BackupCmd::Restore { repo, id, db, replace, common } => {
@@ -403,10 +440,21 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
                 eprintln!("floe: {note}");
             }
             let bar = Bar::new(common.quiet, "restore");
-            let s = backup::restore(&repo, &id, &db, &ImportOptions { threads: common.threads, keyspaces: None, replace, ..Default::default() }, &bar)?;
+            let s = backup::restore(
+                &repo,
+                &id,
+                &db,
+                &ImportOptions { threads: common.threads, keyspaces: None, replace, ..Default::default() },
+                &bar,
+            )?;
             drop(bar);
             if !common.quiet {
-                eprintln!("restored snapshot {id}: {} records in {} keyspaces into {}", s.records, s.keyspaces, db.display());
+                eprintln!(
+                    "restored snapshot {id}: {} records in {} keyspaces into {}",
+                    s.records,
+                    s.keyspaces,
+                    db.display()
+                );
             }
         }
         BackupCmd::Delete { repo, ids, lock } => {
@@ -420,7 +468,11 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
             for o in &r.orphans {
                 println!("removed orphan {o}");
             }
-            eprintln!("gc: {} orphaned object(s), {} old manifest generation(s) removed", r.orphans.len(), r.generations);
+            eprintln!(
+                "gc: {} orphaned object(s), {} old manifest generation(s) removed",
+                r.orphans.len(),
+                r.generations
+            );
         }
     }
     Ok(())

@@ -73,7 +73,12 @@ impl<'a> Tracker<'a> {
         let b = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         let r = self.records.fetch_add(records, Ordering::Relaxed) + records;
         self.check()?;
-        let info = ProgressInfo { phase: self.phase, bytes_done: b, bytes_total: self.total.load(Ordering::Relaxed), records_done: r };
+        let info = ProgressInfo {
+            phase: self.phase,
+            bytes_done: b,
+            bytes_total: self.total.load(Ordering::Relaxed),
+            records_done: r,
+        };
         let keep_going = match self.sink.lock() {
             Ok(s) => s.report(&info),
             Err(p) => p.into_inner().report(&info),

@@ -187,7 +187,13 @@ impl<B: Source> Archive<B> {
         let f = std::fs::File::open(path).map_err(|e| Error::io(format!("opening archive {name}"), e))?;
         let len = f.metadata().map_err(|e| Error::io(format!("stat {name}"), e))?.len();
         if len < TRAILER_LEN as u64 {
-            return Err(FormatError::Truncated { what: "archive (smaller than a trailer)".into(), offset: 0, need: TRAILER_LEN as u64, have: len }).ctx(&name);
+            return Err(FormatError::Truncated {
+                what: "archive (smaller than a trailer)".into(),
+                offset: 0,
+                need: TRAILER_LEN as u64,
+                have: len,
+            })
+            .ctx(&name);
         }
         // SAFETY: the map is read-only. floe never writes archives in place; a
         // concurrent writer truncating the file would be an external misuse
@@ -206,7 +212,13 @@ impl<B: Source> Archive<B> {
     fn open_source(bytes: B, name: &str) -> Result<Self> {
         let len = bytes.size();
         if len < TRAILER_LEN as u64 {
-            return Err(FormatError::Truncated { what: "archive (smaller than a trailer)".into(), offset: 0, need: TRAILER_LEN as u64, have: len }).ctx(name);
+            return Err(FormatError::Truncated {
+                what: "archive (smaller than a trailer)".into(),
+                offset: 0,
+                need: TRAILER_LEN as u64,
+                have: len,
+            })
+            .ctx(name);
         }
         let src = &bytes;
         // The header first: a newer major version may lay out the rest differently.
@@ -218,24 +230,43 @@ impl<B: Source> Archive<B> {
         let trailer = Trailer::decode(&tail, len).ctx(name)?;
         drop(tail);
         let ksec = section_at(src, name, kstart)?;
-        let keyspaces = decode_section(&ksec, kstart).and_then(|s| keyspace_table::decode(&s, header.keyspace_count)).ctx(name)?;
+        let keyspaces =
+            decode_section(&ksec, kstart).and_then(|s| keyspace_table::decode(&s, header.keyspace_count)).ctx(name)?;
         let data_start = kstart + ksec.len() as u64;
         drop(ksec);
         if trailer.index_offset < data_start {
-            return Err(FormatError::corrupt("trailer", len - TRAILER_LEN as u64, format!("index_offset {} points before the data region ({data_start})", trailer.index_offset))).ctx(name);
+            return Err(FormatError::corrupt(
+                "trailer",
+                len - TRAILER_LEN as u64,
+                format!("index_offset {} points before the data region ({data_start})", trailer.index_offset),
+            ))
+            .ctx(name);
         }
         if trailer.index_size > MAX_SECTION {
-            return Err(FormatError::corrupt("trailer", len - TRAILER_LEN as u64, format!("index_size {} exceeds the section limit of {MAX_SECTION} bytes", trailer.index_size))).ctx(name);
+            return Err(FormatError::corrupt(
+                "trailer",
+                len - TRAILER_LEN as u64,
+                format!("index_size {} exceeds the section limit of {MAX_SECTION} bytes", trailer.index_size),
+            ))
+            .ctx(name);
         }
         let ibytes = read_at(src, name, trailer.index_offset, trailer.index_size, "index")?;
         let index = (|| {
             let isec = decode_section(&ibytes, trailer.index_offset)?;
             if isec.total_len != trailer.index_size {
-                return Err(FormatError::corrupt("index", trailer.index_offset, "index section size disagrees with the trailer"));
+                return Err(FormatError::corrupt(
+                    "index",
+                    trailer.index_offset,
+                    "index section size disagrees with the trailer",
+                ));
             }
             let index = Index::decode(&isec, header.keyspace_count, data_start, trailer.index_offset)?;
             if index.blocks.len() as u64 != trailer.block_count {
-                return Err(FormatError::corrupt("trailer", len - TRAILER_LEN as u64, format!("block_count {} but the index lists {}", trailer.block_count, index.blocks.len())));
+                return Err(FormatError::corrupt(
+                    "trailer",
+                    len - TRAILER_LEN as u64,
+                    format!("block_count {} but the index lists {}", trailer.block_count, index.blocks.len()),
+                ));
             }
             Ok(index)
         })()
@@ -250,7 +281,17 @@ impl<B: Source> Archive<B> {
                 (Vec::new(), Vec::new())
             }
         };
-        Ok(Archive { bytes, name: name.to_owned(), header, keyspaces, index, trailer, block_headers, skipped_sections, release_pages: false })
+        Ok(Archive {
+            bytes,
+            name: name.to_owned(),
+            header,
+            keyspaces,
+            index,
+            trailer,
+            block_headers,
+            skipped_sections,
+            release_pages: false,
+        })
     }
 
     /// For a memory-mapped archive, unmaps the whole pages inside
@@ -382,7 +423,14 @@ impl<B: Source> Archive<B> {
     ) -> Result<Totals> {
         let ki = &self.index.keyspaces[k];
         let first = ki.first_block as usize;
-        let totals = self.for_each_record_of_segment(pool, k, first..first + ki.totals.block_count as usize, materialize, tracker, f)?;
+        let totals = self.for_each_record_of_segment(
+            pool,
+            k,
+            first..first + ki.totals.block_count as usize,
+            materialize,
+            tracker,
+            f,
+        )?;
         check_totals(&self.name, &self.keyspaces[k].name, k, &totals, &ki.totals, self.trailer.index_offset)?;
         Ok(totals)
     }
@@ -542,7 +590,12 @@ impl<B: Source> Archive<B> {
         self.verify_in(Some(&pool), quick, progress)
     }
 
-    fn verify_in(&self, pool: Option<&rayon::ThreadPool>, quick: bool, progress: &dyn Progress) -> Result<VerifyReport> {
+    fn verify_in(
+        &self,
+        pool: Option<&rayon::ThreadPool>,
+        quick: bool,
+        progress: &dyn Progress,
+    ) -> Result<VerifyReport> {
         let total_raw: u64 = self.index.keyspaces.iter().map(|k| k.totals.raw_bytes).sum();
         let total_comp: u64 = self.index.keyspaces.iter().map(|k| k.totals.compressed_bytes).sum();
         let mut report = VerifyReport {
@@ -563,7 +616,8 @@ impl<B: Source> Archive<B> {
                 r?;
                 Ok((f.header.frame_len, f.header.record_count))
             };
-            let mut consume = |_, (frame_len, records): (u32, u32)| tracker.add(u64::from(frame_len), u64::from(records));
+            let mut consume =
+                |_, (frame_len, records): (u32, u32)| tracker.add(u64::from(frame_len), u64::from(records));
             self.pipeline(pool, 0..self.index.blocks.len(), &check, &mut consume)?;
         } else {
             let tracker = Tracker::new(progress, Phase::Verify, total_raw);
@@ -596,7 +650,10 @@ fn section_at<'a, B: Source>(src: &'a B, name: &str, pos: u64) -> Result<Chunk<'
     first8.copy_from_slice(&first);
     let total_len = match frame_start(&first8, pos).ctx(name)? {
         FrameStart::Section { total_len } => total_len,
-        FrameStart::Zstd => return Err(FormatError::corrupt("section", pos, "found a zstd data frame where a section was expected")).ctx(name),
+        FrameStart::Zstd => {
+            return Err(FormatError::corrupt("section", pos, "found a zstd data frame where a section was expected"))
+                .ctx(name)
+        }
     };
     read_at(src, name, pos, total_len, "section")
 }
@@ -616,7 +673,13 @@ fn check_gap<B: Source>(src: &B, name: &str, start: u64, end: u64) -> Result<()>
 fn fetched(f: Fetch, start: u64, len: u64, name: &str) -> Result<bytes::Bytes> {
     let b = f.wait()?;
     if b.len() as u64 != len {
-        return Err(FormatError::Truncated { what: "range read".into(), offset: start, need: len, have: b.len() as u64 }).ctx(name);
+        return Err(FormatError::Truncated {
+            what: "range read".into(),
+            offset: start,
+            need: len,
+            have: b.len() as u64,
+        })
+        .ctx(name);
     }
     Ok(b)
 }
@@ -624,7 +687,12 @@ fn fetched(f: Fetch, start: u64, len: u64, name: &str) -> Result<bytes::Bytes> {
 fn page_size() -> usize {
     static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     // SAFETY: sysconf has no preconditions.
-    *PAGE.get_or_init(|| usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok().filter(|&p| p.is_power_of_two()).unwrap_or(4096))
+    *PAGE.get_or_init(|| {
+        usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+            .ok()
+            .filter(|&p| p.is_power_of_two())
+            .unwrap_or(4096)
+    })
 }
 
 /// Keeps `window` blocks started and in work on `s` and hands results to
@@ -691,7 +759,12 @@ impl FeedError {
 /// 5, 6): every block header must match its index entry, unknown sections
 /// are skipped or refused. A ranged source runs the same [`check_block`] and
 /// [`gap_section`] on each block and gap as it fetches them.
-fn walk(buf: &[u8], start: u64, index: &Index, end: u64) -> std::result::Result<(Vec<BlockHeader>, Vec<(String, u64)>), FormatError> {
+fn walk(
+    buf: &[u8],
+    start: u64,
+    index: &Index,
+    end: u64,
+) -> std::result::Result<(Vec<BlockHeader>, Vec<(String, u64)>), FormatError> {
     let mut headers = Vec::with_capacity(index.blocks.len());
     let mut skipped = Vec::new();
     let mut pos = start;
@@ -715,7 +788,11 @@ fn walk(buf: &[u8], start: u64, index: &Index, end: u64) -> std::result::Result<
         }
     }
     if headers.len() != index.blocks.len() {
-        return Err(FormatError::corrupt("index", end, format!("index lists {} blocks, the file holds {}", index.blocks.len(), headers.len())));
+        return Err(FormatError::corrupt(
+            "index",
+            end,
+            format!("index lists {} blocks, the file holds {}", index.blocks.len(), headers.len()),
+        ));
     }
     Ok((headers, skipped))
 }
@@ -724,36 +801,72 @@ fn walk(buf: &[u8], start: u64, index: &Index, end: u64) -> std::result::Result<
 /// header and frame): a `BLKH` section whose fields match index entry `i`,
 /// with the expected sequence, and a frame that ends by `seg_end` (the next
 /// block or the index). Returns its header.
-fn check_block(bytes: &[u8], pos: u64, i: usize, index: &Index, seg_end: u64) -> std::result::Result<BlockHeader, FormatError> {
+fn check_block(
+    bytes: &[u8],
+    pos: u64,
+    i: usize,
+    index: &Index,
+    seg_end: u64,
+) -> std::result::Result<BlockHeader, FormatError> {
     let sec = data_region_section(bytes, pos)?;
     if sec.tag != tags::BLOCK {
-        return Err(FormatError::corrupt("block", pos, format!("block #{i} listed in the index at this offset is a '{}' section", tag_name(&sec.tag))));
+        return Err(FormatError::corrupt(
+            "block",
+            pos,
+            format!("block #{i} listed in the index at this offset is a '{}' section", tag_name(&sec.tag)),
+        ));
     }
     let h = BlockHeader::decode(&sec)?;
     let e = &index.blocks[i];
-    let want = BlockEntry { offset: pos, keyspace: h.keyspace, record_count: h.record_count, raw_len: h.raw_len, frame_len: h.frame_len };
+    let want = BlockEntry {
+        offset: pos,
+        keyspace: h.keyspace,
+        record_count: h.record_count,
+        raw_len: h.raw_len,
+        frame_len: h.frame_len,
+    };
     if *e != want {
-        return Err(FormatError::corrupt("block", pos, format!("block #{i} header {want:?} disagrees with its index entry {e:?}")));
+        return Err(FormatError::corrupt(
+            "block",
+            pos,
+            format!("block #{i} header {want:?} disagrees with its index entry {e:?}"),
+        ));
     }
     // The index checked that keyspace ranges are contiguous and hold only
     // their keyspace's blocks, so the sequence is the position in the range.
     let first = index.keyspaces.get(h.keyspace as usize).map_or(i as u64, |k| k.first_block);
     let seq = i as u64 - first.min(i as u64);
     if u64::from(h.sequence) != seq {
-        return Err(FormatError::corrupt("block", pos, format!("block #{i} has sequence {}, expected {seq}", h.sequence)));
+        return Err(FormatError::corrupt(
+            "block",
+            pos,
+            format!("block #{i} has sequence {}, expected {seq}", h.sequence),
+        ));
     }
     let frame_end = pos + sec.total_len + u64::from(h.frame_len);
     if frame_end > seg_end {
-        return Err(FormatError::corrupt("block", pos, format!("data frame of {} bytes runs past {seg_end}", h.frame_len)));
+        return Err(FormatError::corrupt(
+            "block",
+            pos,
+            format!("data frame of {} bytes runs past {seg_end}", h.frame_len),
+        ));
     }
     Ok(h)
 }
 
 /// The section at `pos` of the data region (`bytes` start there), which must
 /// not be a bare zstd data frame.
-fn data_region_section(bytes: &[u8], pos: u64) -> std::result::Result<crate::format::section::Section<'_>, FormatError> {
+fn data_region_section(
+    bytes: &[u8],
+    pos: u64,
+) -> std::result::Result<crate::format::section::Section<'_>, FormatError> {
     if bytes.len() < 8 {
-        return Err(FormatError::Truncated { what: "frame header".into(), offset: pos, need: 8, have: bytes.len() as u64 });
+        return Err(FormatError::Truncated {
+            what: "frame header".into(),
+            offset: pos,
+            need: 8,
+            have: bytes.len() as u64,
+        });
     }
     let mut first8 = [0u8; 8];
     first8.copy_from_slice(&bytes[..8]);
@@ -773,11 +886,19 @@ fn gap_section(bytes: &[u8], pos: u64, gap_end: u64) -> std::result::Result<(u64
         return Err(FormatError::corrupt("block", pos, "block is not listed in the index at this offset"));
     }
     if tags::is_known(&sec.tag) {
-        return Err(FormatError::corrupt("section", pos, format!("unexpected '{}' section in the data region", tag_name(&sec.tag))));
+        return Err(FormatError::corrupt(
+            "section",
+            pos,
+            format!("unexpected '{}' section in the data region", tag_name(&sec.tag)),
+        ));
     }
     check_unknown(&sec)?;
     if pos + sec.total_len > gap_end {
-        return Err(FormatError::corrupt("section", pos, format!("section runs past the next block or the index at {gap_end}")));
+        return Err(FormatError::corrupt(
+            "section",
+            pos,
+            format!("section runs past the next block or the index at {gap_end}"),
+        ));
     }
     Ok((sec.total_len, tag_name(&sec.tag)))
 }
@@ -819,7 +940,9 @@ enum Next {
 fn read_n<R: Read>(r: &mut R, n: u64, offset: u64, what: &str, name: &str, out: &mut Vec<u8>) -> Result<()> {
     out.clear();
     // Grow with the data actually present: a hostile size costs nothing until bytes arrive.
-    let got = r.by_ref().take(n).read_to_end(out).map_err(|e| Error::io(format!("reading {name} at offset {offset}"), e))? as u64;
+    let got =
+        r.by_ref().take(n).read_to_end(out).map_err(|e| Error::io(format!("reading {name} at offset {offset}"), e))?
+            as u64;
     if got != n {
         return Err(FormatError::Truncated { what: what.into(), offset, need: n, have: got }).ctx(name);
     }
@@ -836,7 +959,8 @@ impl<R: Read> StreamReader<R> {
             let mut first8 = [0u8; 8];
             first8.copy_from_slice(buf);
             let FrameStart::Section { total_len } = frame_start(&first8, *offset).ctx(name)? else {
-                return Err(FormatError::corrupt("section", *offset, "expected a section, found a zstd data frame")).ctx(name);
+                return Err(FormatError::corrupt("section", *offset, "expected a section, found a zstd data frame"))
+                    .ctx(name);
             };
             let mut rest = Vec::new();
             read_n(r, total_len - 8, *offset + 8, "section", name, &mut rest)?;
@@ -847,7 +971,8 @@ impl<R: Read> StreamReader<R> {
         let header = decode_section(&buf, 0).and_then(|s| Header::decode(&s)).ctx(name)?;
         offset = buf.len() as u64;
         read_section(&mut r, &mut buf, &mut offset)?;
-        let keyspaces = decode_section(&buf, offset).and_then(|s| keyspace_table::decode(&s, header.keyspace_count)).ctx(name)?;
+        let keyspaces =
+            decode_section(&buf, offset).and_then(|s| keyspace_table::decode(&s, header.keyspace_count)).ctx(name)?;
         offset += buf.len() as u64;
         Ok(StreamReader {
             r,
@@ -900,7 +1025,8 @@ impl<R: Read> StreamReader<R> {
             let mut first8 = [0u8; 8];
             first8.copy_from_slice(&buf);
             let FrameStart::Section { total_len } = frame_start(&first8, at).ctx(&self.name)? else {
-                return Err(FormatError::corrupt("data frame", at, "zstd data frame without a block header before it")).ctx(&self.name);
+                return Err(FormatError::corrupt("data frame", at, "zstd data frame without a block header before it"))
+                    .ctx(&self.name);
             };
             let mut rest = Vec::new();
             read_n(&mut self.r, total_len - 8, at + 8, "section", &self.name, &mut rest)?;
@@ -915,7 +1041,13 @@ impl<R: Read> StreamReader<R> {
                     let mut frame = std::mem::take(&mut self.frame_buf);
                     read_n(&mut self.r, u64::from(h.frame_len), foff, "data frame", &self.name, &mut frame)?;
                     self.offset += u64::from(h.frame_len);
-                    self.seen.push(BlockEntry { offset: at, keyspace: h.keyspace, record_count: h.record_count, raw_len: h.raw_len, frame_len: h.frame_len });
+                    self.seen.push(BlockEntry {
+                        offset: at,
+                        keyspace: h.keyspace,
+                        record_count: h.record_count,
+                        raw_len: h.raw_len,
+                        frame_len: h.frame_len,
+                    });
                     let mut raw = Vec::new();
                     let checked = if self.quick {
                         check_frame(&h, &frame, foff)
@@ -931,15 +1063,34 @@ impl<R: Read> StreamReader<R> {
                     let index = Index::decode(&sec, self.header.keyspace_count, self.data_start, at).ctx(&self.name)?;
                     let index_size = sec.total_len;
                     if index.blocks != self.seen {
-                        let i = index.blocks.iter().zip(&self.seen).position(|(a, b)| a != b).unwrap_or(index.blocks.len().min(self.seen.len()));
-                        return Err(FormatError::corrupt("index", at, format!("block entry #{i} disagrees with the blocks in the stream ({} listed, {} seen)", index.blocks.len(), self.seen.len()))).ctx(&self.name);
+                        let i = index
+                            .blocks
+                            .iter()
+                            .zip(&self.seen)
+                            .position(|(a, b)| a != b)
+                            .unwrap_or(index.blocks.len().min(self.seen.len()));
+                        return Err(FormatError::corrupt(
+                            "index",
+                            at,
+                            format!(
+                                "block entry #{i} disagrees with the blocks in the stream ({} listed, {} seen)",
+                                index.blocks.len(),
+                                self.seen.len()
+                            ),
+                        ))
+                        .ctx(&self.name);
                     }
                     let toff = self.offset;
                     read_n(&mut self.r, TRAILER_LEN as u64, toff, "trailer", &self.name, &mut buf)?;
                     self.offset += TRAILER_LEN as u64;
                     let t = Trailer::decode(&buf, self.offset).ctx(&self.name)?;
                     if t.index_offset != at || t.index_size != index_size || t.block_count != self.seen.len() as u64 {
-                        return Err(FormatError::corrupt("trailer", toff, "trailer disagrees with the index it follows")).ctx(&self.name);
+                        return Err(FormatError::corrupt(
+                            "trailer",
+                            toff,
+                            "trailer disagrees with the index it follows",
+                        ))
+                        .ctx(&self.name);
                     }
                     let mut probe = [0u8; 1];
                     let extra = loop {
@@ -950,13 +1101,23 @@ impl<R: Read> StreamReader<R> {
                         }
                     };
                     if extra != 0 {
-                        return Err(FormatError::corrupt("archive", self.offset, "data follows the trailer (the spec forbids trailing bytes)")).ctx(&self.name);
+                        return Err(FormatError::corrupt(
+                            "archive",
+                            self.offset,
+                            "data follows the trailer (the spec forbids trailing bytes)",
+                        ))
+                        .ctx(&self.name);
                     }
                     self.index = Some(index);
                     return Ok(None);
                 }
                 t if tags::is_known(&t) => {
-                    return Err(FormatError::corrupt("section", at, format!("unexpected '{}' section in the data region", tag_name(&t)))).ctx(&self.name);
+                    return Err(FormatError::corrupt(
+                        "section",
+                        at,
+                        format!("unexpected '{}' section in the data region", tag_name(&t)),
+                    ))
+                    .ctx(&self.name);
                 }
                 _ => check_unknown(&sec).ctx(&self.name)?,
             }
@@ -980,7 +1141,8 @@ impl<R: Read> StreamReader<R> {
         tracker: Option<&Tracker<'_>>,
         mut per_keyspace: impl FnMut(usize, &mut KeyspaceStream<'_, '_>) -> Result<()>,
     ) -> Result<Vec<Totals>> {
-        let (name, keyspaces, quick, spare) = (self.name.clone(), self.keyspaces.clone(), self.quick, self.spare.clone());
+        let (name, keyspaces, quick, spare) =
+            (self.name.clone(), self.keyspaces.clone(), self.quick, self.spare.clone());
         let walk = Walk { name: &name, keyspaces: &keyspaces, quick, materialize, tracker, spare: &spare };
         let totals = walk.run(&mut || self.next(), &mut per_keyspace)?;
         self.check_end(&totals)?;
@@ -997,7 +1159,8 @@ impl<R: Read> StreamReader<R> {
         tracker: Option<&Tracker<'_>>,
         per_keyspace: impl FnMut(usize, &mut KeyspaceStream<'_, '_>) -> Result<()> + Send,
     ) -> Result<Vec<Totals>> {
-        let (name, keyspaces, quick, spare) = (self.name.clone(), self.keyspaces.clone(), self.quick, self.spare.clone());
+        let (name, keyspaces, quick, spare) =
+            (self.name.clone(), self.keyspaces.clone(), self.quick, self.spare.clone());
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Next>>(STREAM_AHEAD);
         let totals = std::thread::scope(|scope| {
             let worker = std::thread::Builder::new()
@@ -1005,7 +1168,9 @@ impl<R: Read> StreamReader<R> {
                 .spawn_scoped(scope, move || {
                     let mut per_keyspace = per_keyspace;
                     let walk = Walk { name: &name, keyspaces: &keyspaces, quick, materialize, tracker, spare: &spare };
-                    let mut source = || rx.recv().unwrap_or_else(|_| Err(Error::InvalidArgument("the stream reader stopped".into())));
+                    let mut source = || {
+                        rx.recv().unwrap_or_else(|_| Err(Error::InvalidArgument("the stream reader stopped".into())))
+                    };
                     walk.run(&mut source, &mut per_keyspace)
                     // Dropping `rx` here stops the reader at its next send.
                 })
@@ -1026,9 +1191,15 @@ impl<R: Read> StreamReader<R> {
 
     /// After the last block: every keyspace seen, totals match the index.
     fn check_end(&self, totals: &[Totals]) -> Result<()> {
-        let index = self.index.as_ref().ok_or_else(|| Error::InvalidArgument("stream ended without an index".into()))?;
+        let index =
+            self.index.as_ref().ok_or_else(|| Error::InvalidArgument("stream ended without an index".into()))?;
         if totals.len() != self.keyspaces.len() {
-            return Err(FormatError::corrupt("archive", self.offset, format!("{} of {} keyspaces have blocks", totals.len(), self.keyspaces.len()))).ctx(&self.name);
+            return Err(FormatError::corrupt(
+                "archive",
+                self.offset,
+                format!("{} of {} keyspaces have blocks", totals.len(), self.keyspaces.len()),
+            ))
+            .ctx(&self.name);
         }
         if !self.quick {
             for (k, (got, want)) in totals.iter().zip(&index.keyspaces).enumerate() {

@@ -33,7 +33,8 @@ impl Rng {
 }
 
 const WORDS: [&str; 16] = [
-    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima", "mike", "november", "oscar", "papa",
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima",
+    "mike", "november", "oscar", "papa",
 ];
 
 /// A text-like value of about `len` bytes (compresses roughly like JSON).
@@ -84,8 +85,7 @@ pub fn build_sample(dir: &Path, records: u64) -> Result<SampleStats> {
 
     let events = fj(
         db.keyspace("events", || {
-            KeyspaceCreateOptions::default()
-                .data_block_size_policy(fjall::config::BlockSizePolicy::all(16 * 1024))
+            KeyspaceCreateOptions::default().data_block_size_policy(fjall::config::BlockSizePolicy::all(16 * 1024))
         }),
         dir,
         act,
@@ -111,7 +111,9 @@ pub fn build_sample(dir: &Path, records: u64) -> Result<SampleStats> {
     }
 
     let blobs = fj(
-        db.keyspace("blobs", || KeyspaceCreateOptions::default().with_kv_separation(Some(KvSeparationOptions::default()))),
+        db.keyspace("blobs", || {
+            KeyspaceCreateOptions::default().with_kv_separation(Some(KvSeparationOptions::default()))
+        }),
         dir,
         act,
     )?;
@@ -135,10 +137,13 @@ pub fn build_sample(dir: &Path, records: u64) -> Result<SampleStats> {
     let edge = fj(
         db.keyspace("edge-cases", || {
             let mut o = KeyspaceCreateOptions::default();
-            let (c, _) = engine::create_options("edge-cases", &crate::format::options::KeyspaceOptions {
-                compaction: Some(Compaction::Fifo { limit_bytes: 1 << 30, ttl_seconds: None }),
-                ..Default::default()
-            })
+            let (c, _) = engine::create_options(
+                "edge-cases",
+                &crate::format::options::KeyspaceOptions {
+                    compaction: Some(Compaction::Fifo { limit_bytes: 1 << 30, ttl_seconds: None }),
+                    ..Default::default()
+                },
+            )
             .unwrap_or_else(|_| (KeyspaceCreateOptions::default(), Vec::new()));
             o.compaction_strategy = c.compaction_strategy;
             o
@@ -146,7 +151,14 @@ pub fn build_sample(dir: &Path, records: u64) -> Result<SampleStats> {
         dir,
         act,
     )?;
-    let edge_keys: Vec<Vec<u8>> = vec![vec![0x00], vec![0x00, 0x00], vec![0x00, 0xFF], vec![0x7F; 300], vec![0xFF; 65_535], b"\xF0\x9F\x90\x9F fish".to_vec()];
+    let edge_keys: Vec<Vec<u8>> = vec![
+        vec![0x00],
+        vec![0x00, 0x00],
+        vec![0x00, 0xFF],
+        vec![0x7F; 300],
+        vec![0xFF; 65_535],
+        b"\xF0\x9F\x90\x9F fish".to_vec(),
+    ];
     for k in &edge_keys {
         st.logical_bytes += k.len() as u64;
         fj(edge.insert(k.clone(), Vec::<u8>::new()), dir, act)?;
@@ -186,7 +198,11 @@ pub fn compare_databases(a: &Database, b: &Database) -> std::result::Result<u64,
                     let x = x.into_inner().map_err(|e| e.to_string())?;
                     let y = y.into_inner().map_err(|e| e.to_string())?;
                     if x != y {
-                        return Err(format!("keyspace '{name}': record #{n} differs (key {:?} vs {:?})", &x.0[..x.0.len().min(16)], &y.0[..y.0.len().min(16)]));
+                        return Err(format!(
+                            "keyspace '{name}': record #{n} differs (key {:?} vs {:?})",
+                            &x.0[..x.0.len().min(16)],
+                            &y.0[..y.0.len().min(16)]
+                        ));
                     }
                     n += 1;
                 }

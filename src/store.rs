@@ -37,7 +37,12 @@ pub const DEFAULT_RETRY_TIMEOUT_SECS: u64 = 60;
 fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("floe-io").enable_all().build().map_err(|e| e.to_string())
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("floe-io")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
     })
     .as_ref()
     .map_err(|e| Error::io("starting the object-store runtime", std::io::Error::other(e.clone())))
@@ -77,7 +82,9 @@ impl Location {
             Some(Parsed::File(p)) => Location::Local(p),
             Some(Parsed::S3 { bucket, key }) => {
                 if key.as_ref().is_empty() {
-                    return Err(Error::InvalidArgument(format!("{s}: the URL names a bucket but no object (s3://BUCKET/KEY)")));
+                    return Err(Error::InvalidArgument(format!(
+                        "{s}: the URL names a bucket but no object (s3://BUCKET/KEY)"
+                    )));
                 }
                 Location::Object(Object { store: Store::s3(&bucket)?, key })
             }
@@ -94,7 +101,9 @@ impl Location {
 
     /// True for a string with a URL scheme (`scheme://`).
     pub fn is_url(s: &str) -> bool {
-        s.split_once("://").is_some_and(|(scheme, _)| !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)))
+        s.split_once("://").is_some_and(|(scheme, _)| {
+            !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        })
     }
 }
 
@@ -112,7 +121,9 @@ fn split_url(s: &str) -> Result<Option<Parsed>> {
         "file" => {
             let path = rest.strip_prefix("localhost").unwrap_or(rest);
             if !path.starts_with('/') {
-                return Err(Error::InvalidArgument(format!("{s}: a file URL needs an absolute path (file:///dir/name)")));
+                return Err(Error::InvalidArgument(format!(
+                    "{s}: a file URL needs an absolute path (file:///dir/name)"
+                )));
             }
             Ok(Some(Parsed::File(PathBuf::from(path))))
         }
@@ -121,17 +132,23 @@ fn split_url(s: &str) -> Result<Option<Parsed>> {
             if bucket.is_empty() {
                 return Err(Error::InvalidArgument(format!("{s}: no bucket name (s3://BUCKET/KEY)")));
             }
-            let key = ObjPath::parse(key.trim_matches('/')).map_err(|e| Error::InvalidArgument(format!("{s}: bad object key: {e}")))?;
+            let key = ObjPath::parse(key.trim_matches('/'))
+                .map_err(|e| Error::InvalidArgument(format!("{s}: bad object key: {e}")))?;
             Ok(Some(Parsed::S3 { bucket: bucket.to_owned(), key }))
         }
-        other => Err(Error::InvalidArgument(format!("{s}: unsupported URL scheme '{other}://' (floe reads and writes plain paths, file:// and s3://)"))),
+        other => Err(Error::InvalidArgument(format!(
+            "{s}: unsupported URL scheme '{other}://' (floe reads and writes plain paths, file:// and s3://)"
+        ))),
     }
 }
 
 impl Store {
     /// An S3 (or S3-compatible) bucket configured from the AWS environment.
     pub fn s3(bucket: &str) -> Result<Store> {
-        let secs = std::env::var("FLOE_RETRY_TIMEOUT_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_RETRY_TIMEOUT_SECS);
+        let secs = std::env::var("FLOE_RETRY_TIMEOUT_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_RETRY_TIMEOUT_SECS);
         let retry = object_store::RetryConfig { retry_timeout: Duration::from_secs(secs), ..Default::default() };
         let s3 = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
@@ -147,9 +164,13 @@ impl Store {
         if create {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         } else if !dir.is_dir() {
-            return Err(Error::io(format!("opening {}", dir.display()), std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory")));
+            return Err(Error::io(
+                format!("opening {}", dir.display()),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+            ));
         }
-        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|e| store_err(format!("opening {}", dir.display()), e))?;
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| store_err(format!("opening {}", dir.display()), e))?;
         Ok(Store { inner: Arc::new(fs), url: dir.display().to_string() })
     }
 
@@ -212,8 +233,9 @@ impl Store {
     /// Every object under `prefix`: (key, size).
     pub fn list(&self, prefix: &ObjPath) -> Result<Vec<(ObjPath, u64)>> {
         let rt = runtime()?;
-        let metas: Vec<object_store::ObjectMeta> =
-            rt.block_on(self.inner.list(Some(prefix)).try_collect()).map_err(|e| store_err(format!("listing {}", self.describe(prefix)), e))?;
+        let metas: Vec<object_store::ObjectMeta> = rt
+            .block_on(self.inner.list(Some(prefix)).try_collect())
+            .map_err(|e| store_err(format!("listing {}", self.describe(prefix)), e))?;
         let mut out: Vec<(ObjPath, u64)> = metas.into_iter().map(|m| (m.location, m.size)).collect();
         out.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
         Ok(out)
@@ -229,14 +251,23 @@ impl Object {
     /// Starts a multipart upload to this object.
     pub fn writer(&self) -> Result<ObjectWriter> {
         let rt = runtime()?;
-        let up = rt.block_on(self.store.inner.put_multipart(&self.key)).map_err(|e| store_err(format!("starting the upload of {}", self.describe()), e))?;
-        Ok(ObjectWriter { up: Some(WriteMultipart::new_with_chunk_size(up, PART_SIZE)), name: self.describe(), written: 0 })
+        let up = rt
+            .block_on(self.store.inner.put_multipart(&self.key))
+            .map_err(|e| store_err(format!("starting the upload of {}", self.describe()), e))?;
+        Ok(ObjectWriter {
+            up: Some(WriteMultipart::new_with_chunk_size(up, PART_SIZE)),
+            name: self.describe(),
+            written: 0,
+        })
     }
 
     /// Opens the object for ranged reads (one HEAD request for its size).
     pub fn source(&self) -> Result<ObjectSource> {
         let size = self.store.size(&self.key)?.ok_or_else(|| {
-            Error::io(format!("opening archive {}", self.describe()), std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"))
+            Error::io(
+                format!("opening archive {}", self.describe()),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"),
+            )
         })?;
         Ok(ObjectSource { store: self.store.inner.clone(), key: self.key.clone(), size, name: self.describe() })
     }
@@ -372,12 +403,20 @@ mod tests {
     fn locations() {
         assert!(matches!(Location::parse("backup.floe").unwrap(), Location::Local(p) if p == Path::new("backup.floe")));
         assert!(matches!(Location::parse("dir/x://y").unwrap(), Location::Local(_)));
-        assert!(matches!(Location::parse("file:///tmp/a.floe").unwrap(), Location::Local(p) if p == Path::new("/tmp/a.floe")));
-        assert!(matches!(Location::parse("file://localhost/tmp/a.floe").unwrap(), Location::Local(p) if p == Path::new("/tmp/a.floe")));
+        assert!(
+            matches!(Location::parse("file:///tmp/a.floe").unwrap(), Location::Local(p) if p == Path::new("/tmp/a.floe"))
+        );
+        assert!(
+            matches!(Location::parse("file://localhost/tmp/a.floe").unwrap(), Location::Local(p) if p == Path::new("/tmp/a.floe"))
+        );
         assert!(Location::parse("file://relative/a.floe").is_err());
         assert!(Location::parse("s3://bucket").is_err());
         assert!(Location::parse("s3:///key").is_err());
-        assert!(Location::parse("gs://bucket/key").err().is_some_and(|e| e.to_string().contains("unsupported URL scheme")));
-        assert!(matches!(split_url("s3://b/p/q.floe").unwrap(), Some(Parsed::S3 { bucket, key }) if bucket == "b" && key.as_ref() == "p/q.floe"));
+        assert!(Location::parse("gs://bucket/key")
+            .err()
+            .is_some_and(|e| e.to_string().contains("unsupported URL scheme")));
+        assert!(
+            matches!(split_url("s3://b/p/q.floe").unwrap(), Some(Parsed::S3 { bucket, key }) if bucket == "b" && key.as_ref() == "p/q.floe")
+        );
     }
 }

@@ -36,7 +36,11 @@ impl EncodedBlock {
 
     /// As [`EncodedBlock::compress`], writing the frame into `frame` (its
     /// allocation reused) and handing back the raw block's buffer for reuse.
-    pub fn compress_reusing(mut raw: RawBlock, c: &mut BlockCompressor, mut frame: Vec<u8>) -> Result<(EncodedBlock, Vec<u8>)> {
+    pub fn compress_reusing(
+        mut raw: RawBlock,
+        c: &mut BlockCompressor,
+        mut frame: Vec<u8>,
+    ) -> Result<(EncodedBlock, Vec<u8>)> {
         c.compress_into(&raw.data, &mut frame).map_err(|e| Error::io("zstd compression", e))?;
         let header = BlockHeader {
             keyspace: raw.keyspace,
@@ -49,7 +53,17 @@ impl EncodedBlock {
             frame_crc32: crc32(&frame),
         };
         let data = std::mem::take(&mut raw.data);
-        Ok((EncodedBlock { header, frame, key_bytes: raw.key_bytes, value_bytes: raw.value_bytes, first_key: raw.first_key, last_key: raw.last_key }, data))
+        Ok((
+            EncodedBlock {
+                header,
+                frame,
+                key_bytes: raw.key_bytes,
+                value_bytes: raw.value_bytes,
+                first_key: raw.first_key,
+                last_key: raw.last_key,
+            },
+            data,
+        ))
     }
 }
 
@@ -68,14 +82,18 @@ pub struct WriteSummary {
 /// Validates a keyspace list for writing: names per §1.1, strictly ascending.
 pub fn check_keyspaces(ks: &[KeyspaceEntry]) -> Result<()> {
     if ks.len() as u64 > u64::from(MAX_KEYSPACES) {
-        return Err(Error::InvalidArgument(format!("{} keyspaces exceed the format limit of {MAX_KEYSPACES}", ks.len())));
+        return Err(Error::InvalidArgument(format!(
+            "{} keyspaces exceed the format limit of {MAX_KEYSPACES}",
+            ks.len()
+        )));
     }
     for (i, k) in ks.iter().enumerate() {
         check_name(k.name.as_bytes()).map_err(|m| Error::InvalidArgument(format!("keyspace #{i}: {m}")))?;
         if i > 0 && ks[i - 1].name.as_bytes() >= k.name.as_bytes() {
             return Err(Error::InvalidArgument(format!(
                 "keyspaces must be given in strictly ascending name order without duplicates ('{}' then '{}')",
-                ks[i - 1].name, k.name
+                ks[i - 1].name,
+                k.name
             )));
         }
     }
@@ -160,9 +178,17 @@ impl<W: Write> ArchiveWriter<W> {
             )));
         }
         if h.sequence == 0 {
-            self.index.keyspaces.push(KeyspaceIndex { first_block: self.index.blocks.len() as u64, ..Default::default() });
+            self.index
+                .keyspaces
+                .push(KeyspaceIndex { first_block: self.index.blocks.len() as u64, ..Default::default() });
         }
-        let entry = BlockEntry { offset: self.offset, keyspace: k, record_count: h.record_count, raw_len: h.raw_len, frame_len: h.frame_len };
+        let entry = BlockEntry {
+            offset: self.offset,
+            keyspace: k,
+            record_count: h.record_count,
+            raw_len: h.raw_len,
+            frame_len: h.frame_len,
+        };
         self.put(&encode_section(tags::BLOCK, FLAG_REQUIRED, &h.encode()))?;
         self.put(&b.frame)?;
         self.index.blocks.push(entry);
@@ -189,7 +215,9 @@ impl<W: Write> ArchiveWriter<W> {
     pub fn finish(mut self) -> Result<(W, WriteSummary)> {
         let done = match self.current {
             None => 0,
-            Some((_, true)) => return Err(Error::InvalidArgument("last keyspace ended in the middle of a record".into())),
+            Some((_, true)) => {
+                return Err(Error::InvalidArgument("last keyspace ended in the middle of a record".into()))
+            }
             Some((k, false)) => k as usize + 1,
         };
         if done != self.names.len() {
@@ -199,7 +227,9 @@ impl<W: Write> ArchiveWriter<W> {
         let index_offset = self.offset;
         let sec = encode_section(tags::INDEX, FLAG_REQUIRED, &body);
         if sec.len() as u64 > crate::format::limits::MAX_SECTION {
-            return Err(Error::InvalidArgument("index exceeds the 256 MiB section limit (too many blocks; raise the block size)".into()));
+            return Err(Error::InvalidArgument(
+                "index exceeds the 256 MiB section limit (too many blocks; raise the block size)".into(),
+            ));
         }
         self.put(&sec)?;
         let trailer = Trailer {
@@ -239,7 +269,8 @@ pub struct RecordWriter<W: Write> {
 impl<W: Write> RecordWriter<W> {
     /// Declares every keyspace up front (the table precedes the data).
     pub fn new(out: W, header: Header, keyspaces: Vec<KeyspaceEntry>) -> Result<Self> {
-        let compressor = BlockCompressor::new(header.level).map_err(|e| Error::InvalidArgument(format!("zstd level {}: {e}", header.level)))?;
+        let compressor = BlockCompressor::new(header.level)
+            .map_err(|e| Error::InvalidArgument(format!("zstd level {}: {e}", header.level)))?;
         let block_target = header.block_target;
         let inner = ArchiveWriter::new(out, header, &keyspaces)?;
         Ok(RecordWriter { inner, keyspaces, compressor, block_target, builder: None, next: 0 })
@@ -264,7 +295,9 @@ impl<W: Write> RecordWriter<W> {
             Error::InvalidArgument(format!("keyspace '{name}' was not declared when the writer was created"))
         })?;
         if pos < self.next {
-            return Err(Error::InvalidArgument(format!("keyspace '{name}' was already written; keyspaces go in ascending name order")));
+            return Err(Error::InvalidArgument(format!(
+                "keyspace '{name}' was already written; keyspaces go in ascending name order"
+            )));
         }
         self.end_keyspace()?;
         while self.next < pos {

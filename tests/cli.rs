@@ -309,13 +309,21 @@ fn replace_never_leaves_the_target_missing() {
                 }
                 (states, polls)
             });
-            let r = floe::import::import_file(&f, &target, &floe::import::ImportOptions { replace: true, ..Default::default() }, &NoProgress);
+            let r = floe::import::import_file(
+                &f,
+                &target,
+                &floe::import::ImportOptions { replace: true, ..Default::default() },
+                &NoProgress,
+            );
             done.store(true, Ordering::SeqCst);
             r.unwrap();
             observer.join().unwrap()
         });
         assert!(polls > 10, "observer barely ran");
-        assert!(states == ["old", "new"] || states == ["new"] || states == ["old"], "round {round}: target states seen: {states:?}");
+        assert!(
+            states == ["old", "new"] || states == ["new"] || states == ["old"],
+            "round {round}: target states seen: {states:?}"
+        );
         assert_models_eq(&read_db_at(&target), &m);
         assert_no_temporaries(dir.path());
     }
@@ -334,7 +342,12 @@ fn sigint_interrupts_a_streaming_import_cleanly() {
     let bytes = export_bytes(&db, &opts(4096, 1));
     drop(db);
     let target = dir.path().join("dst");
-    let mut child = Command::new(floe_bin()).args(["import", "-", p(&target)]).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(floe_bin())
+        .args(["import", "-", p(&target)])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let pid = child.id();
     wait_for_handler(pid, libc::SIGINT);
     let mut stdin = child.stdin.take().unwrap();

@@ -171,7 +171,10 @@ fn trailing_garbage_is_refused() {
         let mut b = bytes.clone();
         b.extend_from_slice(&g);
         let errs = all_readers_refuse(&b, what);
-        assert!(errs.iter().any(|e| e.contains("trailer") || e.contains("trailing") || e.contains("archive_size")), "{what}: {errs:?}");
+        assert!(
+            errs.iter().any(|e| e.contains("trailer") || e.contains("trailing") || e.contains("archive_size")),
+            "{what}: {errs:?}"
+        );
         imports_fail_cleanly(&b, what);
     }
 }

@@ -34,7 +34,8 @@ const TRIALS: usize = 24;
 fn dataset(root: &Path) -> (PathBuf, Model) {
     let mut rng = floe::sample::Rng(0xC4A5);
     let mut m = Model::new();
-    for (name, n, len) in [("docs", 12_000u32, 900usize), ("blobs", 60, 150_000), ("idx", 30_000, 40), ("empty", 0, 0)] {
+    for (name, n, len) in [("docs", 12_000u32, 900usize), ("blobs", 60, 150_000), ("idx", 30_000, 40), ("empty", 0, 0)]
+    {
         let mut recs = std::collections::BTreeMap::new();
         for i in 0..n {
             let mut v = floe::sample::texty(&mut rng, len / 2);
@@ -59,7 +60,11 @@ fn dataset(root: &Path) -> (PathBuf, Model) {
 
 fn floe_cmd(args: &[&str]) -> Command {
     let mut c = Command::new(floe_bin());
-    c.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).env("SOURCE_DATE_EPOCH", "1700000000");
+    c.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env("SOURCE_DATE_EPOCH", "1700000000");
     c
 }
 
@@ -134,7 +139,10 @@ fn interrupt(args: &[&str], in_progress: &dyn Fn() -> bool) -> Output {
 fn assert_reported(o: &Output, left: &[String]) {
     let e = stderr(o);
     for name in left {
-        assert!(e.contains("removed leftover") && e.contains(name.as_str()), "next run did not report leftover {name}: {e}");
+        assert!(
+            e.contains("removed leftover") && e.contains(name.as_str()),
+            "next run did not report leftover {name}: {e}"
+        );
     }
 }
 
@@ -156,7 +164,11 @@ fn killed_and_interrupted_exports_leave_nothing_or_a_complete_archive() {
     for trial in 0..TRIALS {
         let o = kill_after(&args, kill_time(&mut rng, trial, &timing));
         if out.exists() {
-            assert!(std::fs::read(&out).unwrap() == reference, "trial {trial}: the archive differs from the reference export ({:?})", o.status);
+            assert!(
+                std::fs::read(&out).unwrap() == reference,
+                "trial {trial}: the archive differs from the reference export ({:?})",
+                o.status
+            );
             complete += 1;
             std::fs::remove_file(&out).unwrap();
         } else {
@@ -169,13 +181,18 @@ fn killed_and_interrupted_exports_leave_nothing_or_a_complete_archive() {
             let o = floe_cmd(&args).output().unwrap();
             assert_code(&o, 0);
             assert_reported(&o, &left);
-            assert!(std::fs::read(&out).unwrap() == reference, "trial {trial}: the next run's archive differs from the reference");
+            assert!(
+                std::fs::read(&out).unwrap() == reference,
+                "trial {trial}: the next run's archive differs from the reference"
+            );
             std::fs::remove_file(&out).unwrap();
         }
         assert_no_temporaries(dir.path());
         assert_eq!(db_data_files(&src), before, "trial {trial}: the killed export changed the source database");
     }
-    eprintln!("{TRIALS} killed exports: {none} left no archive ({left_temp} of them a temporary), {complete} a complete one");
+    eprintln!(
+        "{TRIALS} killed exports: {none} left no archive ({left_temp} of them a temporary), {complete} a complete one"
+    );
     assert!(left_temp >= TRIALS / 4, "too few kills landed mid-run ({left_temp} of {TRIALS}): make the dataset larger");
 
     let o = interrupt(&args, &|| !temporaries(dir.path()).is_empty());
@@ -192,7 +209,10 @@ fn killed_and_interrupted_imports_leave_nothing_or_a_complete_database() {
     let dir = tempdir();
     let (src, m) = dataset(dir.path());
     let archive = dir.path().join("a.floe");
-    assert_code(&floe_cmd(&["export", "-q", "--block-size", "262144", p(&src), "-o", p(&archive)]).output().unwrap(), 0);
+    assert_code(
+        &floe_cmd(&["export", "-q", "--block-size", "262144", p(&src), "-o", p(&archive)]).output().unwrap(),
+        0,
+    );
     let archive_hash = file_hash(&archive);
     std::fs::remove_dir_all(&src).unwrap();
     let target = dir.path().join("dst");

@@ -15,7 +15,8 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 
 fn write_archive(model: &Model, block_size: u32, level: i32) -> Vec<u8> {
-    let entries: Vec<KeyspaceEntry> = model.keys().map(|n| KeyspaceEntry { name: n.clone(), options: KeyspaceOptions::default() }).collect();
+    let entries: Vec<KeyspaceEntry> =
+        model.keys().map(|n| KeyspaceEntry { name: n.clone(), options: KeyspaceOptions::default() }).collect();
     let mut w = RecordWriter::new(Vec::new(), Header::new(level, block_size, 0), entries).unwrap();
     for (name, recs) in model {
         // Skip beginning empty keyspaces sometimes: the writer must still emit them.

@@ -28,7 +28,8 @@ impl TinyFs {
         let target = CString::new(dir.path().as_os_str().as_bytes()).unwrap();
         let data = CString::new(format!("size={size},mode=0755")).unwrap();
         // SAFETY: valid NUL-terminated strings for the duration of the call.
-        let r = unsafe { libc::mount(c"floe-test".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), 0, data.as_ptr().cast()) };
+        let r =
+            unsafe { libc::mount(c"floe-test".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), 0, data.as_ptr().cast()) };
         if r != 0 {
             let e = std::io::Error::last_os_error();
             let msg = format!("cannot mount a tmpfs on {} ({e}); the full-disk tests need root", dir.path().display());
@@ -91,7 +92,13 @@ fn export_to_a_full_disk_fails_cleanly() {
     assert_eq!(dir_names(fs.path()), Vec::<String>::new(), "the failed export left files on the full disk");
     assert_eq!(db_data_files(&src), before, "the failed export changed the source database");
     // The library reports an I/O error of kind StorageFull.
-    let e = floe::export::export_path(&src, floe::export::Destination::File(&out), &opts(1 << 20, 2), &floe::progress::NoProgress).unwrap_err();
+    let e = floe::export::export_path(
+        &src,
+        floe::export::Destination::File(&out),
+        &opts(1 << 20, 2),
+        &floe::progress::NoProgress,
+    )
+    .unwrap_err();
     match &e {
         floe::Error::Io { source, .. } => assert_eq!(source.kind(), std::io::ErrorKind::StorageFull, "{e}"),
         other => panic!("expected an I/O error, got {other}"),
@@ -122,7 +129,11 @@ fn import_to_a_full_disk_fails_cleanly() {
         assert_eq!(dir_names(fs.path()), Vec::<String>::new(), "the failed import left files on the full disk");
         let o = floe_stdin(&["import", "-q", "-", p(&target)], &archive);
         assert_disk_full(&o);
-        assert_eq!(dir_names(fs.path()), Vec::<String>::new(), "the failed streaming import left files on the full disk");
+        assert_eq!(
+            dir_names(fs.path()),
+            Vec::<String>::new(),
+            "the failed streaming import left files on the full disk"
+        );
         assert_eq!(file_hash(&archive), hash, "the failed import modified the archive");
     }
     // --replace over a small database that fits: it stays as it was.

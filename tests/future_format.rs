@@ -17,7 +17,10 @@ use std::path::Path;
 
 fn model() -> Model {
     let mut m = Model::new();
-    m.insert("alpha".into(), (0..50u32).map(|i| (format!("k{i:03}").into_bytes(), vec![i as u8; i as usize * 100])).collect());
+    m.insert(
+        "alpha".into(),
+        (0..50u32).map(|i| (format!("k{i:03}").into_bytes(), vec![i as u8; i as usize * 100])).collect(),
+    );
     m.insert("beta".into(), BTreeMap::new());
     m.insert("gamma".into(), [(b"g".to_vec(), b"gv".to_vec())].into());
     m
@@ -63,12 +66,9 @@ fn refused_as_too_new(bytes: &[u8], needles: &[&str], dir: &Path) {
     check(import_file(&f, &t, &ImportOptions::default(), &NoProgress).unwrap_err(), "import_file");
     check(import_stream(bytes, "s", &t, &ImportOptions::default(), &NoProgress).unwrap_err(), "import_stream");
     assert!(!t.exists());
-    for args in [
-        vec!["verify", p(&f)],
-        vec!["verify", "--quick", p(&f)],
-        vec!["inspect", p(&f)],
-        vec!["import", p(&f), p(&t)],
-    ] {
+    for args in
+        [vec!["verify", p(&f)], vec!["verify", "--quick", p(&f)], vec!["inspect", p(&f)], vec!["import", p(&f), p(&t)]]
+    {
         let o = floe(&args);
         assert_code(&o, 4);
         for n in needles {
@@ -211,7 +211,12 @@ fn grow_header(archive: &[u8], body: &[u8]) -> Vec<u8> {
     let isec = encode_section(tags::INDEX, FLAG_REQUIRED, &index.encode());
     assert_eq!(isec.len() as u64, t.index_size);
     out.extend_from_slice(&isec);
-    let nt = Trailer { index_offset: t.index_offset + delta, index_size: t.index_size, archive_size: t.archive_size + delta, block_count: t.block_count };
+    let nt = Trailer {
+        index_offset: t.index_offset + delta,
+        index_size: t.index_size,
+        archive_size: t.archive_size + delta,
+        block_count: t.block_count,
+    };
     out.extend_from_slice(&nt.encode());
     out
 }
@@ -236,7 +241,8 @@ fn unknown_keyspace_options_follow_the_required_bit() {
     let bytes = write_archive(&m, 4096, &optional, None);
     let dir = tempdir();
     accepted_everywhere(&bytes, &m, dir.path());
-    let s = import_file(&dir.path().join("ok.floe"), &dir.path().join("db4"), &ImportOptions::default(), &NoProgress).unwrap();
+    let s = import_file(&dir.path().join("ok.floe"), &dir.path().join("db4"), &ImportOptions::default(), &NoProgress)
+        .unwrap();
     assert!(s.warnings.iter().any(|w| w.contains("200") && w.contains("gamma")), "{:?}", s.warnings);
     let o = floe(&["import", p(&dir.path().join("ok.floe")), p(&dir.path().join("db5"))]);
     assert_code(&o, 0);
@@ -245,7 +251,10 @@ fn unknown_keyspace_options_follow_the_required_bit() {
     let mut required = BTreeMap::new();
     required.insert(
         "gamma".to_owned(),
-        KeyspaceOptions { unknown: vec![UnknownOption { tag: OPTION_REQUIRED | 201, value: vec![] }], ..Default::default() },
+        KeyspaceOptions {
+            unknown: vec![UnknownOption { tag: OPTION_REQUIRED | 201, value: vec![] }],
+            ..Default::default()
+        },
     );
     let bytes = write_archive(&m, 4096, &required, None);
     // Readers that only read records ignore options (§5.1).
@@ -266,7 +275,13 @@ fn unknown_keyspace_options_follow_the_required_bit() {
     assert!(stderr(&o).contains("201"), "{}", stderr(&o));
     assert!(!t.exists());
     // Importing only the other keyspaces is fine.
-    let s = import_file(&f, &t, &ImportOptions { keyspaces: Some(vec!["alpha".into()]), ..Default::default() }, &NoProgress).unwrap();
+    let s = import_file(
+        &f,
+        &t,
+        &ImportOptions { keyspaces: Some(vec!["alpha".into()]), ..Default::default() },
+        &NoProgress,
+    )
+    .unwrap();
     assert_eq!(s.keyspaces, 1);
     assert_no_temporaries(dir.path());
 }

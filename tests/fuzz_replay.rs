@@ -21,7 +21,12 @@ fn replay(target: &str, check: fn(&[u8])) -> usize {
         for f in files {
             let data = std::fs::read(&f).expect("reading a corpus file");
             let r = std::panic::catch_unwind(|| check(&data));
-            assert!(r.is_ok(), "{target}: {} fails its check (rerun: cargo fuzz run {target} {})", f.display(), f.display());
+            assert!(
+                r.is_ok(),
+                "{target}: {} fails its check (rerun: cargo fuzz run {target} {})",
+                f.display(),
+                f.display()
+            );
             n += 1;
         }
     }
@@ -48,7 +53,10 @@ fn small_plan() -> checks::Plan {
     use floe::format::{header::Header, keyspace_table::KeyspaceEntry, options::KeyspaceOptions};
     let ks = KeyspaceEntry { name: "ks".into(), options: KeyspaceOptions::default() };
     let records = vec![(b"a".to_vec(), vec![]), (b"b".to_vec(), vec![7; 6000])];
-    checks::Plan { header: Header::new(1, 4096, 1), content: checks::Content { keyspaces: vec![ks], records: vec![records] } }
+    checks::Plan {
+        header: Header::new(1, 4096, 1),
+        content: checks::Content { keyspaces: vec![ks], records: vec![records] },
+    }
 }
 
 #[test]

@@ -89,7 +89,9 @@ fn fnv64(b: &[u8]) -> String {
 
 fn load() -> (Vec<u8>, Value) {
     let bytes = std::fs::read(fixture_dir().join("v1.0-sample.floe")).expect("golden fixture missing");
-    let exp: Value = serde_json::from_str(&std::fs::read_to_string(fixture_dir().join("v1.0-sample.expected.json")).unwrap()).unwrap();
+    let exp: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture_dir().join("v1.0-sample.expected.json")).unwrap())
+            .unwrap();
     (bytes, exp)
 }
 
@@ -163,14 +165,22 @@ fn golden_fixture_still_imports_with_exactly_its_content() {
         let db = open_db(path);
         let got = read_db(&db);
         let names: Vec<&str> = got.keys().map(String::as_str).collect();
-        let want_names: Vec<&str> = exp["keyspaces"].as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap()).collect();
+        let want_names: Vec<&str> =
+            exp["keyspaces"].as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap()).collect();
         assert_eq!(names, want_names);
         let kv: BTreeSet<String> = got.keys().filter(|n| is_kv_separated(&db, n)).cloned().collect();
         assert_eq!(Value::from(keyspace_expectations(&got, &kv)), exp["keyspaces"]);
     };
     import_file(&f, &dir.path().join("a"), &ImportOptions::default(), &NoProgress).unwrap();
     check(&dir.path().join("a"));
-    import_stream(bytes.as_slice(), "fixture", &dir.path().join("b"), &ImportOptions { threads: 1, ..Default::default() }, &NoProgress).unwrap();
+    import_stream(
+        bytes.as_slice(),
+        "fixture",
+        &dir.path().join("b"),
+        &ImportOptions { threads: 1, ..Default::default() },
+        &NoProgress,
+    )
+    .unwrap();
     check(&dir.path().join("b"));
     assert_code(&floe(&["import", "-q", p(&f), p(&dir.path().join("c"))]), 0);
     check(&dir.path().join("c"));
@@ -198,7 +208,13 @@ fn regenerate_golden_fixture() {
     let (m, kv) = golden_model();
     let dir = tempdir();
     let db = create_db(&dir.path().join("db"), &m, &kv);
-    let o = floe::export::ExportOptions { level: 3, threads: 1, keyspaces: None, block_size: BLOCK_SIZE, created_unix: Some(CREATED_UNIX) };
+    let o = floe::export::ExportOptions {
+        level: 3,
+        threads: 1,
+        keyspaces: None,
+        block_size: BLOCK_SIZE,
+        created_unix: Some(CREATED_UNIX),
+    };
     let bytes = export_bytes(&db, &o);
     drop(db);
     assert!(bytes.len() < 64 << 10, "fixture would be {} bytes", bytes.len());
@@ -219,6 +235,7 @@ fn regenerate_golden_fixture() {
     });
     std::fs::create_dir_all(fixture_dir()).unwrap();
     std::fs::write(fixture_dir().join("v1.0-sample.floe"), &bytes).unwrap();
-    std::fs::write(fixture_dir().join("v1.0-sample.expected.json"), serde_json::to_string_pretty(&exp).unwrap() + "\n").unwrap();
+    std::fs::write(fixture_dir().join("v1.0-sample.expected.json"), serde_json::to_string_pretty(&exp).unwrap() + "\n")
+        .unwrap();
     eprintln!("wrote {} ({} bytes)", fixture_dir().join("v1.0-sample.floe").display(), bytes.len());
 }

@@ -41,7 +41,8 @@ fn blk(keyspace: u32, continues: bool, starts: &[&[u8]], data: Vec<u8>) -> RawBl
 
 /// An archive of the given raw blocks (sequence numbers filled in).
 fn archive_of_blocks(names: &[&str], blocks: Vec<RawBlock>) -> Vec<u8> {
-    let entries: Vec<KeyspaceEntry> = names.iter().map(|n| KeyspaceEntry { name: (*n).into(), options: Default::default() }).collect();
+    let entries: Vec<KeyspaceEntry> =
+        names.iter().map(|n| KeyspaceEntry { name: (*n).into(), options: Default::default() }).collect();
     let mut w = ArchiveWriter::new(Vec::new(), floe::format::header::Header::new(1, 4096, 0), &entries).unwrap();
     let mut c = BlockCompressor::new(1).unwrap();
     let mut seq: BTreeMap<u32, u32> = BTreeMap::new();
@@ -82,7 +83,8 @@ fn sections(a: &[u8]) -> Vec<(usize, usize)> {
     while at < a.len() {
         let size = u32::from_le_bytes(a[at + 4..at + 8].try_into().unwrap()) as usize + 8;
         let magic = u32::from_le_bytes(a[at..at + 4].try_into().unwrap());
-        let len = if magic == 0x184D_2A5A { size } else { zstd::zstd_safe::find_frame_compressed_size(&a[at..]).unwrap() };
+        let len =
+            if magic == 0x184D_2A5A { size } else { zstd::zstd_safe::find_frame_compressed_size(&a[at..]).unwrap() };
         out.push((at, len));
         at += len;
     }
@@ -257,7 +259,9 @@ fn decompression_bombs_are_refused() {
 fn index_pointing_outside_the_file_or_at_overlapping_blocks() {
     let a = valid();
     let ix = index_at(&a);
-    for (what, v) in [("beyond the end of the file", 1u64 << 40), ("inside the header", 3), ("onto the previous block", 0)] {
+    for (what, v) in
+        [("beyond the end of the file", 1u64 << 40), ("inside the header", 3), ("onto the previous block", 0)]
+    {
         let b = patch_section(&a, ix, |body| {
             let first = entries_at(body);
             let e = first + 24; // block #1
@@ -349,16 +353,25 @@ fn unsorted_or_duplicate_keys_within_a_block() {
 
 #[test]
 fn unsorted_or_duplicate_keys_across_block_boundaries() {
-    for (what, k1, k2, why) in [("unsorted", &b"m"[..], &b"c"[..], "out of order"), ("duplicate", b"m", b"m", "duplicate")] {
+    for (what, k1, k2, why) in
+        [("unsorted", &b"m"[..], &b"c"[..], "out of order"), ("duplicate", b"m", b"m", "duplicate")]
+    {
         // Whole records in consecutive blocks.
-        let b = archive_of_blocks(&["ks"], vec![blk(0, false, &[k1], records(marker("ks"), &[(k1, b"1")])), blk(0, false, &[k2], records(Vec::new(), &[(k2, b"2")]))]);
+        let b = archive_of_blocks(
+            &["ks"],
+            vec![
+                blk(0, false, &[k1], records(marker("ks"), &[(k1, b"1")])),
+                blk(0, false, &[k2], records(Vec::new(), &[(k2, b"2")])),
+            ],
+        );
         refused_when_decoded(&b, &format!("{what} keys in consecutive blocks"), &[why]);
         // The second record spans a block boundary (CONTINUES).
         let mut second = Vec::new();
         put_record(&mut second, k2, &[7u8; 100]);
         let mut first = records(marker("ks"), &[(k1, b"1")]);
         first.extend_from_slice(&second[..10]);
-        let b = archive_of_blocks(&["ks"], vec![blk(0, true, &[k1, k2], first), blk(0, false, &[], second[10..].to_vec())]);
+        let b =
+            archive_of_blocks(&["ks"], vec![blk(0, true, &[k1, k2], first), blk(0, false, &[], second[10..].to_vec())]);
         refused_when_decoded(&b, &format!("{what} key in a record spanning blocks"), &[why]);
     }
 }
@@ -366,12 +379,18 @@ fn unsorted_or_duplicate_keys_across_block_boundaries() {
 #[test]
 fn empty_keys_and_key_lengths() {
     // An empty key is a keyspace marker: one in the middle of a keyspace is refused.
-    let b = archive_of_blocks(&["ks"], vec![blk(0, false, &[b"a", b"b"], records(marker("ks"), &[(b"a", b"1"), (b"", b"x")]))]);
+    let b = archive_of_blocks(
+        &["ks"],
+        vec![blk(0, false, &[b"a", b"b"], records(marker("ks"), &[(b"a", b"1"), (b"", b"x")]))],
+    );
     refused_when_decoded(&b, "empty key", &["marker"]);
     // The same, starting a spanning piece.
     let mut first = records(marker("ks"), &[(b"a", b"1")]);
     first.extend_from_slice(&[0, 0, 9]);
-    let b = archive_of_blocks(&["ks"], vec![blk(0, true, &[b"a", b"b"], first), blk(0, false, &[], vec![0, 0, 0, b'x', b'y', b'z', 1, 2, 3])]);
+    let b = archive_of_blocks(
+        &["ks"],
+        vec![blk(0, true, &[b"a", b"b"], first), blk(0, false, &[], vec![0, 0, 0, b'x', b'y', b'z', 1, 2, 3])],
+    );
     refused_when_decoded(&b, "empty key split across blocks", &["marker"]);
     // key_len is a u16: a key over 65,535 bytes cannot be expressed in an
     // archive; writers refuse it, and the longest key round-trips.
@@ -427,7 +446,10 @@ fn peak_rss(args: &[&str], stdin: Option<&std::path::Path>) -> (i32, u64) {
     let mut peak = 0u64;
     let status = loop {
         if let Ok(st) = std::fs::read_to_string(&status_file) {
-            let kib = st.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            let kib = st
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
             peak = peak.max(kib.unwrap_or(0) * 1024);
         }
         if let Some(s) = child.try_wait().unwrap() {
@@ -443,7 +465,8 @@ fn peak_rss(args: &[&str], stdin: Option<&std::path::Path>) -> (i32, u64) {
 /// all zeros.
 fn zero_bomb(path: &std::path::Path, keyspaces: u32, blocks: u32) {
     let names: Vec<String> = (0..keyspaces).map(|k| format!("ks{k}")).collect();
-    let entries: Vec<KeyspaceEntry> = names.iter().map(|n| KeyspaceEntry { name: n.clone(), options: Default::default() }).collect();
+    let entries: Vec<KeyspaceEntry> =
+        names.iter().map(|n| KeyspaceEntry { name: n.clone(), options: Default::default() }).collect();
     let out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     let mut w = ArchiveWriter::new(out, floe::format::header::Header::new(1, 64 * MIB as u32, 0), &entries).unwrap();
     let mut c = BlockCompressor::new(1).unwrap();
@@ -501,11 +524,22 @@ fn hostile_archives_stay_within_the_memory_bound() {
     let dir = disk_tempdir();
     let d = dir.path();
     let mut results = Vec::new();
-    let mut check = |what: &str, mode: &str, args: &[&str], stdin: Option<&std::path::Path>, file: &std::path::Path, value: u64, want_code: i32| {
+    let mut check = |what: &str,
+                     mode: &str,
+                     args: &[&str],
+                     stdin: Option<&std::path::Path>,
+                     file: &std::path::Path,
+                     value: u64,
+                     want_code: i32| {
         let (code, rss) = peak_rss(args, stdin);
         let len = std::fs::metadata(file).unwrap().len();
         let b = bound(mode, len, value);
-        results.push(format!("{what:<48} {mode:<14} exit {code}  peak RSS {:>5} MiB  (bound {:>5} MiB, archive {} KiB)", rss >> 20, b >> 20, len >> 10));
+        results.push(format!(
+            "{what:<48} {mode:<14} exit {code}  peak RSS {:>5} MiB  (bound {:>5} MiB, archive {} KiB)",
+            rss >> 20,
+            b >> 20,
+            len >> 10
+        ));
         assert_eq!(code, want_code, "{what}: {mode}: unexpected exit code");
         assert!(rss <= b, "{what}: {mode}: peak RSS {} MiB exceeds the stated bound of {} MiB", rss >> 20, b >> 20);
     };
@@ -514,7 +548,15 @@ fn hostile_archives_stay_within_the_memory_bound() {
     let bomb = d.join("bomb.floe");
     zero_bomb(&bomb, 1, 12);
     for threads in ["2", "8"] {
-        check(&format!("12 x 64 MiB zero blocks, --threads {threads}"), "verify", &["verify", "--threads", threads, p(&bomb)], None, &bomb, 0, 0);
+        check(
+            &format!("12 x 64 MiB zero blocks, --threads {threads}"),
+            "verify",
+            &["verify", "--threads", threads, p(&bomb)],
+            None,
+            &bomb,
+            0,
+            0,
+        );
     }
     check("12 x 64 MiB zero blocks", "verify-stream", &["verify", "-"], Some(&bomb), &bomb, 0, 0);
 
@@ -523,16 +565,48 @@ fn hostile_archives_stay_within_the_memory_bound() {
     let bomb2 = d.join("bomb2.floe");
     zero_bomb(&bomb2, 2, 4);
     let t = d.join("t0");
-    check("2 keyspaces x 4 x 64 MiB zero blocks", "import", &["import", "--threads", "2", p(&bomb2), p(&t)], None, &bomb2, 2 * 64 * MIB as u64, 0);
+    check(
+        "2 keyspaces x 4 x 64 MiB zero blocks",
+        "import",
+        &["import", "--threads", "2", p(&bomb2), p(&t)],
+        None,
+        &bomb2,
+        2 * 64 * MIB as u64,
+        0,
+    );
 
     // 2. A record declaring a 4 GiB value; 4 x 64 MiB of it arrive, then the keyspace ends.
     let value = d.join("value.floe");
     let delivered = undelivered_value(&value, 4);
-    check("4 GiB value declared, 256 MiB delivered", "verify", &["verify", "--threads", "2", p(&value)], None, &value, 0, 3);
+    check(
+        "4 GiB value declared, 256 MiB delivered",
+        "verify",
+        &["verify", "--threads", "2", p(&value)],
+        None,
+        &value,
+        0,
+        3,
+    );
     check("4 GiB value declared, 256 MiB delivered", "verify-stream", &["verify", "-"], Some(&value), &value, 0, 3);
     let t = d.join("t1");
-    check("4 GiB value declared, 256 MiB delivered", "import", &["import", "--threads", "2", p(&value), p(&t)], None, &value, delivered, 3);
-    check("4 GiB value declared, 256 MiB delivered", "import-stream", &["import", "-", p(&t)], Some(&value), &value, delivered, 3);
+    check(
+        "4 GiB value declared, 256 MiB delivered",
+        "import",
+        &["import", "--threads", "2", p(&value), p(&t)],
+        None,
+        &value,
+        delivered,
+        3,
+    );
+    check(
+        "4 GiB value declared, 256 MiB delivered",
+        "import-stream",
+        &["import", "-", p(&t)],
+        Some(&value),
+        &value,
+        delivered,
+        3,
+    );
     assert!(!t.exists());
 
     // 3. The most keyspaces allowed (65,536), all empty: valid.
@@ -545,7 +619,15 @@ fn hostile_archives_stay_within_the_memory_bound() {
     check("65,536 keyspaces", "verify", &["verify", "--threads", "2", p(&many)], None, &many, 0, 0);
     check("65,536 keyspaces", "verify-stream", &["verify", "-"], Some(&many), &many, 0, 0);
     let t = d.join("t2");
-    check("65,536 keyspaces, importing one", "import", &["import", "--threads", "2", "-k", "k65535", p(&many), p(&t)], None, &many, 0, 0);
+    check(
+        "65,536 keyspaces, importing one",
+        "import",
+        &["import", "--threads", "2", "-k", "k65535", p(&many), p(&t)],
+        None,
+        &many,
+        0,
+        0,
+    );
 
     // 4. A header section declaring 255 MiB in a 100-byte file.
     let lie = d.join("lie.floe");

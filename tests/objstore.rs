@@ -178,7 +178,9 @@ fn backup_commands(m: &Moto, repo: &str, put: &dyn Fn(&str, &[u8]), get: &dyn Fn
 
     // Locks: a live one names its holder (exit 5); a stale one needs --break-lock.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let lock = |expires: i64| serde_json::json!({"job": "backup create", "host": "elsewhere", "pid": 4242, "token": "t", "created_unix": now - 1000, "expires_unix": expires}).to_string();
+    let lock = |expires: i64| {
+        serde_json::json!({"job": "backup create", "host": "elsewhere", "pid": 4242, "token": "t", "created_unix": now - 1000, "expires_unix": expires}).to_string()
+    };
     put("lock.json", lock(now + 3600).as_bytes());
     let o = run(m.floe(&["backup", "gc", "--repo", repo, "--break-lock"]));
     assert_code(&o, 5);
@@ -243,7 +245,13 @@ fn concurrent_creates_from_two_processes_both_survive() {
     let dir = tempdir();
     let (db1, _) = sample_db(dir.path(), 3000, 21);
     let (db2, _) = sample_db(dir.path(), 3000, 22);
-    let spawn = |db: &Path| m.floe(&["backup", "create", p(db), "--repo", "s3://concurrent/r", "-q", "--wait", "120"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let spawn = |db: &Path| {
+        m.floe(&["backup", "create", p(db), "--repo", "s3://concurrent/r", "-q", "--wait", "120"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
     let (c1, c2) = (spawn(&db1), spawn(&db2));
     let (o1, o2) = (c1.wait_with_output().unwrap(), c2.wait_with_output().unwrap());
     assert_code(&o1, 0);
@@ -300,7 +308,8 @@ fn interrupted_and_failed_uploads_leave_no_object_parts_or_entry() {
 
     // Ctrl-C during a backup upload: exit 130, the upload is aborted (no
     // parts), no object, no manifest entry, the lock is released.
-    let mut child = m.floe(&["backup", "create", p(&db), "--repo", "s3://killed/r", "-q"]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        m.floe(&["backup", "create", p(&db), "--repo", "s3://killed/r", "-q"]).stderr(Stdio::piped()).spawn().unwrap();
     wait_for(60, "a multipart upload to start", || !m.pending_uploads("killed").is_empty());
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let st = child.wait().unwrap();
@@ -320,7 +329,8 @@ fn interrupted_and_failed_uploads_leave_no_object_parts_or_entry() {
     // The same during backup create: no manifest entry, gc leaves nothing, a retry succeeds.
     m.restart();
     m.create_bucket("killed");
-    let child = m.floe(&["backup", "create", p(&db), "--repo", "s3://killed/r", "-q"]).stderr(Stdio::piped()).spawn().unwrap();
+    let child =
+        m.floe(&["backup", "create", p(&db), "--repo", "s3://killed/r", "-q"]).stderr(Stdio::piped()).spawn().unwrap();
     wait_for(60, "a multipart upload to start", || !m.pending_uploads("killed").is_empty());
     m.kill();
     let o = child.wait_with_output().unwrap();
@@ -361,7 +371,12 @@ fn export_to_s3_stays_within_the_memory_bound_of_a_local_export() {
     assert_eq!(code, 0);
     // The upload adds at most PARTS_IN_FLIGHT parts plus the one being filled.
     let upload = ((floe::store::PARTS_IN_FLIGHT + 1) * floe::store::PART_SIZE / 1024) as i64;
-    eprintln!("peak RSS exporting {mib} MiB: local {} MiB, s3 {} MiB (upload allowance {} MiB)", local / 1024, remote / 1024, upload / 1024);
+    eprintln!(
+        "peak RSS exporting {mib} MiB: local {} MiB, s3 {} MiB (upload allowance {} MiB)",
+        local / 1024,
+        remote / 1024,
+        upload / 1024
+    );
     assert!(remote <= local + upload + 16 * 1024, "s3 export peak {remote} KiB vs local {local} KiB");
     assert!(remote < (mib as i64 * 1024) * 2 / 3, "s3 export buffered much of the {mib} MiB archive: {remote} KiB");
     let (code, _) = run_rss(m.floe(&["verify", "--quick", "s3://mem/big.floe"]));

@@ -112,7 +112,8 @@ fn check_archive(bytes: &[u8], before: u64, after: u64) -> u64 {
 fn online_export_sees_exactly_one_snapshot() {
     let dir = tempdir();
     let db = open_db(&dir.path().join("db"));
-    let handles: Vec<fjall::Keyspace> = KS.iter().map(|n| db.keyspace(n, KeyspaceCreateOptions::default).unwrap()).collect();
+    let handles: Vec<fjall::Keyspace> =
+        KS.iter().map(|n| db.keyspace(n, KeyspaceCreateOptions::default).unwrap()).collect();
     let meta = db.keyspace("meta", KeyspaceCreateOptions::default).unwrap();
     let log = db.keyspace("log", KeyspaceCreateOptions::default).unwrap();
     commit_generation(&db, &handles, &meta, 1);
@@ -120,7 +121,8 @@ fn online_export_sees_exactly_one_snapshot() {
     let committed = Arc::new(AtomicU64::new(1));
     let stop = Arc::new(AtomicBool::new(false));
     let gen_writer = {
-        let (db, handles, meta, committed, stop) = (db.clone(), handles.clone(), meta.clone(), committed.clone(), stop.clone());
+        let (db, handles, meta, committed, stop) =
+            (db.clone(), handles.clone(), meta.clone(), committed.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut g = 1;
             while !stop.load(Ordering::SeqCst) {

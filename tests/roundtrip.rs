@@ -84,7 +84,9 @@ fn round_trip(model: &Model, kv_sep: &BTreeSet<String>, block_size: u32, threads
     assert_eq!(ranged.verify(false, &NoProgress).expect("ranged verify").records, records);
     assert_eq!(ranged.verify(true, &NoProgress).expect("ranged verify --quick").records, records);
     let dst3 = dir.path().join("dst3");
-    let s = import_archive(&ranged, &dst3, &ImportOptions { threads, segment_bytes: 1, ..Default::default() }, &NoProgress).expect("ranged import");
+    let s =
+        import_archive(&ranged, &dst3, &ImportOptions { threads, segment_bytes: 1, ..Default::default() }, &NoProgress)
+            .expect("ranged import");
     assert_eq!(s.records, records);
     let imported = open_db(&dst3);
     assert_eq!(floe::sample::compare_databases(&src, &imported), Ok(records));
@@ -92,7 +94,14 @@ fn round_trip(model: &Model, kv_sep: &BTreeSet<String>, block_size: u32, threads
 
     // Streaming import, reading in awkward small chunks.
     let dst2 = dir.path().join("dst2");
-    let s = import_stream(Chunky { data: &bytes, pos: 0, step: 0 }, "chunky", &dst2, &ImportOptions::default(), &NoProgress).expect("import_stream");
+    let s = import_stream(
+        Chunky { data: &bytes, pos: 0, step: 0 },
+        "chunky",
+        &dst2,
+        &ImportOptions::default(),
+        &NoProgress,
+    )
+    .expect("import_stream");
     assert_eq!(s.records, records);
     let imported = open_db(&dst2);
     assert_eq!(floe::sample::compare_databases(&src, &imported), Ok(records));
@@ -276,7 +285,10 @@ fn multi_mib_values_with_kv_separation() {
 /// ~100 s unoptimized (~5 s optimized). `many_keyspaces` below covers the same
 /// path with 150 keyspaces in every build.
 #[test]
-#[cfg_attr(debug_assertions, ignore = "slow unoptimized (fjall keyspace creation); run with --release or --include-ignored")]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "slow unoptimized (fjall keyspace creation); run with --release or --include-ignored"
+)]
 fn thousand_keyspaces() {
     keyspaces_round_trip(1000);
 }
@@ -330,7 +342,11 @@ fn segment_seam_out_of_order_is_rejected() {
         b.push(format!("key{i:06}").as_bytes(), &[i as u8; 40], &mut emit).unwrap();
     }
     b.finish(&mut emit).unwrap();
-    assert!(blocks.len() >= 4 && !blocks[0].continues && !blocks[1].continues && !blocks[2].continues, "{} blocks", blocks.len());
+    assert!(
+        blocks.len() >= 4 && !blocks[0].continues && !blocks[1].continues && !blocks[2].continues,
+        "{} blocks",
+        blocks.len()
+    );
     // Swap the contents of blocks 1 and 2 (not their position or sequence).
     let (b1, b2) = (blocks[1].clone(), blocks[2].clone());
     for (slot, from) in [(1, b2), (2, b1)] {

@@ -35,7 +35,11 @@ fn cli_export_to_stdout_piped_into_import_from_stdin() {
     let exp = exp.wait_with_output().unwrap();
     assert_code(&exp, 0);
     assert_code(&imp, 0);
-    assert!(stderr(&imp).contains(&format!("imported {} records", m.values().map(|r| r.len()).sum::<usize>())), "{}", stderr(&imp));
+    assert!(
+        stderr(&imp).contains(&format!("imported {} records", m.values().map(|r| r.len()).sum::<usize>())),
+        "{}",
+        stderr(&imp)
+    );
     assert_models_eq(&read_db_at(&dst), &m);
     let (a, b) = (open_db(&src), open_db(&dst));
     assert!(floe::sample::compare_databases(&a, &b).is_ok());
@@ -56,7 +60,11 @@ fn cli_verify_from_stdin() {
     assert!(stdout(&o).starts_with("OK <stdin>") || stdout(&o).starts_with("OK -"), "{}", stdout(&o));
     let records: usize = m.values().map(|r| r.len()).sum();
     let mut cat = Command::new("cat").arg(&f).stdout(Stdio::piped()).spawn().unwrap();
-    let o = Command::new(floe_bin()).args(["verify", "-", "--json"]).stdin(Stdio::from(cat.stdout.take().unwrap())).output().unwrap();
+    let o = Command::new(floe_bin())
+        .args(["verify", "-", "--json"])
+        .stdin(Stdio::from(cat.stdout.take().unwrap()))
+        .output()
+        .unwrap();
     assert!(cat.wait().unwrap().success());
     assert_code(&o, 0);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -117,7 +125,8 @@ fn library_import_stream_from_a_pipe() {
     let s = import_stream(bytes.as_slice(), "s", &dst2, &o, &NoProgress).unwrap();
     assert_eq!(s.keyspaces, 2);
     let got = read_db_at(&dst2);
-    let want: Model = m.iter().filter(|(n, _)| *n == "gamma ünïcødé" || *n == "empty").map(|(n, r)| (n.clone(), r.clone())).collect();
+    let want: Model =
+        m.iter().filter(|(n, _)| *n == "gamma ünïcødé" || *n == "empty").map(|(n, r)| (n.clone(), r.clone())).collect();
     assert_models_eq(&got, &want);
 
     // verify_stream reports what the archive holds.

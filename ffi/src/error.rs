@@ -166,7 +166,8 @@ pub(crate) unsafe fn arg_str<'a>(p: *const c_char, what: &str) -> FResult<&'a st
     }
     // SAFETY: non-NULL and NUL-terminated per the contract above.
     let c = unsafe { CStr::from_ptr(p) };
-    c.to_str().map_err(|e| Fail::new(floe_status::FLOE_INVALID_UTF8, format!("argument '{what}' is not valid UTF-8: {e}")))
+    c.to_str()
+        .map_err(|e| Fail::new(floe_status::FLOE_INVALID_UTF8, format!("argument '{what}' is not valid UTF-8: {e}")))
 }
 
 /// An optional C string argument (NULL = `None`).
@@ -191,7 +192,10 @@ pub(crate) unsafe fn arg_bytes<'a>(p: *const u8, len: usize, what: &str) -> FRes
         if len == 0 {
             return Ok(&[]);
         }
-        return Err(Fail::new(floe_status::FLOE_NULL_ARGUMENT, format!("argument '{what}' is NULL but its length is {len}")));
+        return Err(Fail::new(
+            floe_status::FLOE_NULL_ARGUMENT,
+            format!("argument '{what}' is NULL but its length is {len}"),
+        ));
     }
     if len > isize::MAX as usize {
         return Err(Fail::invalid(format!("argument '{what}': length {len} is too large")));
@@ -209,7 +213,10 @@ pub(crate) unsafe fn arg_str_array(p: *const *const c_char, n: usize, what: &str
         if n == 0 {
             return Ok(Vec::new());
         }
-        return Err(Fail::new(floe_status::FLOE_NULL_ARGUMENT, format!("argument '{what}' is NULL but its count is {n}")));
+        return Err(Fail::new(
+            floe_status::FLOE_NULL_ARGUMENT,
+            format!("argument '{what}' is NULL but its count is {n}"),
+        ));
     }
     if n > (isize::MAX as usize) / std::mem::size_of::<*const c_char>() {
         return Err(Fail::invalid(format!("argument '{what}': count {n} is too large")));

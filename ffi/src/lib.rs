@@ -214,9 +214,20 @@ mod tests {
     fn status_names_match_the_enum() {
         use floe_status::*;
         for s in [
-            FLOE_OK, FLOE_DONE, FLOE_NULL_ARGUMENT, FLOE_INVALID_UTF8, FLOE_INVALID_ARGUMENT, FLOE_INVALID_STATE, FLOE_IO,
-            FLOE_CORRUPT_ARCHIVE, FLOE_UNSUPPORTED_VERSION, FLOE_DATABASE_LOCKED, FLOE_ENGINE, FLOE_TARGET_EXISTS,
-            FLOE_CANCELLED, FLOE_PANIC,
+            FLOE_OK,
+            FLOE_DONE,
+            FLOE_NULL_ARGUMENT,
+            FLOE_INVALID_UTF8,
+            FLOE_INVALID_ARGUMENT,
+            FLOE_INVALID_STATE,
+            FLOE_IO,
+            FLOE_CORRUPT_ARCHIVE,
+            FLOE_UNSUPPORTED_VERSION,
+            FLOE_DATABASE_LOCKED,
+            FLOE_ENGINE,
+            FLOE_TARGET_EXISTS,
+            FLOE_CANCELLED,
+            FLOE_PANIC,
         ] {
             // SAFETY: static NUL-terminated strings.
             let name = unsafe { std::ffi::CStr::from_ptr(floe_status_name(s as i32)) }.to_str().unwrap();

@@ -4,9 +4,9 @@ use crate::error::{arg_out, arg_str, arg_str_array, guard, owned_c_string, write
 use crate::floe_status;
 use floe_core::export::{export_path, ExportOptions, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL};
 use floe_core::import::{import_archive, ImportOptions};
-use floe_core::store::{open_archive, Location};
 use floe_core::progress::{Phase, Progress, ProgressInfo};
 use floe_core::reader::{Archive, Source, VerifyReport};
+use floe_core::store::{open_archive, Location};
 use std::ffi::{c_char, c_int, c_void};
 use std::path::Path;
 
@@ -44,7 +44,8 @@ pub struct floe_progress {
 /// worker threads (export reports from the calling thread; import and verify
 /// from worker threads). Calls are never concurrent, and all of them happen
 /// before the operation returns. `progress` is valid only during the call.
-pub type floe_progress_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, progress: *const floe_progress) -> c_int>;
+pub type floe_progress_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, progress: *const floe_progress) -> c_int>;
 
 /// Adapts a C callback to the library's Progress trait.
 pub(crate) struct Callback {
@@ -233,7 +234,11 @@ pub unsafe extern "C" fn floe_export(
         }
         let cb = Callback::new(progress, user_data);
         let s = export_path(Path::new(db), Location::parse(archive)?.destination(), &opts, &cb)?;
-        let out = floe_export_summary { write: (&s.write).into(), snapshot_seqno: s.snapshot_seqno, elapsed_seconds: s.elapsed.as_secs_f64() };
+        let out = floe_export_summary {
+            write: (&s.write).into(),
+            snapshot_seqno: s.snapshot_seqno,
+            elapsed_seconds: s.elapsed.as_secs_f64(),
+        };
         // SAFETY: NULL or valid per the contract.
         unsafe { write_out(out_summary, out) };
         Ok(floe_status::FLOE_OK)
@@ -277,7 +282,8 @@ pub unsafe extern "C" fn floe_import(
         let cb = Callback::new(progress, user_data);
         let s = import_archive(&open_archive(archive)?, Path::new(db), &opts, &cb)?;
         if !out_summary.is_null() {
-            let warnings = if s.warnings.is_empty() { std::ptr::null_mut() } else { owned_c_string(s.warnings.join("\n")) };
+            let warnings =
+                if s.warnings.is_empty() { std::ptr::null_mut() } else { owned_c_string(s.warnings.join("\n")) };
             let out = floe_import_summary {
                 keyspaces: s.keyspaces as u64,
                 records: s.records,
@@ -293,7 +299,12 @@ pub unsafe extern "C" fn floe_import(
 }
 
 /// Verifies in a pool of `threads` workers (0 = one per core).
-pub(crate) fn verify_archive<B: Source>(a: &Archive<B>, quick: bool, threads: u32, cb: &Callback) -> FResult<VerifyReport> {
+pub(crate) fn verify_archive<B: Source>(
+    a: &Archive<B>,
+    quick: bool,
+    threads: u32,
+    cb: &Callback,
+) -> FResult<VerifyReport> {
     let pool = floe_core::export::pool_for(threads as usize)?;
     Ok(pool.install(|| a.verify(quick, cb))?)
 }
@@ -353,5 +364,6 @@ pub unsafe extern "C" fn floe_inspect_json(archive_path: *const c_char, out_json
 }
 
 pub(crate) fn inspect_string<B: Source>(a: &Archive<B>) -> FResult<String> {
-    serde_json::to_string_pretty(&floe_core::inspect::inspect_json(a)).map_err(|e| Fail::invalid(format!("cannot render JSON: {e}")))
+    serde_json::to_string_pretty(&floe_core::inspect::inspect_json(a))
+        .map_err(|e| Fail::invalid(format!("cannot render JSON: {e}")))
 }

@@ -81,7 +81,13 @@ fn fields<'a>(key: &str, m: &'a Map<String, Value>, allowed: &[&str]) -> FResult
     Ok(m)
 }
 
-fn field<T>(key: &str, m: &Map<String, Value>, name: &str, f: impl Fn(&Value) -> Option<T>, expect: &str) -> FResult<Option<T>> {
+fn field<T>(
+    key: &str,
+    m: &Map<String, Value>,
+    name: &str,
+    f: impl Fn(&Value) -> Option<T>,
+    expect: &str,
+) -> FResult<Option<T>> {
     match m.get(name) {
         None => Ok(None),
         Some(v) => f(v).map(Some).ok_or_else(|| bad(key, format!("field '{name}': expected {expect}, found {v}"))),
@@ -92,7 +98,11 @@ fn kv_separation(v: &Value) -> FResult<Option<KvSeparation>> {
     const K: &str = "kv_separation";
     let d = fjall::KvSeparationOptions::default();
     let mut kv = KvSeparation {
-        blob_compression: if matches!(d.compression, fjall::CompressionType::None) { Compression::None } else { Compression::Lz4 },
+        blob_compression: if matches!(d.compression, fjall::CompressionType::None) {
+            Compression::None
+        } else {
+            Compression::Lz4
+        },
         file_target_size: d.file_target_size,
         separation_threshold: d.separation_threshold,
         staleness_threshold: d.staleness_threshold,
@@ -102,7 +112,11 @@ fn kv_separation(v: &Value) -> FResult<Option<KvSeparation>> {
         Value::Null | Value::Bool(false) => Ok(None),
         Value::Bool(true) => Ok(Some(kv)),
         Value::Object(m) => {
-            let m = fields(K, m, &["blob_compression", "file_target_size", "separation_threshold", "staleness_threshold", "age_cutoff"])?;
+            let m = fields(
+                K,
+                m,
+                &["blob_compression", "file_target_size", "separation_threshold", "staleness_threshold", "age_cutoff"],
+            )?;
             if let Some(c) = field(K, m, "blob_compression", compression, "\"none\" or \"lz4\"")? {
                 kv.blob_compression = c;
             }
@@ -134,8 +148,10 @@ fn compaction(v: &Value) -> FResult<Option<Compaction>> {
     match m.get("strategy").and_then(Value::as_str) {
         Some("leveled") => {
             let m = fields(K, m, &["strategy", "l0_threshold", "table_target_size", "level_ratios"])?;
-            let l0_threshold = field(K, m, "l0_threshold", uint::<u8>, "an integer 1 to 255")?.ok_or_else(|| bad(K, "leveled needs 'l0_threshold'"))?;
-            let table_target_size = field(K, m, "table_target_size", uint::<u64>, "an unsigned integer")?.ok_or_else(|| bad(K, "leveled needs 'table_target_size'"))?;
+            let l0_threshold = field(K, m, "l0_threshold", uint::<u8>, "an integer 1 to 255")?
+                .ok_or_else(|| bad(K, "leveled needs 'l0_threshold'"))?;
+            let table_target_size = field(K, m, "table_target_size", uint::<u64>, "an unsigned integer")?
+                .ok_or_else(|| bad(K, "leveled needs 'table_target_size'"))?;
             let level_ratios = match m.get("level_ratios") {
                 None => Vec::new(),
                 Some(r) => policy("compaction.level_ratios", r, float, "a number")?,
@@ -144,10 +160,13 @@ fn compaction(v: &Value) -> FResult<Option<Compaction>> {
         }
         Some("fifo") => {
             let m = fields(K, m, &["strategy", "limit_bytes", "ttl_seconds"])?;
-            let limit_bytes = field(K, m, "limit_bytes", uint::<u64>, "an unsigned integer")?.ok_or_else(|| bad(K, "fifo needs 'limit_bytes'"))?;
+            let limit_bytes = field(K, m, "limit_bytes", uint::<u64>, "an unsigned integer")?
+                .ok_or_else(|| bad(K, "fifo needs 'limit_bytes'"))?;
             let ttl_seconds = match m.get("ttl_seconds") {
                 None | Some(Value::Null) => None,
-                Some(t) => Some(uint::<u64>(t).ok_or_else(|| bad(K, format!("field 'ttl_seconds': expected null or an unsigned integer, found {t}")))?),
+                Some(t) => Some(uint::<u64>(t).ok_or_else(|| {
+                    bad(K, format!("field 'ttl_seconds': expected null or an unsigned integer, found {t}"))
+                })?),
             };
             Ok(Some(Compaction::Fifo { limit_bytes, ttl_seconds }))
         }
@@ -157,11 +176,14 @@ fn compaction(v: &Value) -> FResult<Option<Compaction>> {
 
 /// Parses an options object. Absent keys keep the engine's defaults.
 pub(crate) fn parse(keyspace: &str, json: &str) -> FResult<KeyspaceOptions> {
-    let v: Value = serde_json::from_str(json).map_err(|e| Fail::invalid(format!("keyspace '{keyspace}': options are not valid JSON: {e}")))?;
+    let v: Value = serde_json::from_str(json)
+        .map_err(|e| Fail::invalid(format!("keyspace '{keyspace}': options are not valid JSON: {e}")))?;
     let m = match v {
         Value::Object(m) => m,
         Value::Null => return Ok(KeyspaceOptions::default()),
-        other => return Err(Fail::invalid(format!("keyspace '{keyspace}': options must be a JSON object, found {other}"))),
+        other => {
+            return Err(Fail::invalid(format!("keyspace '{keyspace}': options must be a JSON object, found {other}")))
+        }
     };
     let mut o = KeyspaceOptions::default();
     for (k, v) in &m {
@@ -170,29 +192,52 @@ pub(crate) fn parse(keyspace: &str, json: &str) -> FResult<KeyspaceOptions> {
         match k {
             "data_block_compression" => o.data_block_compression = Some(policy(k, v, compression, comp)?),
             "index_block_compression" => o.index_block_compression = Some(policy(k, v, compression, comp)?),
-            "data_block_size" => o.data_block_size = Some(policy(k, v, |x| uint::<u32>(x).filter(|&n| n > 0), "a block size 1 to 4294967295")?),
-            "data_block_restart_interval" => o.data_block_restart_interval = Some(policy(k, v, |x| uint::<u8>(x).filter(|&n| n > 0), "an integer 1 to 255")?),
-            "index_block_restart_interval" => o.index_block_restart_interval = Some(policy(k, v, |x| uint::<u8>(x).filter(|&n| n > 0), "an integer 1 to 255")?),
+            "data_block_size" => {
+                o.data_block_size =
+                    Some(policy(k, v, |x| uint::<u32>(x).filter(|&n| n > 0), "a block size 1 to 4294967295")?)
+            }
+            "data_block_restart_interval" => {
+                o.data_block_restart_interval =
+                    Some(policy(k, v, |x| uint::<u8>(x).filter(|&n| n > 0), "an integer 1 to 255")?)
+            }
+            "index_block_restart_interval" => {
+                o.index_block_restart_interval =
+                    Some(policy(k, v, |x| uint::<u8>(x).filter(|&n| n > 0), "an integer 1 to 255")?)
+            }
             "data_block_hash_ratio" => o.data_block_hash_ratio = Some(policy(k, v, float, "a number")?),
             "index_block_pinning" => o.index_block_pinning = Some(policy(k, v, Value::as_bool, "a boolean")?),
             "filter_block_pinning" => o.filter_block_pinning = Some(policy(k, v, Value::as_bool, "a boolean")?),
             "index_block_partitioning" => o.index_block_partitioning = Some(policy(k, v, Value::as_bool, "a boolean")?),
-            "filter_block_partitioning" => o.filter_block_partitioning = Some(policy(k, v, Value::as_bool, "a boolean")?),
-            "expect_point_read_hits" => o.expect_point_read_hits = Some(v.as_bool().ok_or_else(|| bad(k, format!("expected a boolean, found {v}")))?),
+            "filter_block_partitioning" => {
+                o.filter_block_partitioning = Some(policy(k, v, Value::as_bool, "a boolean")?)
+            }
+            "expect_point_read_hits" => {
+                o.expect_point_read_hits =
+                    Some(v.as_bool().ok_or_else(|| bad(k, format!("expected a boolean, found {v}")))?)
+            }
             "filter_policy" => {
-                o.filter_policy = Some(policy(k, v, filter_entry, "\"none\", {\"bloom_bits_per_key\": x} or {\"bloom_false_positive_rate\": x}")?)
+                o.filter_policy = Some(policy(
+                    k,
+                    v,
+                    filter_entry,
+                    "\"none\", {\"bloom_bits_per_key\": x} or {\"bloom_false_positive_rate\": x}",
+                )?)
             }
             "kv_separation" => o.kv_separation = kv_separation(v)?,
             "compaction" => o.compaction = compaction(v)?,
             // Output-only in `inspect --json` (the values are not shown), accepted and ignored.
             "unknown_option_ids" => {}
             other => {
-                return Err(Fail::invalid(format!("keyspace '{keyspace}': unknown option '{other}' (supported: {})", SUPPORTED.join(", "))));
+                return Err(Fail::invalid(format!(
+                    "keyspace '{keyspace}': unknown option '{other}' (supported: {})",
+                    SUPPORTED.join(", ")
+                )));
             }
         }
     }
     // Range checks of the format (finite floats, bounds) and of the engine.
-    KeyspaceOptions::decode(&o.encode(), 0).map_err(|e| Fail::invalid(format!("keyspace '{keyspace}': invalid options: {e}")))?;
+    KeyspaceOptions::decode(&o.encode(), 0)
+        .map_err(|e| Fail::invalid(format!("keyspace '{keyspace}': invalid options: {e}")))?;
     floe_core::engine::create_options(keyspace, &o).map_err(|e| Fail::invalid(format!("invalid options: {e}")))?;
     Ok(o)
 }

@@ -133,7 +133,11 @@ pub unsafe extern "C" fn floe_reader_open(path: *const c_char, out_reader: *mut 
 /// # Safety
 /// `data` points to `len` readable bytes; `out_reader` is valid.
 #[no_mangle]
-pub unsafe extern "C" fn floe_reader_open_buffer(data: *const u8, len: usize, out_reader: *mut *mut floe_reader) -> floe_status {
+pub unsafe extern "C" fn floe_reader_open_buffer(
+    data: *const u8,
+    len: usize,
+    out_reader: *mut *mut floe_reader,
+) -> floe_status {
     guard("floe_reader_open_buffer", || {
         if data.is_null() {
             return Err(Fail::null("data"));
@@ -180,7 +184,10 @@ pub unsafe extern "C" fn floe_reader_keyspace_count(reader: *const floe_reader, 
 
 fn check_index(r: &floe_reader, index: usize) -> FResult<()> {
     if index >= r.names.len() {
-        return Err(Fail::invalid(format!("keyspace index {index} out of range: the archive has {} keyspaces", r.names.len())));
+        return Err(Fail::invalid(format!(
+            "keyspace index {index} out of range: the archive has {} keyspaces",
+            r.names.len()
+        )));
     }
     Ok(())
 }
@@ -191,7 +198,11 @@ fn check_index(r: &floe_reader, index: usize) -> FResult<()> {
 /// # Safety
 /// `reader` is a live handle; `out_info` is valid.
 #[no_mangle]
-pub unsafe extern "C" fn floe_reader_keyspace(reader: *const floe_reader, index: usize, out_info: *mut floe_keyspace_info) -> floe_status {
+pub unsafe extern "C" fn floe_reader_keyspace(
+    reader: *const floe_reader,
+    index: usize,
+    out_info: *mut floe_keyspace_info,
+) -> floe_status {
     guard("floe_reader_keyspace", || {
         let r = reader_ref(reader)?;
         arg_out(out_info, "out_info")?;
@@ -222,7 +233,11 @@ pub unsafe extern "C" fn floe_reader_keyspace(reader: *const floe_reader, index:
 /// # Safety
 /// `reader` is a live handle; `name` is NUL-terminated; `out_index` is valid.
 #[no_mangle]
-pub unsafe extern "C" fn floe_reader_find_keyspace(reader: *const floe_reader, name: *const c_char, out_index: *mut usize) -> floe_status {
+pub unsafe extern "C" fn floe_reader_find_keyspace(
+    reader: *const floe_reader,
+    name: *const c_char,
+    out_index: *mut usize,
+) -> floe_status {
     guard("floe_reader_find_keyspace", || {
         let r = reader_ref(reader)?;
         // SAFETY: per the function contract.
@@ -245,7 +260,11 @@ pub unsafe extern "C" fn floe_reader_find_keyspace(reader: *const floe_reader, n
 /// # Safety
 /// `reader` is a live handle; `out_json` is valid.
 #[no_mangle]
-pub unsafe extern "C" fn floe_reader_keyspace_options_json(reader: *const floe_reader, index: usize, out_json: *mut *mut c_char) -> floe_status {
+pub unsafe extern "C" fn floe_reader_keyspace_options_json(
+    reader: *const floe_reader,
+    index: usize,
+    out_json: *mut *mut c_char,
+) -> floe_status {
     guard("floe_reader_keyspace_options_json", || {
         let r = reader_ref(reader)?;
         arg_out(out_json, "out_json")?;
@@ -263,7 +282,10 @@ pub unsafe extern "C" fn floe_reader_keyspace_options_json(reader: *const floe_r
 /// # Safety
 /// `reader` is a live handle; `out_json` is valid.
 #[no_mangle]
-pub unsafe extern "C" fn floe_reader_inspect_json(reader: *const floe_reader, out_json: *mut *mut c_char) -> floe_status {
+pub unsafe extern "C" fn floe_reader_inspect_json(
+    reader: *const floe_reader,
+    out_json: *mut *mut c_char,
+) -> floe_status {
     guard("floe_reader_inspect_json", || {
         let r = reader_ref(reader)?;
         arg_out(out_json, "out_json")?;
@@ -475,7 +497,11 @@ impl floe_iter {
 /// # Safety
 /// `reader` is a live handle; `out_iter` is valid.
 #[no_mangle]
-pub unsafe extern "C" fn floe_reader_iter_keyspace(reader: *const floe_reader, index: usize, out_iter: *mut *mut floe_iter) -> floe_status {
+pub unsafe extern "C" fn floe_reader_iter_keyspace(
+    reader: *const floe_reader,
+    index: usize,
+    out_iter: *mut *mut floe_iter,
+) -> floe_status {
     guard("floe_reader_iter_keyspace", || {
         let r = reader_ref(reader)?;
         arg_out(out_iter, "out_iter")?;
@@ -493,7 +519,10 @@ pub unsafe extern "C" fn floe_reader_iter_keyspace(reader: *const floe_reader, i
 /// # Safety
 /// `reader` is a live handle; `out_iter` is valid.
 #[no_mangle]
-pub unsafe extern "C" fn floe_reader_iter_all(reader: *const floe_reader, out_iter: *mut *mut floe_iter) -> floe_status {
+pub unsafe extern "C" fn floe_reader_iter_all(
+    reader: *const floe_reader,
+    out_iter: *mut *mut floe_iter,
+) -> floe_status {
     guard("floe_reader_iter_all", || {
         let r = reader_ref(reader)?;
         arg_out(out_iter, "out_iter")?;

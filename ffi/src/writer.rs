@@ -22,9 +22,9 @@ use floe_core::format::record::{BlockBuilder, RawBlock};
 use floe_core::fsutil::AtomicFile;
 use floe_core::writer::{ArchiveWriter, EncodedBlock};
 use floe_core::Error;
+use std::collections::HashSet;
 use std::ffi::c_char;
 use std::fs::File;
-use std::collections::HashSet;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
@@ -63,7 +63,12 @@ impl Spool {
     fn emit(&mut self, ks: &mut SpooledKeyspace, raw: RawBlock) -> floe_core::Result<()> {
         let b = EncodedBlock::compress(raw, &mut self.compressor)?;
         self.file.write_all(&b.frame).map_err(|e| Error::io("writing the writer's temporary spool file", e))?;
-        ks.blocks.push(SpooledBlock { header: b.header, offset: self.len, key_bytes: b.key_bytes, value_bytes: b.value_bytes });
+        ks.blocks.push(SpooledBlock {
+            header: b.header,
+            offset: self.len,
+            key_bytes: b.key_bytes,
+            value_bytes: b.value_bytes,
+        });
         self.len += b.frame.len() as u64;
         if ks.first_key.is_none() {
             ks.first_key = b.first_key;
@@ -117,12 +122,20 @@ impl Open {
             return Err(Fail::invalid(format!("an archive holds at most {MAX_KEYSPACES} keyspaces")));
         }
         if self.names.contains(name) {
-            return Err(Fail::state(format!("keyspace '{name}' was already begun; each keyspace is written in one go")));
+            return Err(Fail::state(format!(
+                "keyspace '{name}' was already begun; each keyspace is written in one go"
+            )));
         }
         self.end_keyspace()?;
         self.names.insert(name.to_owned());
         let i = self.keyspaces.len();
-        self.keyspaces.push(SpooledKeyspace { name: name.to_owned(), options, blocks: Vec::new(), first_key: None, last_key: None });
+        self.keyspaces.push(SpooledKeyspace {
+            name: name.to_owned(),
+            options,
+            blocks: Vec::new(),
+            first_key: None,
+            last_key: None,
+        });
         self.current = Some((i, BlockBuilder::new(i as u32, name, self.block_size)));
         Ok(())
     }
@@ -137,10 +150,14 @@ impl Open {
         self.end_keyspace()?;
         let Open { target, mut out, level, block_size, spool, mut keyspaces, .. } = self;
         let name = target.display().to_string();
-        let spool_file = spool.file.into_inner().map_err(|e| Error::io("flushing the writer's temporary spool file", e.into_error()))?;
+        let spool_file = spool
+            .file
+            .into_inner()
+            .map_err(|e| Error::io("flushing the writer's temporary spool file", e.into_error()))?;
         let mut spool_file = BufReader::with_capacity(1 << 20, spool_file);
         keyspaces.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-        let entries: Vec<KeyspaceEntry> = keyspaces.iter().map(|k| KeyspaceEntry { name: k.name.clone(), options: k.options.clone() }).collect();
+        let entries: Vec<KeyspaceEntry> =
+            keyspaces.iter().map(|k| KeyspaceEntry { name: k.name.clone(), options: k.options.clone() }).collect();
         let mut header = Header::new(level, block_size, 0);
         header.engine = String::new();
         header.engine_version = String::new();
@@ -151,12 +168,16 @@ impl Open {
         for (pos, ks) in keyspaces.iter().enumerate() {
             let n = ks.blocks.len();
             if let Some(first) = ks.blocks.first() {
-                spool_file.seek(SeekFrom::Start(first.offset)).map_err(|e| Error::io("reading the writer's temporary spool file", e))?;
+                spool_file
+                    .seek(SeekFrom::Start(first.offset))
+                    .map_err(|e| Error::io("reading the writer's temporary spool file", e))?;
             }
             for (j, sb) in ks.blocks.iter().enumerate() {
                 frame.clear();
                 frame.resize(sb.header.frame_len as usize, 0);
-                spool_file.read_exact(&mut frame).map_err(|e| Error::io("reading the writer's temporary spool file", e))?;
+                spool_file
+                    .read_exact(&mut frame)
+                    .map_err(|e| Error::io("reading the writer's temporary spool file", e))?;
                 let mut header = sb.header;
                 header.keyspace = pos as u32;
                 let block = EncodedBlock {
@@ -217,7 +238,11 @@ impl floe_writer {
 /// # Safety
 /// `path` is NUL-terminated; `options` is NULL or valid; `out_writer` is valid.
 #[no_mangle]
-pub unsafe extern "C" fn floe_writer_create(path: *const c_char, options: *const floe_writer_options, out_writer: *mut *mut floe_writer) -> floe_status {
+pub unsafe extern "C" fn floe_writer_create(
+    path: *const c_char,
+    options: *const floe_writer_options,
+    out_writer: *mut *mut floe_writer,
+) -> floe_status {
     guard("floe_writer_create", || {
         // SAFETY: per the function contract.
         let path = unsafe { arg_str(path, "path") }?;
@@ -236,7 +261,8 @@ pub unsafe extern "C" fn floe_writer_create(path: *const c_char, options: *const
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let spool = tempfile::tempfile_in(&dir).map_err(|e| Error::io(format!("creating a temporary spool file in {}", dir.display()), e))?;
+        let spool = tempfile::tempfile_in(&dir)
+            .map_err(|e| Error::io(format!("creating a temporary spool file in {}", dir.display()), e))?;
         let open = Open {
             target,
             out,
@@ -279,7 +305,11 @@ pub unsafe extern "C" fn floe_writer_create(path: *const c_char, options: *const
 /// # Safety
 /// `writer` is a live handle; strings are NUL-terminated or (options) NULL.
 #[no_mangle]
-pub unsafe extern "C" fn floe_writer_begin_keyspace(writer: *mut floe_writer, name: *const c_char, options_json: *const c_char) -> floe_status {
+pub unsafe extern "C" fn floe_writer_begin_keyspace(
+    writer: *mut floe_writer,
+    name: *const c_char,
+    options_json: *const c_char,
+) -> floe_status {
     guard("floe_writer_begin_keyspace", || {
         let w = writer_mut(writer)?;
         // SAFETY: per the function contract.
@@ -305,7 +335,13 @@ pub unsafe extern "C" fn floe_writer_begin_keyspace(writer: *mut floe_writer, na
 /// # Safety
 /// `writer` is a live handle; `key`/`value` point to `key_len`/`value_len` bytes.
 #[no_mangle]
-pub unsafe extern "C" fn floe_writer_put(writer: *mut floe_writer, key: *const u8, key_len: usize, value: *const u8, value_len: usize) -> floe_status {
+pub unsafe extern "C" fn floe_writer_put(
+    writer: *mut floe_writer,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+) -> floe_status {
     guard("floe_writer_put", || {
         let w = writer_mut(writer)?;
         if key.is_null() {
@@ -332,11 +368,15 @@ pub unsafe extern "C" fn floe_writer_put(writer: *mut floe_writer, key: *const u
 /// # Safety
 /// `writer` is a live handle; `out_summary` is NULL or valid.
 #[no_mangle]
-pub unsafe extern "C" fn floe_writer_finish(writer: *mut floe_writer, out_summary: *mut floe_write_summary) -> floe_status {
+pub unsafe extern "C" fn floe_writer_finish(
+    writer: *mut floe_writer,
+    out_summary: *mut floe_write_summary,
+) -> floe_status {
     guard("floe_writer_finish", || {
         let w = writer_mut(writer)?;
         w.open()?;
-        let State::Open(open) = std::mem::replace(&mut w.state, State::Failed("floe_writer_finish() failed".into())) else {
+        let State::Open(open) = std::mem::replace(&mut w.state, State::Failed("floe_writer_finish() failed".into()))
+        else {
             unreachable!("checked open above")
         };
         match open.finish() {
@@ -390,4 +430,3 @@ pub unsafe extern "C" fn floe_writer_free(writer: *mut floe_writer) {
         drop(unsafe { Box::from_raw(writer) });
     });
 }
-

@@ -25,7 +25,11 @@ fn header_is_up_to_date() {
     if current != generated {
         let cur = String::from_utf8_lossy(&current);
         let gen = String::from_utf8_lossy(&generated);
-        let first = cur.lines().zip(gen.lines()).position(|(a, b)| a != b).unwrap_or_else(|| cur.lines().count().min(gen.lines().count()));
+        let first = cur
+            .lines()
+            .zip(gen.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| cur.lines().count().min(gen.lines().count()));
         panic!(
             "include/floe.h is out of date (first difference at line {}):\n  checked in: {:?}\n  generated:  {:?}\n\
              Regenerate it with: FLOE_BLESS=1 cargo test --release -p floe-ffi --test header",

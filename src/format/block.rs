@@ -64,14 +64,26 @@ impl BlockHeader {
         let raw_crc32 = d.u32("raw_crc32")?;
         let frame_crc32 = d.u32("frame_crc32")?;
         if raw_len == 0 || raw_len > MAX_BLOCK_RAW {
-            return Err(FormatError::corrupt("block header", sec.offset, format!("raw_len {raw_len} outside 1..={MAX_BLOCK_RAW}")));
+            return Err(FormatError::corrupt(
+                "block header",
+                sec.offset,
+                format!("raw_len {raw_len} outside 1..={MAX_BLOCK_RAW}"),
+            ));
         }
         if !(MIN_FRAME..=MAX_FRAME).contains(&frame_len) {
-            return Err(FormatError::corrupt("block header", sec.offset, format!("frame_len {frame_len} outside {MIN_FRAME}..={MAX_FRAME}")));
+            return Err(FormatError::corrupt(
+                "block header",
+                sec.offset,
+                format!("frame_len {frame_len} outside {MIN_FRAME}..={MAX_FRAME}"),
+            ));
         }
         // A record takes at least 7 bytes (6 of header, a 1-byte key).
         if u64::from(record_count) * 7 > u64::from(raw_len) {
-            return Err(FormatError::corrupt("block header", sec.offset, format!("{record_count} records cannot fit in {raw_len} bytes")));
+            return Err(FormatError::corrupt(
+                "block header",
+                sec.offset,
+                format!("{record_count} records cannot fit in {raw_len} bytes"),
+            ));
         }
         Ok(BlockHeader { keyspace, flags, sequence, record_count, raw_len, frame_len, raw_crc32, frame_crc32 })
     }
@@ -124,11 +136,20 @@ pub fn decode_frame(h: &BlockHeader, frame: &[u8], offset: u64, out: &mut Vec<u8
         .and_then(|mut d| d.decompress_to_buffer(frame, out))
         .map_err(|e| FormatError::corrupt("data frame", offset, format!("zstd could not decompress it: {e}")))?;
     if n != h.raw_len as usize {
-        return Err(FormatError::corrupt("data frame", offset, format!("decompressed to {n} bytes, block header says {}", h.raw_len)));
+        return Err(FormatError::corrupt(
+            "data frame",
+            offset,
+            format!("decompressed to {n} bytes, block header says {}", h.raw_len),
+        ));
     }
     let c = crc32(out);
     if c != h.raw_crc32 {
-        return Err(FormatError::Checksum { what: "decompressed block".into(), offset, stored: h.raw_crc32, computed: c });
+        return Err(FormatError::Checksum {
+            what: "decompressed block".into(),
+            offset,
+            stored: h.raw_crc32,
+            computed: c,
+        });
     }
     Ok(())
 }
@@ -137,7 +158,12 @@ pub fn decode_frame(h: &BlockHeader, frame: &[u8], offset: u64, out: &mut Vec<u8
 /// declared content size. Does not decompress.
 pub fn check_frame(h: &BlockHeader, frame: &[u8], offset: u64) -> Result<()> {
     if frame.len() != h.frame_len as usize {
-        return Err(FormatError::Truncated { what: "data frame".into(), offset, need: u64::from(h.frame_len), have: frame.len() as u64 });
+        return Err(FormatError::Truncated {
+            what: "data frame".into(),
+            offset,
+            need: u64::from(h.frame_len),
+            have: frame.len() as u64,
+        });
     }
     let c = crc32(frame);
     if c != h.frame_crc32 {
@@ -148,12 +174,22 @@ pub fn check_frame(h: &BlockHeader, frame: &[u8], offset: u64) -> Result<()> {
     }
     match zstd::zstd_safe::find_frame_compressed_size(frame) {
         Ok(n) if n == frame.len() => {}
-        Ok(n) => return Err(FormatError::corrupt("data frame", offset, format!("holds more than one zstd frame (first is {n} of {} bytes)", frame.len()))),
+        Ok(n) => {
+            return Err(FormatError::corrupt(
+                "data frame",
+                offset,
+                format!("holds more than one zstd frame (first is {n} of {} bytes)", frame.len()),
+            ))
+        }
         Err(_) => return Err(FormatError::corrupt("data frame", offset, "is not a well-formed zstd frame")),
     }
     if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(frame) {
         if size != u64::from(h.raw_len) {
-            return Err(FormatError::corrupt("data frame", offset, format!("declares {size} decompressed bytes, block header says {}", h.raw_len)));
+            return Err(FormatError::corrupt(
+                "data frame",
+                offset,
+                format!("declares {size} decompressed bytes, block header says {}", h.raw_len),
+            ));
         }
     }
     Ok(())

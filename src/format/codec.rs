@@ -135,8 +135,7 @@ impl<'a> Dec<'a> {
     pub fn str16(&mut self, field: &str) -> Result<&'a str> {
         let at = self.offset();
         let b = self.bytes16(field)?;
-        std::str::from_utf8(b).map_err(|e| {
-            FormatError::corrupt(self.what, at, format!("field '{field}' is not valid UTF-8: {e}"))
-        })
+        std::str::from_utf8(b)
+            .map_err(|e| FormatError::corrupt(self.what, at, format!("field '{field}' is not valid UTF-8: {e}")))
     }
 }

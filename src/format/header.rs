@@ -2,7 +2,7 @@
 
 use super::codec::{Dec, Put};
 use super::limits::{MAX_BLOCK_RAW, MAX_KEYSPACES, MIN_BLOCK_TARGET};
-use super::section::{Section, tags};
+use super::section::{tags, Section};
 use super::{FormatError, Result, FORMAT_MAJOR, FORMAT_MINOR};
 
 /// Required feature bits this reader implements (§10). Format 1.0 defines none.
@@ -77,7 +77,11 @@ impl Header {
         let format_minor = d.u16("format_minor")?;
         // Refuse other majors before reading anything else: their layout may differ.
         if format_major != FORMAT_MAJOR {
-            return Err(FormatError::UnsupportedVersion { major: format_major, minor: format_minor, supported: FORMAT_MAJOR });
+            return Err(FormatError::UnsupportedVersion {
+                major: format_major,
+                minor: format_minor,
+                supported: FORMAT_MAJOR,
+            });
         }
         let required_features = d.u64("required_features")?;
         let unknown = required_features & !KNOWN_REQUIRED_FEATURES;
@@ -88,7 +92,11 @@ impl Header {
         let at = d.offset();
         let codec = d.u8("codec")?;
         if codec != CODEC_ZSTD {
-            return Err(FormatError::corrupt("header", at, format!("unknown codec id {codec} (1 = zstd is the only one defined)")));
+            return Err(FormatError::corrupt(
+                "header",
+                at,
+                format!("unknown codec id {codec} (1 = zstd is the only one defined)"),
+            ));
         }
         let level = d.i32("level")?;
         let at = d.offset();

@@ -68,11 +68,19 @@ impl Index {
         let at = d.offset();
         let n = d.u32("keyspace_count")?;
         if n != keyspace_count {
-            return Err(FormatError::corrupt("index", at, format!("keyspace_count {n} does not match the header's {keyspace_count}")));
+            return Err(FormatError::corrupt(
+                "index",
+                at,
+                format!("keyspace_count {n} does not match the header's {keyspace_count}"),
+            ));
         }
         // Each keyspace entry takes at least 56 bytes: bound the allocation.
         if u64::from(n) * 56 > d.remaining() as u64 {
-            return Err(FormatError::corrupt("index", at, format!("{n} keyspace entries cannot fit in {} bytes", d.remaining())));
+            return Err(FormatError::corrupt(
+                "index",
+                at,
+                format!("{n} keyspace entries cannot fit in {} bytes", d.remaining()),
+            ));
         }
         let mut keyspaces = Vec::with_capacity(n as usize);
         for _ in 0..n {
@@ -86,7 +94,16 @@ impl Index {
             let first_key = d.bytes16("first_key")?.to_vec();
             let last_key = d.bytes16("last_key")?.to_vec();
             keyspaces.push(KeyspaceIndex {
-                totals: Totals { record_count, key_bytes, value_bytes, raw_bytes, compressed_bytes, block_count, first_key, last_key },
+                totals: Totals {
+                    record_count,
+                    key_bytes,
+                    value_bytes,
+                    raw_bytes,
+                    compressed_bytes,
+                    block_count,
+                    first_key,
+                    last_key,
+                },
                 first_block,
             });
         }
@@ -94,7 +111,11 @@ impl Index {
         let count = d.u64("block_count")?;
         let need = count.checked_mul(BLOCK_ENTRY_LEN as u64);
         if need.is_none_or(|need| need > d.remaining() as u64) {
-            return Err(FormatError::corrupt("index", at, format!("block_count {count} does not fit in the {} bytes left in the index", d.remaining())));
+            return Err(FormatError::corrupt(
+                "index",
+                at,
+                format!("block_count {count} does not fit in the {} bytes left in the index", d.remaining()),
+            ));
         }
         let mut blocks = Vec::with_capacity(count as usize);
         let mut min_next = data_start;
@@ -127,20 +148,36 @@ impl Index {
             }
             next += u64::from(t.block_count);
             if next > count {
-                return Err(FormatError::corrupt("index", at, format!("keyspace #{k}: block range runs past the {count} blocks")));
+                return Err(FormatError::corrupt(
+                    "index",
+                    at,
+                    format!("keyspace #{k}: block range runs past the {count} blocks"),
+                ));
             }
             let range = &blocks[ks.first_block as usize..next as usize];
             if let Some(b) = range.iter().find(|b| b.keyspace != k as u32) {
-                return Err(FormatError::corrupt("index", at, format!("keyspace #{k}: its range holds a block of keyspace #{}", b.keyspace)));
+                return Err(FormatError::corrupt(
+                    "index",
+                    at,
+                    format!("keyspace #{k}: its range holds a block of keyspace #{}", b.keyspace),
+                ));
             }
             let raw: u64 = range.iter().map(|b| u64::from(b.raw_len)).sum();
             let comp: u64 = range.iter().map(|b| u64::from(b.frame_len)).sum();
             let recs: u64 = range.iter().map(|b| u64::from(b.record_count)).sum();
             if raw != t.raw_bytes || comp != t.compressed_bytes || recs != t.record_count {
-                return Err(FormatError::corrupt("index", at, format!("keyspace #{k}: totals disagree with its block entries")));
+                return Err(FormatError::corrupt(
+                    "index",
+                    at,
+                    format!("keyspace #{k}: totals disagree with its block entries"),
+                ));
             }
             if (t.record_count == 0) != t.first_key.is_empty() || (t.record_count == 0) != t.last_key.is_empty() {
-                return Err(FormatError::corrupt("index", at, format!("keyspace #{k}: first/last key inconsistent with record_count {}", t.record_count)));
+                return Err(FormatError::corrupt(
+                    "index",
+                    at,
+                    format!("keyspace #{k}: first/last key inconsistent with record_count {}", t.record_count),
+                ));
             }
         }
         if next != count {
@@ -163,10 +200,22 @@ mod tests {
         Index {
             keyspaces: vec![
                 KeyspaceIndex {
-                    totals: Totals { record_count: 2, key_bytes: 2, value_bytes: 30, raw_bytes: 50, compressed_bytes: 40, block_count: 1, first_key: b"a".to_vec(), last_key: b"b".to_vec() },
+                    totals: Totals {
+                        record_count: 2,
+                        key_bytes: 2,
+                        value_bytes: 30,
+                        raw_bytes: 50,
+                        compressed_bytes: 40,
+                        block_count: 1,
+                        first_key: b"a".to_vec(),
+                        last_key: b"b".to_vec(),
+                    },
                     first_block: 0,
                 },
-                KeyspaceIndex { totals: Totals { raw_bytes: 9, compressed_bytes: 20, block_count: 1, ..Default::default() }, first_block: 1 },
+                KeyspaceIndex {
+                    totals: Totals { raw_bytes: 9, compressed_bytes: 20, block_count: 1, ..Default::default() },
+                    first_block: 1,
+                },
             ],
             blocks,
         }

@@ -52,17 +52,26 @@ pub fn decode(sec: &Section<'_>, expected_count: u32) -> Result<Vec<KeyspaceEntr
     }
     // Each entry takes at least 7 bytes: bound the allocation by the section size.
     if u64::from(count) * 7 > d.remaining() as u64 {
-        return Err(FormatError::corrupt("keyspace table", at, format!("{count} keyspaces cannot fit in {} bytes", d.remaining())));
+        return Err(FormatError::corrupt(
+            "keyspace table",
+            at,
+            format!("{count} keyspaces cannot fit in {} bytes", d.remaining()),
+        ));
     }
     let mut out: Vec<KeyspaceEntry> = Vec::with_capacity(count as usize);
     for i in 0..count {
         let at = d.offset();
         let name = d.bytes16("name")?;
-        let name = check_name(name).map_err(|m| FormatError::corrupt("keyspace table", at, format!("keyspace #{i}: {m}")))?;
+        let name =
+            check_name(name).map_err(|m| FormatError::corrupt("keyspace table", at, format!("keyspace #{i}: {m}")))?;
         if let Some(prev) = out.last() {
             if prev.name.as_bytes() >= name.as_bytes() {
                 let why = if prev.name == name { "duplicate keyspace name" } else { "keyspace names out of order" };
-                return Err(FormatError::corrupt("keyspace table", at, format!("keyspace #{i} '{name}': {why} (after '{}')", prev.name)));
+                return Err(FormatError::corrupt(
+                    "keyspace table",
+                    at,
+                    format!("keyspace #{i} '{name}': {why} (after '{}')", prev.name),
+                ));
             }
         }
         let olen = d.u32("options_len")? as usize;

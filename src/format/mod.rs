@@ -52,7 +52,9 @@ pub enum FormatError {
     #[error("checksum mismatch in {what} at offset {offset}: stored {stored:#010x}, computed {computed:#010x}")]
     Checksum { what: String, offset: u64, stored: u32, computed: u32 },
     /// The archive was written by a newer, incompatible format.
-    #[error("unsupported archive format version {major}.{minor}: this floe reads format {supported}.x only (upgrade floe)")]
+    #[error(
+        "unsupported archive format version {major}.{minor}: this floe reads format {supported}.x only (upgrade floe)"
+    )]
     UnsupportedVersion { major: u16, minor: u16, supported: u16 },
     /// The archive needs features this reader does not implement.
     #[error("archive requires format features {bits:#x} that this floe does not implement (upgrade floe)")]

@@ -135,9 +135,8 @@ fn get_policy<T>(d: &mut Dec<'_>, mut f: impl FnMut(&mut Dec<'_>) -> Result<T>) 
 }
 
 fn finite_in(d: &Dec<'_>, v: f32, lo: f32, hi: f32, lo_inclusive: bool, hi_inclusive: bool, what: &str) -> Result<f32> {
-    let ok = v.is_finite()
-        && (if lo_inclusive { v >= lo } else { v > lo })
-        && (if hi_inclusive { v <= hi } else { v < hi });
+    let ok =
+        v.is_finite() && (if lo_inclusive { v >= lo } else { v > lo }) && (if hi_inclusive { v <= hi } else { v < hi });
     if ok {
         Ok(v)
     } else {
@@ -226,7 +225,11 @@ impl KeyspaceOptions {
             let value = d.take(len, "option value")?;
             let oid = tag & !OPTION_REQUIRED;
             if last_id.is_some_and(|l| oid <= l) {
-                return Err(FormatError::corrupt("keyspace options", at, format!("option id {oid} is repeated or out of ascending order")));
+                return Err(FormatError::corrupt(
+                    "keyspace options",
+                    at,
+                    format!("option id {oid} is repeated or out of ascending order"),
+                ));
             }
             last_id = Some(oid);
             let vbase = at + 6;
@@ -248,8 +251,12 @@ impl KeyspaceOptions {
                         }
                     })?)
                 }
-                id::DATA_RESTART => o.data_block_restart_interval = Some(get_policy(&mut v, |v| nonzero_u8(v, "restart interval"))?),
-                id::INDEX_RESTART => o.index_block_restart_interval = Some(get_policy(&mut v, |v| nonzero_u8(v, "restart interval"))?),
+                id::DATA_RESTART => {
+                    o.data_block_restart_interval = Some(get_policy(&mut v, |v| nonzero_u8(v, "restart interval"))?)
+                }
+                id::INDEX_RESTART => {
+                    o.index_block_restart_interval = Some(get_policy(&mut v, |v| nonzero_u8(v, "restart interval"))?)
+                }
                 id::HASH_RATIO => {
                     o.data_block_hash_ratio = Some(get_policy(&mut v, |v| {
                         let x = v.f32("hash ratio")?;
@@ -258,8 +265,12 @@ impl KeyspaceOptions {
                 }
                 id::INDEX_PINNING => o.index_block_pinning = Some(get_policy(&mut v, |v| v.bool("pinning"))?),
                 id::FILTER_PINNING => o.filter_block_pinning = Some(get_policy(&mut v, |v| v.bool("pinning"))?),
-                id::INDEX_PARTITIONING => o.index_block_partitioning = Some(get_policy(&mut v, |v| v.bool("partitioning"))?),
-                id::FILTER_PARTITIONING => o.filter_block_partitioning = Some(get_policy(&mut v, |v| v.bool("partitioning"))?),
+                id::INDEX_PARTITIONING => {
+                    o.index_block_partitioning = Some(get_policy(&mut v, |v| v.bool("partitioning"))?)
+                }
+                id::FILTER_PARTITIONING => {
+                    o.filter_block_partitioning = Some(get_policy(&mut v, |v| v.bool("partitioning"))?)
+                }
                 id::POINT_READ_HITS => o.expect_point_read_hits = Some(v.bool("expect_point_read_hits")?),
                 id::FILTER_POLICY => {
                     o.filter_policy = Some(get_policy(&mut v, |v| {
@@ -267,8 +278,24 @@ impl KeyspaceOptions {
                         let p = v.f32("filter parameter")?;
                         match kind {
                             0 => Ok(FilterEntry::None),
-                            1 => Ok(FilterEntry::BloomBitsPerKey(finite_in(v, p, 0.0, 64.0, false, true, "bloom bits per key")?)),
-                            2 => Ok(FilterEntry::BloomFalsePositiveRate(finite_in(v, p, 0.0, 1.0, false, false, "bloom false-positive rate")?)),
+                            1 => Ok(FilterEntry::BloomBitsPerKey(finite_in(
+                                v,
+                                p,
+                                0.0,
+                                64.0,
+                                false,
+                                true,
+                                "bloom bits per key",
+                            )?)),
+                            2 => Ok(FilterEntry::BloomFalsePositiveRate(finite_in(
+                                v,
+                                p,
+                                0.0,
+                                1.0,
+                                false,
+                                false,
+                                "bloom false-positive rate",
+                            )?)),
                             k => Err(v.err(format!("unknown filter kind {k}"))),
                         }
                     })?)
@@ -281,10 +308,20 @@ impl KeyspaceOptions {
                     let staleness_threshold = finite_in(&v, s, 0.0, 1.0, true, true, "staleness_threshold")?;
                     let a = v.f32("age_cutoff")?;
                     let age_cutoff = finite_in(&v, a, 0.0, 1.0, true, true, "age_cutoff")?;
-                    o.kv_separation = Some(KvSeparation { blob_compression, file_target_size, separation_threshold, staleness_threshold, age_cutoff });
+                    o.kv_separation = Some(KvSeparation {
+                        blob_compression,
+                        file_target_size,
+                        separation_threshold,
+                        staleness_threshold,
+                        age_cutoff,
+                    });
                 }
                 id::COMPACTION_LEVELED | id::COMPACTION_FIFO if o.compaction.is_some() => {
-                    return Err(FormatError::corrupt("keyspace options", at, "both leveled and FIFO compaction are given"));
+                    return Err(FormatError::corrupt(
+                        "keyspace options",
+                        at,
+                        "both leveled and FIFO compaction are given",
+                    ));
                 }
                 id::COMPACTION_LEVELED => {
                     let l0_threshold = v.u8("l0_threshold")?;
@@ -389,12 +426,18 @@ impl KeyspaceOptions {
                 m.insert("compaction".into(), json!({"strategy": "leveled", "l0_threshold": l0_threshold, "table_target_size": table_target_size, "level_ratios": level_ratios}));
             }
             Some(Compaction::Fifo { limit_bytes, ttl_seconds }) => {
-                m.insert("compaction".into(), json!({"strategy": "fifo", "limit_bytes": limit_bytes, "ttl_seconds": ttl_seconds}));
+                m.insert(
+                    "compaction".into(),
+                    json!({"strategy": "fifo", "limit_bytes": limit_bytes, "ttl_seconds": ttl_seconds}),
+                );
             }
             None => {}
         }
         if !self.unknown.is_empty() {
-            m.insert("unknown_option_ids".into(), json!(self.unknown.iter().map(|u| u.tag & !OPTION_REQUIRED).collect::<Vec<_>>()));
+            m.insert(
+                "unknown_option_ids".into(),
+                json!(self.unknown.iter().map(|u| u.tag & !OPTION_REQUIRED).collect::<Vec<_>>()),
+            );
         }
         Value::Object(m)
     }
@@ -442,16 +485,34 @@ mod tests {
             index_block_partitioning: Some(vec![false, false, false, true]),
             filter_block_partitioning: Some(vec![false, true]),
             expect_point_read_hits: Some(true),
-            filter_policy: Some(vec![FilterEntry::BloomFalsePositiveRate(0.0001), FilterEntry::BloomBitsPerKey(10.0), FilterEntry::None]),
-            kv_separation: Some(KvSeparation { blob_compression: Compression::Lz4, file_target_size: 64 << 20, separation_threshold: 1024, staleness_threshold: 0.25, age_cutoff: 0.25 }),
-            compaction: Some(Compaction::Leveled { l0_threshold: 4, table_target_size: 64 << 20, level_ratios: vec![10.0, 8.0] }),
+            filter_policy: Some(vec![
+                FilterEntry::BloomFalsePositiveRate(0.0001),
+                FilterEntry::BloomBitsPerKey(10.0),
+                FilterEntry::None,
+            ]),
+            kv_separation: Some(KvSeparation {
+                blob_compression: Compression::Lz4,
+                file_target_size: 64 << 20,
+                separation_threshold: 1024,
+                staleness_threshold: 0.25,
+                age_cutoff: 0.25,
+            }),
+            compaction: Some(Compaction::Leveled {
+                l0_threshold: 4,
+                table_target_size: 64 << 20,
+                level_ratios: vec![10.0, 8.0],
+            }),
             unknown: vec![UnknownOption { tag: 200, value: vec![1, 2, 3] }],
         }
     }
 
     #[test]
     fn unknown_ids_are_encoded_in_order() {
-        let o = KeyspaceOptions { expect_point_read_hits: Some(true), unknown: vec![UnknownOption { tag: 5000, value: vec![] }, ], ..Default::default() };
+        let o = KeyspaceOptions {
+            expect_point_read_hits: Some(true),
+            unknown: vec![UnknownOption { tag: 5000, value: vec![] }],
+            ..Default::default()
+        };
         let mut o2 = o.clone();
         o2.unknown = vec![UnknownOption { tag: 3, value: vec![9] }];
         o2.data_block_size = None;
@@ -465,7 +526,10 @@ mod tests {
     fn round_trip_all_options() {
         let o = full();
         assert_eq!(KeyspaceOptions::decode(&o.encode(), 0).unwrap(), o);
-        let f = KeyspaceOptions { compaction: Some(Compaction::Fifo { limit_bytes: 1 << 30, ttl_seconds: Some(60) }), ..Default::default() };
+        let f = KeyspaceOptions {
+            compaction: Some(Compaction::Fifo { limit_bytes: 1 << 30, ttl_seconds: Some(60) }),
+            ..Default::default()
+        };
         assert_eq!(KeyspaceOptions::decode(&f.encode(), 0).unwrap(), f);
         assert_eq!(KeyspaceOptions::decode(&[], 0).unwrap(), KeyspaceOptions::default());
     }
@@ -479,7 +543,10 @@ mod tests {
         b.put_u8(0);
         assert!(KeyspaceOptions::decode(&b, 0).is_err());
         // NaN false-positive rate
-        let o = KeyspaceOptions { filter_policy: Some(vec![FilterEntry::BloomFalsePositiveRate(f32::NAN)]), ..Default::default() };
+        let o = KeyspaceOptions {
+            filter_policy: Some(vec![FilterEntry::BloomFalsePositiveRate(f32::NAN)]),
+            ..Default::default()
+        };
         assert!(KeyspaceOptions::decode(&o.encode(), 0).is_err());
         // duplicated id
         let mut b = KeyspaceOptions { expect_point_read_hits: Some(true), ..Default::default() }.encode();
@@ -494,7 +561,10 @@ mod tests {
 
     #[test]
     fn unknown_required_option_is_reported() {
-        let o = KeyspaceOptions { unknown: vec![UnknownOption { tag: OPTION_REQUIRED | 300, value: vec![] }], ..Default::default() };
+        let o = KeyspaceOptions {
+            unknown: vec![UnknownOption { tag: OPTION_REQUIRED | 300, value: vec![] }],
+            ..Default::default()
+        };
         let d = KeyspaceOptions::decode(&o.encode(), 0).unwrap();
         assert_eq!(d.unknown_required(), Some(300));
     }

@@ -42,7 +42,11 @@ pub fn check_record(keyspace: &str, index: u64, key: &[u8], value_len: u64, prev
     if let Some(p) = prev {
         if key <= p {
             let why = if key == p { "duplicate key" } else { "key out of order" };
-            return Err(bad(format!("{why}: keys must be strictly ascending (key {} after {})", hex_preview(key), hex_preview(p))));
+            return Err(bad(format!(
+                "{why}: keys must be strictly ascending (key {} after {})",
+                hex_preview(key),
+                hex_preview(p)
+            )));
         }
     }
     Ok(())
@@ -138,9 +142,14 @@ impl BlockBuilder {
         self.records
     }
 
-    fn flush<E>(&mut self, continues: bool, emit: &mut impl FnMut(RawBlock) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
+    fn flush<E>(
+        &mut self,
+        continues: bool,
+        emit: &mut impl FnMut(RawBlock) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         let data = self.pool.as_ref().and_then(BufferPool::take).unwrap_or_else(|| Vec::with_capacity(self.target));
-        let next = RawBlock { keyspace: self.cur.keyspace, sequence: self.cur.sequence + 1, data, ..Default::default() };
+        let next =
+            RawBlock { keyspace: self.cur.keyspace, sequence: self.cur.sequence + 1, data, ..Default::default() };
         let mut done = std::mem::replace(&mut self.cur, next);
         done.continues = continues;
         // The block's last record is the last one pushed: blocks close before
@@ -211,7 +220,10 @@ impl BlockBuilder {
     }
 
     /// Emits the last block. Every keyspace ends with at least one block.
-    pub fn finish<E>(mut self, emit: &mut impl FnMut(RawBlock) -> std::result::Result<(), E>) -> std::result::Result<u64, E> {
+    pub fn finish<E>(
+        mut self,
+        emit: &mut impl FnMut(RawBlock) -> std::result::Result<(), E>,
+    ) -> std::result::Result<u64, E> {
         if !self.cur.data.is_empty() {
             self.flush(false, emit)?;
         }
@@ -238,12 +250,16 @@ impl Totals {
     /// `offset` is where the later segment's first block starts (for messages).
     pub fn append(&mut self, next: Totals, keyspace: &str, offset: u64) -> Result<()> {
         if self.record_count > 0 && next.record_count > 0 {
-            check_record(keyspace, self.record_count, &next.first_key, 0, Some(&self.last_key)).map_err(|e| match e {
-                FormatError::InvalidRecord { keyspace, index, detail } => {
-                    FormatError::corrupt("record", offset, format!("keyspace '{keyspace}', record #{index}: {detail}"))
-                }
-                e => e,
-            })?;
+            check_record(keyspace, self.record_count, &next.first_key, 0, Some(&self.last_key)).map_err(
+                |e| match e {
+                    FormatError::InvalidRecord { keyspace, index, detail } => FormatError::corrupt(
+                        "record",
+                        offset,
+                        format!("keyspace '{keyspace}', record #{index}: {detail}"),
+                    ),
+                    e => e,
+                },
+            )?;
         }
         if self.record_count == 0 {
             self.first_key = next.first_key;
@@ -298,7 +314,15 @@ impl KeyspaceDecoder {
     /// totals it returns cover the segment only; join segments with
     /// [`Totals::append`].
     pub fn resume(keyspace: u32, name: &str, materialize: bool, sequence: u32, index_base: u64) -> Self {
-        KeyspaceDecoder { keyspace, name: name.to_owned(), materialize, next_seq: sequence, index_base, partial: None, totals: Totals::default() }
+        KeyspaceDecoder {
+            keyspace,
+            name: name.to_owned(),
+            materialize,
+            next_seq: sequence,
+            index_base,
+            partial: None,
+            totals: Totals::default(),
+        }
     }
 
     /// Totals so far.
@@ -348,9 +372,15 @@ impl KeyspaceDecoder {
         mut f: impl FnMut(&[u8], Option<&[u8]>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
         let seq = h.sequence;
-        let corrupt = |detail: String| FormatError::corrupt("block", offset, format!("keyspace '{}', block {seq}: {detail}", self.name));
+        let corrupt = |detail: String| {
+            FormatError::corrupt("block", offset, format!("keyspace '{}', block {seq}: {detail}", self.name))
+        };
         if h.keyspace != self.keyspace || seq != self.next_seq {
-            return Err(corrupt(format!("expected block {} of keyspace #{}, found block {seq} of keyspace #{}", self.next_seq, self.keyspace, h.keyspace)).into());
+            return Err(corrupt(format!(
+                "expected block {} of keyspace #{}, found block {seq} of keyspace #{}",
+                self.next_seq, self.keyspace, h.keyspace
+            ))
+            .into());
         }
         if raw.len() != h.raw_len as usize {
             return Err(corrupt(format!("has {} raw bytes, header says {}", raw.len(), h.raw_len)).into());
@@ -417,20 +447,40 @@ impl KeyspaceDecoder {
             if rest.len() < RECORD_HEADER {
                 let mut hdr = [0u8; RECORD_HEADER];
                 hdr[..rest.len()].copy_from_slice(rest);
-                self.partial = Some(Partial { hdr, hdr_len: rest.len(), key_len: 0, value_len: 0, key: Vec::new(), value: Vec::new(), value_seen: 0 });
+                self.partial = Some(Partial {
+                    hdr,
+                    hdr_len: rest.len(),
+                    key_len: 0,
+                    value_len: 0,
+                    key: Vec::new(),
+                    value: Vec::new(),
+                    value_seen: 0,
+                });
                 break;
             }
             let key_len = u16::from_le_bytes([rest[0], rest[1]]) as usize;
             let value_len = u32::from_le_bytes([rest[2], rest[3], rest[4], rest[5]]) as usize;
             if key_len == 0 {
-                return Err(corrupt(format!("keyspace marker at block offset {pos} in the middle of a keyspace")).into());
+                return Err(
+                    corrupt(format!("keyspace marker at block offset {pos} in the middle of a keyspace")).into()
+                );
             }
             let total = RECORD_HEADER + key_len + value_len;
             if rest.len() >= total {
                 let key = &rest[RECORD_HEADER..RECORD_HEADER + key_len];
                 let value = &rest[RECORD_HEADER + key_len..total];
                 let v = self.materialize.then_some(value);
-                Self::emit(&mut self.totals, self.index_base, &self.name, offset, seq, key, value_len as u64, v, &mut f)?;
+                Self::emit(
+                    &mut self.totals,
+                    self.index_base,
+                    &self.name,
+                    offset,
+                    seq,
+                    key,
+                    value_len as u64,
+                    v,
+                    &mut f,
+                )?;
                 pos += total;
             } else {
                 let mut hdr = [0u8; RECORD_HEADER];
@@ -456,11 +506,17 @@ impl KeyspaceDecoder {
             }
         }
         if started != h.record_count {
-            return Err(corrupt(format!("{started} records begin in this block, header says {}", h.record_count)).into());
+            return Err(
+                corrupt(format!("{started} records begin in this block, header says {}", h.record_count)).into()
+            );
         }
         match (h.continues(), self.partial.is_some()) {
-            (true, false) => return Err(corrupt("CONTINUES is set but the block ends at a record boundary".into()).into()),
-            (false, true) => return Err(corrupt("block ends in the middle of a record without CONTINUES".into()).into()),
+            (true, false) => {
+                return Err(corrupt("CONTINUES is set but the block ends at a record boundary".into()).into())
+            }
+            (false, true) => {
+                return Err(corrupt("block ends in the middle of a record without CONTINUES".into()).into())
+            }
             _ => {}
         }
         Ok(())
@@ -469,10 +525,18 @@ impl KeyspaceDecoder {
     /// Ends the keyspace; `offset` names where the next structure starts.
     pub fn finish(self, offset: u64) -> Result<Totals> {
         if self.next_seq == 0 || self.totals.block_count == 0 {
-            return Err(FormatError::corrupt("keyspace", offset, format!("keyspace '{}' has no blocks (every keyspace has at least one)", self.name)));
+            return Err(FormatError::corrupt(
+                "keyspace",
+                offset,
+                format!("keyspace '{}' has no blocks (every keyspace has at least one)", self.name),
+            ));
         }
         if self.partial.is_some() {
-            return Err(FormatError::corrupt("keyspace", offset, format!("keyspace '{}' ends in the middle of a record", self.name)));
+            return Err(FormatError::corrupt(
+                "keyspace",
+                offset,
+                format!("keyspace '{}' ends in the middle of a record", self.name),
+            ));
         }
         Ok(self.totals)
     }

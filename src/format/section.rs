@@ -30,9 +30,7 @@ pub mod tags {
 
 /// Printable form of a tag for messages.
 pub fn tag_name(tag: &[u8; 4]) -> String {
-    tag.iter()
-        .map(|&b| if b.is_ascii_graphic() { (b as char).to_string() } else { format!("\\x{b:02x}") })
-        .collect()
+    tag.iter().map(|&b| if b.is_ascii_graphic() { (b as char).to_string() } else { format!("\\x{b:02x}") }).collect()
 }
 
 /// Appends one complete section to `out`.
@@ -80,7 +78,11 @@ pub fn frame_start(first8: &[u8; 8], offset: u64) -> Result<FrameStart> {
     if magic == SECTION_MAGIC {
         let total = 8 + u64::from(size);
         if (size as usize) < 12 {
-            return Err(FormatError::corrupt("section", offset, format!("frame_size {size} is below the minimum of 12")));
+            return Err(FormatError::corrupt(
+                "section",
+                offset,
+                format!("frame_size {size} is below the minimum of 12"),
+            ));
         }
         if total > MAX_SECTION {
             return Err(FormatError::corrupt(
@@ -93,9 +95,17 @@ pub fn frame_start(first8: &[u8; 8], offset: u64) -> Result<FrameStart> {
     } else if magic == ZSTD_FRAME_MAGIC {
         Ok(FrameStart::Zstd)
     } else if magic & 0xFFFF_FFF0 == 0x184D_2A50 {
-        Err(FormatError::corrupt("section", offset, format!("foreign zstd skippable frame (magic {magic:#010x}) where a floe section was expected")))
+        Err(FormatError::corrupt(
+            "section",
+            offset,
+            format!("foreign zstd skippable frame (magic {magic:#010x}) where a floe section was expected"),
+        ))
     } else {
-        Err(FormatError::corrupt("frame", offset, format!("bad frame magic {magic:#010x}: not a floe section or zstd frame")))
+        Err(FormatError::corrupt(
+            "frame",
+            offset,
+            format!("bad frame magic {magic:#010x}: not a floe section or zstd frame"),
+        ))
     }
 }
 
@@ -148,12 +158,7 @@ pub fn decode_section(buf: &[u8], offset: u64) -> Result<Section<'_>> {
         }
     };
     if (buf.len() as u64) < total {
-        return Err(FormatError::Truncated {
-            what: "section".into(),
-            offset,
-            need: total,
-            have: buf.len() as u64,
-        });
+        return Err(FormatError::Truncated { what: "section".into(), offset, need: total, have: buf.len() as u64 });
     }
     let sec = &buf[..total as usize];
     let stored = u32::from_le_bytes([sec[8], sec[9], sec[10], sec[11]]);

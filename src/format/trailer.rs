@@ -37,7 +37,12 @@ impl Trailer {
     pub fn decode(tail: &[u8], file_len: u64) -> Result<Trailer> {
         let offset = file_len.saturating_sub(TRAILER_LEN as u64);
         if tail.len() != TRAILER_LEN || file_len < TRAILER_LEN as u64 {
-            return Err(FormatError::Truncated { what: "trailer".into(), offset, need: TRAILER_LEN as u64, have: file_len.min(tail.len() as u64) });
+            return Err(FormatError::Truncated {
+                what: "trailer".into(),
+                offset,
+                need: TRAILER_LEN as u64,
+                have: file_len.min(tail.len() as u64),
+            });
         }
         if tail[TRAILER_LEN - 8..] != END_MAGIC {
             return Err(FormatError::corrupt(
@@ -49,7 +54,11 @@ impl Trailer {
         let sec = decode_section(tail, offset)?;
         sec.expect_tag(tags::TRAILER)?;
         if sec.total_len != TRAILER_LEN as u64 {
-            return Err(FormatError::corrupt("trailer", offset, format!("trailer section is {} bytes, expected {TRAILER_LEN}", sec.total_len)));
+            return Err(FormatError::corrupt(
+                "trailer",
+                offset,
+                format!("trailer section is {} bytes, expected {TRAILER_LEN}", sec.total_len),
+            ));
         }
         let mut d = Dec::new(sec.body, sec.body_offset(), "trailer");
         let t = Trailer {
@@ -66,7 +75,14 @@ impl Trailer {
             ));
         }
         if t.index_offset.checked_add(t.index_size) != Some(offset) {
-            return Err(FormatError::corrupt("trailer", offset, format!("index at {} of {} bytes does not end where the trailer starts ({offset})", t.index_offset, t.index_size)));
+            return Err(FormatError::corrupt(
+                "trailer",
+                offset,
+                format!(
+                    "index at {} of {} bytes does not end where the trailer starts ({offset})",
+                    t.index_offset, t.index_size
+                ),
+            ));
         }
         Ok(t)
     }

@@ -124,10 +124,19 @@ pub fn diff_models(a: &Model, b: &Model) -> Option<String> {
         }
         for ((k1, v1), (k2, v2)) in ra.iter().zip(rb) {
             if k1 != k2 {
-                return Some(format!("keyspace {name:?}: key {:02x?} vs {:02x?}", &k1[..k1.len().min(16)], &k2[..k2.len().min(16)]));
+                return Some(format!(
+                    "keyspace {name:?}: key {:02x?} vs {:02x?}",
+                    &k1[..k1.len().min(16)],
+                    &k2[..k2.len().min(16)]
+                ));
             }
             if v1 != v2 {
-                return Some(format!("keyspace {name:?}: key {:02x?}: values of {} vs {} bytes differ", &k1[..k1.len().min(16)], v1.len(), v2.len()));
+                return Some(format!(
+                    "keyspace {name:?}: key {:02x?}: values of {} vs {} bytes differ",
+                    &k1[..k1.len().min(16)],
+                    v1.len(),
+                    v2.len()
+                ));
             }
         }
     }
@@ -144,7 +153,8 @@ pub fn assert_models_eq(got: &Model, want: &Model) {
 
 /// Names in a directory, sorted.
 pub fn dir_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -194,7 +204,12 @@ pub fn floe_bin() -> &'static str {
 
 /// Runs the CLI with `args` (quiet progress, stdin closed) and returns its output.
 pub fn floe(args: &[&str]) -> Output {
-    Command::new(floe_bin()).args(args).stdin(Stdio::null()).env_remove("SOURCE_DATE_EPOCH").output().expect("running floe")
+    Command::new(floe_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .expect("running floe")
 }
 
 /// Runs the CLI with `stdin` fed from a file.
@@ -272,8 +287,10 @@ pub fn write_archive(
     use floe::format::keyspace_table::KeyspaceEntry;
     use floe::format::record::{BlockBuilder, RawBlock};
     use floe::writer::{ArchiveWriter, EncodedBlock};
-    let entries: Vec<KeyspaceEntry> =
-        model.keys().map(|n| KeyspaceEntry { name: n.clone(), options: options.get(n).cloned().unwrap_or_default() }).collect();
+    let entries: Vec<KeyspaceEntry> = model
+        .keys()
+        .map(|n| KeyspaceEntry { name: n.clone(), options: options.get(n).cloned().unwrap_or_default() })
+        .collect();
     let mut header = floe::format::header::Header::new(3, block_size, 0);
     header.created_unix = 1_700_000_000;
     let mut w = ArchiveWriter::new(Vec::new(), header, &entries).unwrap();
@@ -373,7 +390,11 @@ pub fn wait_for_handler(pid: u32, sig: i32) {
     let t = std::time::Instant::now();
     loop {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).and_then(|h| u64::from_str_radix(h.trim(), 16).ok()).unwrap_or(0);
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+            .unwrap_or(0);
         if caught & (1 << (sig - 1)) != 0 {
             return;
         }
@@ -406,10 +427,14 @@ pub fn db_data_files(db: &Path) -> BTreeMap<PathBuf, u64> {
     let manifest = |rel: &Path| -> bool {
         let Some(name) = rel.file_name().and_then(|n| n.to_str()) else { return false };
         let in_keyspace = rel.parent().and_then(|d| d.parent()) == Some(Path::new("keyspaces"));
-        in_keyspace && (name == "current" || name.strip_prefix('v').is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())))
+        in_keyspace
+            && (name == "current"
+                || name.strip_prefix('v').is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())))
     };
     tree_digest(db, &|rel: &Path| {
-        rel == Path::new("lock") || (rel.parent() == Some(Path::new("")) && rel.extension().is_some_and(|e| e == "jnl")) || manifest(rel)
+        rel == Path::new("lock")
+            || (rel.parent() == Some(Path::new("")) && rel.extension().is_some_and(|e| e == "jnl"))
+            || manifest(rel)
     })
 }
 
@@ -418,12 +443,26 @@ pub fn db_data_files(db: &Path) -> BTreeMap<PathBuf, u64> {
 #[track_caller]
 pub fn all_readers_refuse(bytes: &[u8], what: &str) -> Vec<String> {
     let mut errs = Vec::new();
-    let ra = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::reader::Archive::from_bytes(bytes, "x").and_then(|a| a.verify(false, &floe::progress::NoProgress))));
-    let rq = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::reader::Archive::from_bytes(bytes, "x").and_then(|a| a.verify(true, &floe::progress::NoProgress))));
-    let rr = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::reader::Archive::from_bytes(Ranged::new(bytes), "x").and_then(|a| a.verify(false, &floe::progress::NoProgress))));
-    let rrq = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::reader::Archive::from_bytes(Ranged::new(bytes), "x").and_then(|a| a.verify(true, &floe::progress::NoProgress))));
-    let rs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::reader::verify_stream(bytes, "x", false, &floe::progress::NoProgress)));
-    let rsq = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| floe::reader::verify_stream(bytes, "x", true, &floe::progress::NoProgress)));
+    let ra = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        floe::reader::Archive::from_bytes(bytes, "x").and_then(|a| a.verify(false, &floe::progress::NoProgress))
+    }));
+    let rq = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        floe::reader::Archive::from_bytes(bytes, "x").and_then(|a| a.verify(true, &floe::progress::NoProgress))
+    }));
+    let rr = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        floe::reader::Archive::from_bytes(Ranged::new(bytes), "x")
+            .and_then(|a| a.verify(false, &floe::progress::NoProgress))
+    }));
+    let rrq = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        floe::reader::Archive::from_bytes(Ranged::new(bytes), "x")
+            .and_then(|a| a.verify(true, &floe::progress::NoProgress))
+    }));
+    let rs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        floe::reader::verify_stream(bytes, "x", false, &floe::progress::NoProgress)
+    }));
+    let rsq = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        floe::reader::verify_stream(bytes, "x", true, &floe::progress::NoProgress)
+    }));
     let readers = [
         ("random-access verify", ra),
         ("random-access verify --quick", rq),

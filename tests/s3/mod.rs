@@ -24,7 +24,9 @@ pub fn moto() -> Option<Moto> {
         if std::env::var("FLOE_REQUIRE_S3").is_ok_and(|v| v == "1") {
             panic!("FLOE_REQUIRE_S3=1 but FLOE_MOTO_SERVER (path of moto_server) is not set");
         }
-        eprintln!("note: FLOE_MOTO_SERVER is not set: skipping this S3 test (scripts/test-all.sh installs moto and sets it)");
+        eprintln!(
+            "note: FLOE_MOTO_SERVER is not set: skipping this S3 test (scripts/test-all.sh installs moto and sets it)"
+        );
         return None;
     };
     let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port();
@@ -98,7 +100,11 @@ impl Moto {
     pub fn http(&self, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-        let head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", self.port, body.len());
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.port,
+            body.len()
+        );
         s.write_all(head.as_bytes()).ok()?;
         s.write_all(body).ok()?;
         let mut out = Vec::new();
@@ -141,7 +147,8 @@ impl Moto {
 
     /// Keys of the objects under `prefix`.
     pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
-        let (status, body) = self.http("GET", &format!("/{bucket}?list-type=2&prefix={prefix}"), b"").expect("moto answers");
+        let (status, body) =
+            self.http("GET", &format!("/{bucket}?list-type=2&prefix={prefix}"), b"").expect("moto answers");
         assert_eq!(status, 200, "listing {bucket}: {body}");
         tags(&body, "Key")
     }
