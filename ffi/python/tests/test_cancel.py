@@ -47,7 +47,7 @@ def test_progress_reports(tmp_path, db, archive):
     seen.clear()
     s = floe.import_archive(archive, tmp_path / "db2", progress=cb)
     assert seen and all(p.phase == "import" for p in seen)
-    assert seen[-1].bytes_done == s["raw_bytes"] == seen[-1].bytes_total
+    assert seen[-1].bytes_done == s.raw_bytes == seen[-1].bytes_total
     seen.clear()
     floe.verify(archive, progress=cb)
     assert seen and all(p.phase == "verify" for p in seen)
@@ -89,7 +89,7 @@ def test_raising_progress_cancels_import(tmp_path, db, archive):
     with pytest.raises(KeyboardInterrupt):
         floe.import_archive(archive, db, replace=True, progress=cb)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
-    assert floe.export(db, tmp_path / "still.floe")["records"] == 6000
+    assert floe.export(db, tmp_path / "still.floe").records == 6000
 
 
 def test_raising_progress_cancels_verify(archive):
@@ -99,4 +99,4 @@ def test_raising_progress_cancels_verify(archive):
     with floe.Reader(archive) as r:
         with pytest.raises(Stop):
             r.verify(quick=True, progress=cb)
-        assert r.verify()["records"] == 6000
+        assert r.verify().records == 6000
