@@ -446,10 +446,16 @@ def _run(name: str, bridge: _Bridge, call: Callable[[], int]) -> None:
     is raised. Exceptions from the progress callback are re-raised likewise,
     with the CancelledError as their cause."""
     result: List[Any] = []
+    go = threading.Event()
     done = threading.Event()
+    abandoned: List[bool] = []
+    interrupts: List[BaseException] = []
 
     def work() -> None:
         try:
+            go.wait()
+            if abandoned:  # interrupted before the call began: do nothing
+                return
             st = call()
             # The last error is thread-local: read it on this thread.
             result.append((st, None if st in (Status.OK, Status.DONE) else _last_error_message()))
@@ -458,22 +464,41 @@ def _run(name: str, bridge: _Bridge, call: Callable[[], int]) -> None:
         finally:
             done.set()
 
+    def interrupted(e: BaseException) -> None:
+        bridge.cancelled = True
+        if not interrupts:
+            interrupts.append(e)
+
+    def wait() -> None:
+        while not done.is_set():
+            try:
+                done.wait(_POLL_SECONDS)
+            except BaseException as e:  # noqa: BLE001 - KeyboardInterrupt and friends: cancel, then raise
+                interrupted(e)
+
     worker = threading.Thread(target=work, name=f"floe-{name}")
-    interrupt: Optional[BaseException] = None
-    worker.start()
-    while worker.is_alive():
-        try:
-            if done.wait(_POLL_SECONDS):
-                worker.join()
-        except BaseException as e:  # noqa: BLE001 - KeyboardInterrupt and friends: cancel, then raise
-            bridge.cancelled = True
-            if interrupt is None:
-                interrupt = e
+    try:
+        worker.start()
+        go.set()
+        wait()
+    except BaseException as e:  # noqa: BLE001 - raised outside wait()'s own handler
+        if not go.is_set():  # the native call never began
+            abandoned.append(True)
+            go.set()
+            raise
+        interrupted(e)
+        while not done.is_set():
+            try:
+                wait()
+            except BaseException as e2:  # noqa: BLE001
+                interrupted(e2)
+    worker.join()
     st, detail = result[0]
     if st is None:  # the call itself raised (a ctypes argument error)
         raise detail
     err = None if st in (Status.OK, Status.DONE) else _make_error(st, detail)
-    if interrupt is not None:
+    if interrupts:
+        interrupt = interrupts[0]
         if err is None and hasattr(interrupt, "add_note"):
             interrupt.add_note(f"floe: the {name} had completed before it could be cancelled")
         raise interrupt from err

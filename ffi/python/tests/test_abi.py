@@ -103,6 +103,8 @@ def matches(c_type, py_type):
             return py_type is ctypes.POINTER(n.STRUCTS[m.group(1)])
         if m and m.group(1) in n.OPAQUE:  # a handle
             return py_type is ctypes.c_void_p
+        if target in ("size_t", "uint64_t", "uint32_t", "int32_t"):  # an out-parameter of a scalar
+            return py_type is ctypes.POINTER(SCALARS[target])
         if target in ("char", "uint8_t"):  # a string or byte buffer
             return py_type in (ctypes.c_char_p, ctypes.c_void_p)
         if target.endswith("*"):  # a pointer to a pointer (out-parameters, name arrays)
