@@ -36,6 +36,7 @@ def archive(tmp_path):
 def test_progress_reports(tmp_path, db, archive):
     seen = []
     threads = set()
+    caller = threading.get_ident()
 
     def cb(p):
         seen.append(p)
@@ -53,14 +54,16 @@ def test_progress_reports(tmp_path, db, archive):
     assert seen and all(p.phase == "verify" for p in seen)
     assert seen[-1].bytes_done == seen[-1].bytes_total
     assert all(isinstance(p, floe.Progress) for p in seen)
+    assert caller not in threads  # the caller's thread only waits (and turns Ctrl-C into cancellation)
 
 
-def test_raising_progress_cancels_export_and_reraises(tmp_path, db):
+def test_raising_progress_cancels_export_and_reraises(tmp_path, db, capfd):
     cb, calls = _raise_at(1)
     out = tmp_path / "cancelled.floe"
     with pytest.raises(Stop, match="stop here") as e:
         floe.export(db, out, progress=cb)
     assert isinstance(e.value.__cause__, floe.CancelledError)
+    assert "Exception ignored" not in capfd.readouterr().err
     assert len(calls) == 1
     assert not out.exists()
     assert not leftovers(tmp_path)
