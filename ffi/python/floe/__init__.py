@@ -264,7 +264,7 @@ def _make_error(status: int, message: str) -> FloeError:
     return cls(message, status)
 
 
-def _rebuild_error(cls: type, message: str, status: Optional[int], code: Optional[int]) -> FloeError:
+def _rebuild_error(cls: Type[FloeError], message: str, status: Optional[int], code: Optional[int]) -> FloeError:
     if issubclass(cls, FloeIOError):
         return cls(message, status, code)
     return cls(message, status)
@@ -785,9 +785,8 @@ class Reader:
     def __enter__(self) -> "Reader":
         return self
 
-    def __exit__(self, *exc: Any) -> bool:
+    def __exit__(self, *exc: Any) -> None:
         self.close()
-        return False
 
     def __del__(self) -> None:
         try:
@@ -977,7 +976,7 @@ class Writer:
     def __enter__(self) -> "Writer":
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
             if self._h is not None and self.summary is None and not self._aborted:
                 if exc_type is None:
@@ -986,7 +985,6 @@ class Writer:
                     _n.floe_writer_abort(self._h)
         finally:
             self.close()
-        return False
 
     def __del__(self) -> None:
         try:

@@ -89,8 +89,8 @@ def candidates() -> List[Path]:
     here = Path(__file__).resolve().parent
     out.append(here / LIBRARY_FILE)
     repo = here.parent.parent.parent  # ffi/python/floe -> repository root
-    target = os.environ.get("CARGO_TARGET_DIR")
-    target = Path(target) if target else repo / "target"
+    env_target = os.environ.get("CARGO_TARGET_DIR")
+    target = Path(env_target) if env_target else repo / "target"
     if not target.is_absolute():
         target = repo / target
     out.append(target / "release" / LIBRARY_FILE)
