@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds libfloe and the floe CLI, checks include/floe.h against cbindgen,
 # compiles the C tests and the example with -std=c11 -Wall -Wextra -Werror
-# -pedantic and runs the C tests under valgrind, then installs the Python
-# package into a fresh virtualenv and runs its pytest suite.
+# -pedantic and runs the C tests under valgrind, then runs the Python tests
+# (ffi/python/run-tests.sh: builds the wheel, installs it into a fresh
+# virtualenv and runs its pytest suite; it also runs on its own).
 #
 # Needs cargo, and these Debian packages (apt-get install -y ...):
-#   build-essential valgrind python3 python3-venv python3-pip
+#   build-essential valgrind python3 python3-venv python3-pip binutils
 # pip downloads pytest, setuptools and wheel from PyPI.
 #
 # Usage: ffi/run-tests.sh            (from anywhere; exits non-zero on any failure)
@@ -69,14 +70,7 @@ grep -q '"format_version": "1.0"' "$work/roundtrip.out"
 "$release/floe" verify "$work/copy.floe"
 "$release/floe" verify "$work/copy2.floe"
 
-step "python: venv in $venv, pip install ./ffi/python and pytest"
-"$python" -m venv --clear "$venv"
-"$venv/bin/python" -m pip install --quiet pytest
-FLOE_NO_CARGO=1 "$venv/bin/python" -m pip install --quiet "$repo/ffi/python"
-rm -rf "$repo/ffi/python/build" "$repo/ffi/python/floe.egg-info"
-# Run from outside the source tree so that the installed package is tested.
-cd "$work"
-"$venv/bin/python" -c 'import floe; v = floe.version(); print("floe", floe.__version__, "from", floe.__file__, "with", v["library"])'
-FLOE_BIN="$release/floe" "$venv/bin/python" -m pytest -p no:cacheprovider "$repo/ffi/python/tests"
+step "python: ffi/python/run-tests.sh (pip wheel, install into a clean venv, pytest)"
+FLOE_VENV="$venv" PYTHON="$python" "$repo/ffi/python/run-tests.sh"
 
 step "all ffi tests passed"

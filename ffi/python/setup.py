@@ -7,6 +7,14 @@ repository (or ``$CARGO_TARGET_DIR/release``); or it is built there with
 copied into the installed package, which therefore works on its own. If no
 library can be found or built, the package is installed without one and looks
 for it at run time (see floe/_native.py).
+
+The bundled copy is stripped (``strip --strip-unneeded``; the release build
+keeps debug info, which makes libfloe.so about 90 MB). Set ``FLOE_NO_STRIP=1``
+to bundle it as is. ``$STRIP`` names the strip program (default ``strip``).
+
+The wheel is tagged ``py3-none-<platform>``: the package is pure Python
+(ctypes) and works with any Python 3, but carries a native library for one
+platform.
 """
 
 import os
@@ -18,6 +26,11 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 from setuptools.dist import Distribution
+
+try:  # setuptools >= 70.1 carries bdist_wheel itself
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:  # older setuptools: the wheel package's
+    from wheel.bdist_wheel import bdist_wheel
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -60,7 +73,31 @@ class BuildPyWithLibrary(build_py):
             dest = Path(self.build_lib) / "floe" / LIBRARY_FILE
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(lib, dest)
-            print(f"floe: bundled {lib}", file=sys.stderr)
+            strip(dest)
+            print(f"floe: bundled {lib} ({dest.stat().st_size} bytes)", file=sys.stderr)
+
+
+def strip(path):
+    """Strips the bundled copy (never the original in target/)."""
+    if os.environ.get("FLOE_NO_STRIP") == "1" or sys.platform == "win32":
+        return
+    tool = os.environ.get("STRIP", "strip")
+    if not shutil.which(tool):
+        raise SystemExit(f"floe: {tool} not found; install binutils, or set FLOE_NO_STRIP=1 to bundle libfloe unstripped")
+    args = [tool, "-x", str(path)] if sys.platform == "darwin" else [tool, "--strip-unneeded", str(path)]
+    subprocess.check_call(args)
+
+
+class BdistWheelPy3None(bdist_wheel):
+    """Tags the wheel py3-none-PLATFORM: pure ctypes, any Python 3, one platform's library."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.root_is_pure = False
+
+    def get_tag(self):
+        _python, _abi, plat = super().get_tag()
+        return "py3", "none", plat
 
 
 class BinaryDistribution(Distribution):
@@ -70,4 +107,4 @@ class BinaryDistribution(Distribution):
         return True
 
 
-setup(cmdclass={"build_py": BuildPyWithLibrary}, distclass=BinaryDistribution)
+setup(cmdclass={"build_py": BuildPyWithLibrary, "bdist_wheel": BdistWheelPy3None}, distclass=BinaryDistribution)

@@ -5,32 +5,75 @@ archives record by record.
 A thin layer over libfloe's C ABI (``include/floe.h``) through ctypes; see
 ``floe._native`` for how the library is found (``FLOE_LIBRARY``).
 
-Progress callbacks receive a :class:`Progress` and may run on one of floe's
-worker threads (never concurrently). Returning ``False`` cancels the
-operation (:class:`CancelledError`); raising an exception cancels it and
-re-raises that exception. A cancelled operation leaves nothing behind.
+Long operations (:func:`export`, :func:`import_archive`, :func:`verify`,
+:meth:`Reader.verify`) run the native call on a worker thread while the
+calling thread waits, so Ctrl-C (``KeyboardInterrupt``, or any exception a
+signal handler raises) cancels them promptly: the operation stops at its next
+block, removes what it created and the exception is raised in the caller.
+
+Progress callbacks receive a :class:`Progress` and run on a thread other than
+the caller's (never concurrently). Returning ``False`` cancels the operation
+(:class:`CancelledError`); raising an exception cancels it and re-raises that
+exception in the caller. A cancelled operation leaves nothing behind.
+
+Archive arguments are paths (``str``, ``bytes`` or ``os.PathLike``), ``file://``
+or ``s3://`` URLs, or binary file objects (spooled through a temporary file).
+``"-"`` is a file named ``-``, not standard input or output: pass
+``sys.stdout.buffer`` or ``sys.stdin.buffer`` for those.
 """
 
+from __future__ import annotations
+
 import ctypes
+import dataclasses
+import errno as _errno
 import json
 import os
+import re
+import shutil
+import tempfile
+import threading
 import time
-from collections import namedtuple
+import warnings
+from contextlib import contextmanager
+from typing import (
+    IO,
+    Any,
+    Callable,
+    ClassVar,
+    Dict,
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    Union,
+)
 
 from . import _native as _n
+from ._native import Status
 from ._version import __version__
 
+# `inspect` is deliberately not exported by `from floe import *`: it would
+# shadow the standard library's module. Use floe.inspect or inspect_archive.
 __all__ = [
     "__version__",
     "version",
     "export",
     "import_archive",
     "verify",
-    "inspect",
+    "inspect_archive",
     "Reader",
     "Writer",
     "Progress",
     "Status",
+    "ExportSummary",
+    "ImportSummary",
+    "VerifyReport",
+    "WriteSummary",
+    "KeyspaceInfo",
     "FloeError",
     "InvalidInputError",
     "InvalidStateError",
@@ -44,161 +87,344 @@ __all__ = [
     "PanicError",
 ]
 
-
-class Status:
-    """The C status codes (``floe_status``); fixed numbers."""
-
-    OK = 0
-    DONE = 1
-    NULL_ARGUMENT = 2
-    INVALID_UTF8 = 3
-    INVALID_ARGUMENT = 4
-    INVALID_STATE = 5
-    IO = 6
-    CORRUPT_ARCHIVE = 7
-    UNSUPPORTED_VERSION = 8
-    DATABASE_LOCKED = 9
-    ENGINE = 10
-    TARGET_EXISTS = 11
-    CANCELLED = 12
-    PANIC = 13
-
+#: A path argument: str, bytes or os.PathLike.
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+#: An archive argument: a path or URL, or a binary file object.
+ArchiveArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]", IO[bytes]]
 
 # ---------------------------------------------------------------- errors
 
 
 class FloeError(Exception):
-    """Base class of every floe error. ``status`` is the C status code,
-    ``status_name`` its name and ``message`` floe's description."""
+    """Base class of every floe error. ``status`` is the C status code (a
+    :class:`Status`), ``status_name`` its name and ``message`` floe's
+    description (also ``str(error)``)."""
 
-    status = None
+    #: The status codes this class stands for (the first is its default).
+    statuses: ClassVar[Tuple[Status, ...]] = ()
+    status: Optional[int] = None
 
-    def __init__(self, message, status=None):
+    def __init__(self, message: str, status: Optional[int] = None) -> None:
         super().__init__(message)
         self.message = message
         if status is not None:
-            self.status = status
+            self.status = _as_status(status)
+        elif self.statuses:
+            self.status = self.statuses[0]
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):
+        return (_rebuild_error, (type(self), self.message, self.status, getattr(self, "errno", None)))
 
     @property
-    def status_name(self):
+    def status_name(self) -> str:
         return _n.floe_status_name(self.status if self.status is not None else -1).decode()
+
+
+def _as_status(status: int) -> int:
+    try:
+        return Status(status)
+    except ValueError:  # a code of a newer library
+        return int(status)
 
 
 class InvalidInputError(FloeError, ValueError):
     """An invalid argument: keys not strictly ascending, a duplicate, empty or
     oversized key, an unknown keyspace or option, a bad path string..."""
 
-    status = Status.INVALID_ARGUMENT
+    statuses = (Status.INVALID_ARGUMENT, Status.NULL_ARGUMENT, Status.INVALID_UTF8)
 
 
 class InvalidStateError(FloeError):
     """The object cannot do this now (closed reader, finished or aborted
     writer, put before begin_keyspace, keyspace begun twice)."""
 
-    status = Status.INVALID_STATE
+    statuses = (Status.INVALID_STATE,)
 
 
 class FloeIOError(FloeError, OSError):
-    """An operating-system I/O error (missing file, permissions, disk full)."""
+    """An operating-system I/O error (missing file, permissions, disk full),
+    or an object store's failure.
 
-    status = Status.IO
+    When the library's message carries the OS error number (Rust's
+    ``(os error N)``), ``errno`` and ``strerror`` are set and the exception is
+    also an instance of the matching built-in subclass of ``OSError``, so
+    ``except FileNotFoundError`` catches a missing archive and
+    ``except PermissionError`` an unreadable one. Otherwise ``errno`` is None.
+    """
+
+    statuses = (Status.IO,)
+
+    def __init__(self, message: str, status: Optional[int] = None, errno: Optional[int] = None) -> None:
+        super().__init__(message, status)
+        self.errno = errno
+        self.strerror = os.strerror(errno) if errno is not None else None
 
 
 class CorruptArchiveError(FloeError):
     """The archive is damaged, truncated or not a floe archive."""
 
-    status = Status.CORRUPT_ARCHIVE
+    statuses = (Status.CORRUPT_ARCHIVE,)
 
 
 class UnsupportedVersionError(FloeError):
     """The archive needs a newer floe (format version or required feature)."""
 
-    status = Status.UNSUPPORTED_VERSION
+    statuses = (Status.UNSUPPORTED_VERSION,)
 
 
 class DatabaseLockedError(FloeError):
     """The database is open in another process."""
 
-    status = Status.DATABASE_LOCKED
+    statuses = (Status.DATABASE_LOCKED,)
 
 
 class EngineError(FloeError):
     """The fjall engine failed (including: the path is not a fjall database)."""
 
-    status = Status.ENGINE
+    statuses = (Status.ENGINE,)
 
 
 class TargetExistsError(FloeError):
     """The import target exists and is not empty (pass ``replace=True``)."""
 
-    status = Status.TARGET_EXISTS
+    statuses = (Status.TARGET_EXISTS,)
 
 
 class CancelledError(FloeError):
     """The progress callback returned ``False``; nothing was left behind."""
 
-    status = Status.CANCELLED
+    statuses = (Status.CANCELLED,)
 
 
 class PanicError(FloeError):
     """floe panicked (a bug); the panic was contained."""
 
-    status = Status.PANIC
+    statuses = (Status.PANIC,)
 
 
-_ERRORS = {
-    Status.NULL_ARGUMENT: InvalidInputError,
-    Status.INVALID_UTF8: InvalidInputError,
-    Status.INVALID_ARGUMENT: InvalidInputError,
-    Status.INVALID_STATE: InvalidStateError,
-    Status.IO: FloeIOError,
-    Status.CORRUPT_ARCHIVE: CorruptArchiveError,
-    Status.UNSUPPORTED_VERSION: UnsupportedVersionError,
-    Status.DATABASE_LOCKED: DatabaseLockedError,
-    Status.ENGINE: EngineError,
-    Status.TARGET_EXISTS: TargetExistsError,
-    Status.CANCELLED: CancelledError,
-    Status.PANIC: PanicError,
-}
+def _error_table() -> Dict[int, Type[FloeError]]:
+    """Status -> exception class, from each class's ``statuses``. A status of
+    the table that no class claims maps to FloeError itself; the test
+    test_abi.py::test_every_error_status_has_its_class fails for it."""
+    table: Dict[int, Type[FloeError]] = {}
+    pending = list(FloeError.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        for s in cls.__dict__.get("statuses", ()):
+            if s in table and table[s] is not cls:
+                raise TypeError(f"status {s!r} is claimed by {table[s].__name__} and {cls.__name__}")
+            table[s] = cls
+    return table
 
 
-def _error(status):
-    """The exception for a failed call; reads floe's (thread-local) last error."""
-    message = (_n.floe_last_error() or b"").decode("utf-8", "replace")
+_ERRORS = _error_table()
+
+
+def _make_io_classes() -> Dict[type, Type[FloeIOError]]:
+    """One FloeIOError subclass per built-in OSError subclass that an errno
+    maps to (FloeFileNotFoundError is a FloeIOError and a FileNotFoundError)."""
+    out: Dict[type, Type[FloeIOError]] = {}
+    for code in sorted(_errno.errorcode):
+        sub = type(OSError(code, ""))
+        if sub is OSError or sub in out:
+            continue
+        name = "Floe" + sub.__name__
+        cls = type(name, (FloeIOError, sub), {"__module__": __name__, "__doc__": f"A FloeIOError that is also a {sub.__name__}."})
+        cls.__qualname__ = name
+        globals()[name] = cls
+        out[sub] = cls
+    return out
+
+
+_IO_CLASSES = _make_io_classes()
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def _errno_of(message: str) -> Optional[int]:
+    """The OS error number in a library message: the last ``(os error N)``
+    (how Rust's std::io::Error shows an OS error). The C ABI exposes no errno
+    of its own, so nothing else is guessed."""
+    found = _OS_ERROR.findall(message)
+    return int(found[-1]) if found else None
+
+
+def _make_error(status: int, message: str) -> FloeError:
     cls = _ERRORS.get(status, FloeError)
     if not message:
         message = _n.floe_status_name(status).decode()
+    if cls is FloeIOError:
+        code = _errno_of(message)
+        if code is not None:
+            cls = _IO_CLASSES.get(type(OSError(code, "")), FloeIOError)
+        return cls(message, status, code)
     return cls(message, status)
 
 
-def _check(status, bridge=None):
+def _rebuild_error(cls: Type[FloeError], message: str, status: Optional[int], code: Optional[int]) -> FloeError:
+    if issubclass(cls, FloeIOError):
+        return cls(message, status, code)
+    return cls(message, status)
+
+
+def _last_error_message() -> str:
+    """floe's last error on the calling thread (it is thread-local)."""
+    return (_n.floe_last_error() or b"").decode("utf-8", "replace")
+
+
+def _check(status: int) -> int:
     if status in (Status.OK, Status.DONE):
         return status
-    err = _error(status)
-    if status == Status.CANCELLED and bridge is not None and bridge.error is not None:
-        raise bridge.error from err
-    raise err
+    raise _make_error(status, _last_error_message())
 
 
-# ---------------------------------------------------------------- helpers
+# ---------------------------------------------------------------- results
 
-Progress = namedtuple("Progress", ["phase", "bytes_done", "bytes_total", "records_done"])
-Progress.__doc__ = """A progress report: ``phase`` is "export", "import" or "verify";
-``bytes_total`` is 0 when not known in advance."""
 
-_PHASES = {0: "export", 1: "import", 2: "verify"}
+class _Record:
+    """Dict-style access kept for the dicts earlier versions returned
+    (deprecated: use the attributes)."""
+
+    _aliases: ClassVar[Dict[str, str]] = {"elapsed_seconds": "seconds"}
+
+    def __getitem__(self, key: str) -> Any:
+        warnings.warn(
+            f"{type(self).__name__}[{key!r}] is deprecated; use the attribute .{self._aliases.get(key, key)}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        try:
+            return getattr(self, self._aliases.get(key, key))
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def asdict(self) -> Dict[str, Any]:
+        """The fields as a dict."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+class _Elapsed:
+    @property
+    def elapsed_seconds(self) -> float:
+        """Deprecated alias of ``seconds``."""
+        warnings.warn("elapsed_seconds is deprecated; use seconds", DeprecationWarning, stacklevel=2)
+        return self.seconds  # type: ignore[attr-defined]
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteSummary(_Record):
+    """What a :class:`Writer` wrote."""
+
+    archive_bytes: int
+    records: int
+    #: Bytes of the raw record stream (keys, values, record headers, markers).
+    raw_bytes: int
+    key_bytes: int
+    value_bytes: int
+    blocks: int
+    keyspaces: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSummary(_Record, _Elapsed):
+    """What :func:`export` did."""
+
+    archive_bytes: int
+    records: int
+    raw_bytes: int
+    key_bytes: int
+    value_bytes: int
+    blocks: int
+    keyspaces: int
+    #: The fjall snapshot's sequence number.
+    snapshot_seqno: int
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportSummary(_Record, _Elapsed):
+    """What :func:`import_archive` did."""
+
+    keyspaces: int
+    records: int
+    raw_bytes: int
+    seconds: float
+    #: Non-fatal notes (e.g. unknown optional keyspace options ignored).
+    warnings: List[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyReport(_Record):
+    """What :func:`verify` established: the fields of ``floe verify --json``."""
+
+    ok: bool
+    archive: str
+    quick: bool
+    archive_bytes: int
+    keyspaces: int
+    blocks: int
+    records: int
+    raw_bytes: int
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyspaceInfo(_Record):
+    """A keyspace of an archive, with the totals from its index."""
+
+    name: str
+    records: int
+    key_bytes: int
+    value_bytes: int
+    raw_bytes: int
+    compressed_bytes: int
+    blocks: int
+    #: The smallest and largest keys (b"" when the keyspace is empty).
+    first_key: bytes
+    last_key: bytes
+    #: The keyspace's options, as ``inspect`` shows them.
+    options: Dict[str, Any]
+
+
+class Progress(NamedTuple):
+    """A progress report: ``phase`` is "export", "import" or "verify";
+    ``bytes_total`` is 0 when not known in advance."""
+
+    phase: str
+    bytes_done: int
+    bytes_total: int
+    records_done: int
+
+
+ProgressCallback = Callable[[Progress], Optional[bool]]
+
+_PHASES = {_n.Phase.EXPORT: "export", _n.Phase.IMPORT: "import", _n.Phase.VERIFY: "verify"}
+
+
+# ---------------------------------------------------------------- cancellable calls
 
 
 class _Bridge:
-    """Adapts a Python progress callable to the C callback."""
+    """The C progress callback of one operation: calls the user's callable
+    (if any), captures what it raises, and cancels once asked to."""
 
-    def __init__(self, fn):
+    def __init__(self, fn: Optional[ProgressCallback]) -> None:
         self.fn = fn
-        self.error = None
-        self.c = _n.PROGRESS_CALLBACK(self._call) if fn is not None else _n.PROGRESS_CALLBACK()
+        self.error: Optional[BaseException] = None
+        self.cancelled = False
+        # Always a real callback, so that an operation without a Python
+        # callback can still be cancelled (Ctrl-C).
+        self.c = _n.PROGRESS_CALLBACK(self._call)
 
-    def _call(self, _user_data, p):
+    def _call(self, _user_data: Any, p: Any) -> int:
         try:
+            if self.cancelled or self.error is not None:
+                return 1
+            if self.fn is None:
+                return 0
             p = p.contents
             info = Progress(_PHASES.get(p.phase, str(p.phase)), p.bytes_done, p.bytes_total, p.records_done)
             return 1 if self.fn(info) is False else 0
@@ -207,14 +433,128 @@ class _Bridge:
             return 1
 
 
-def _path(p):
+#: How often the waiting thread wakes to run signal handlers (a signal that
+#: another thread received is only handled when the main thread runs Python).
+_POLL_SECONDS = 0.05
+
+
+def _run(name: str, bridge: _Bridge, call: Callable[[], int]) -> None:
+    """Runs ``call`` (a native call taking ``bridge.c``) on a worker thread
+    and waits for it. An exception raised while waiting (KeyboardInterrupt
+    from Ctrl-C, or whatever a signal handler raises) cancels the call; once
+    the call has returned, having removed what it created, that exception
+    is raised. Exceptions from the progress callback are re-raised likewise,
+    with the CancelledError as their cause."""
+    result: List[Any] = []
+    go = threading.Event()
+    done = threading.Event()
+    abandoned: List[bool] = []
+    interrupts: List[BaseException] = []
+
+    def work() -> None:
+        try:
+            go.wait()
+            if abandoned:  # interrupted before the call began: do nothing
+                return
+            st = call()
+            # The last error is thread-local: read it on this thread.
+            result.append((st, None if st in (Status.OK, Status.DONE) else _last_error_message()))
+        except BaseException as e:  # noqa: BLE001 - reported to the waiting thread
+            result.append((None, e))
+        finally:
+            done.set()
+
+    def interrupted(e: BaseException) -> None:
+        bridge.cancelled = True
+        if not interrupts:
+            interrupts.append(e)
+
+    def wait() -> None:
+        while not done.is_set():
+            try:
+                done.wait(_POLL_SECONDS)
+            except BaseException as e:  # noqa: BLE001 - KeyboardInterrupt and friends: cancel, then raise
+                interrupted(e)
+
+    worker = threading.Thread(target=work, name=f"floe-{name}")
+    try:
+        worker.start()
+        go.set()
+        wait()
+    except BaseException as e:  # noqa: BLE001 - raised outside wait()'s own handler
+        if not go.is_set():  # the native call never began
+            abandoned.append(True)
+            go.set()
+            raise
+        interrupted(e)
+        while not done.is_set():
+            try:
+                wait()
+            except BaseException as e2:  # noqa: BLE001
+                interrupted(e2)
+    worker.join()
+    st, detail = result[0]
+    if st is None:  # the call itself raised (a ctypes argument error)
+        raise detail
+    err = None if st in (Status.OK, Status.DONE) else _make_error(st, detail)
+    if interrupts:
+        interrupt = interrupts[0]
+        if err is None and hasattr(interrupt, "add_note"):
+            interrupt.add_note(f"floe: the {name} had completed before it could be cancelled")
+        raise interrupt from err
+    if err is not None:
+        if bridge.error is not None:
+            raise bridge.error from err
+        raise err
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _path(p: PathArg) -> bytes:
     b = os.fsencode(os.fspath(p))
     if b"\0" in b:
         raise InvalidInputError(f"path contains a NUL byte: {p!r}", Status.INVALID_ARGUMENT)
     return b
 
 
-def _cstr(s, what):
+def _is_stream(obj: Any, method: str) -> bool:
+    return not isinstance(obj, (str, bytes, os.PathLike)) and callable(getattr(obj, method, None))
+
+
+@contextmanager
+def _spool_dir() -> Iterator[str]:
+    """A private temporary directory (mkdtemp), removed afterwards: floe
+    created it, so removing it is safe."""
+    d = tempfile.mkdtemp(prefix="floe-spool-")
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@contextmanager
+def _readable(archive: ArchiveArg) -> Iterator[Union[bytes, PathArg]]:
+    """A path for an archive argument; a binary file object is first copied
+    into a temporary file."""
+    if not _is_stream(archive, "read"):
+        yield archive  # type: ignore[misc]
+        return
+    with _spool_dir() as d:
+        path = os.path.join(d, "input.floe")
+        with open(path, "wb") as f:
+            shutil.copyfileobj(archive, f, 1 << 20)  # type: ignore[arg-type]
+        yield path
+
+
+def _archive_name(archive: ArchiveArg) -> str:
+    if _is_stream(archive, "read") or _is_stream(archive, "write"):
+        return str(getattr(archive, "name", "<stream>"))
+    name = os.fspath(archive)  # type: ignore[arg-type]
+    return os.fsdecode(name)
+
+
+def _cstr(s: str, what: str) -> bytes:
     """A str as NUL-terminated UTF-8 for C."""
     if not isinstance(s, str):
         raise TypeError(f"{what} must be str, not {type(s).__name__}")
@@ -223,7 +563,7 @@ def _cstr(s, what):
     return s.encode("utf-8")
 
 
-def _names(keyspaces):
+def _names(keyspaces: Union[None, str, Sequence[str]]) -> Tuple[Any, int, Any]:
     """A C array of keyspace names (and its keep-alive), or (None, 0)."""
     if keyspaces is None:
         return None, 0, None
@@ -234,7 +574,7 @@ def _names(keyspaces):
     return ctypes.cast(arr, ctypes.POINTER(ctypes.c_char_p)), len(enc), (arr, enc)
 
 
-def _nonneg(name, v):
+def _nonneg(name: str, v: Optional[int]) -> int:
     if v is None:
         return 0
     v = int(v)
@@ -243,7 +583,7 @@ def _nonneg(name, v):
     return v
 
 
-def _bytes(name, b):
+def _bytes(name: str, b: Union[bytes, bytearray, memoryview]) -> bytes:
     if isinstance(b, bytes):
         return b
     if isinstance(b, (bytearray, memoryview)):
@@ -251,14 +591,14 @@ def _bytes(name, b):
     raise TypeError(f"{name} must be bytes-like, not {type(b).__name__}")
 
 
-def _summary(s):
-    return {f: getattr(s, f) for f, _ in s._fields_}
+def _write_summary(s: Any) -> WriteSummary:
+    return WriteSummary(**{f: getattr(s, f) for f, _ in s._fields_})
 
 
 # ---------------------------------------------------------------- whole operations
 
 
-def version():
+def version() -> Dict[str, Any]:
     """floe's version, the archive format it reads and writes, and the engine."""
     v = _n.floe_version()
     return {
@@ -272,11 +612,28 @@ def version():
     }
 
 
-def export(db_path, archive_path, *, level=None, threads=None, keyspaces=None, progress=None, block_size=None):
-    """Exports the fjall database in ``db_path`` into ``archive_path``
-    (written atomically). Returns a summary dict: archive_bytes, records,
-    raw_bytes, key_bytes, value_bytes, blocks, keyspaces, snapshot_seqno,
-    elapsed_seconds."""
+def export(
+    db_path: PathArg,
+    archive_path: ArchiveArg,
+    *,
+    level: Optional[int] = None,
+    threads: Optional[int] = None,
+    keyspaces: Union[None, str, Sequence[str]] = None,
+    progress: Optional[ProgressCallback] = None,
+    block_size: Optional[int] = None,
+) -> ExportSummary:
+    """Exports the fjall database in ``db_path`` into ``archive_path``: a
+    path (written atomically: nothing appears there unless the export
+    succeeds), a ``file://`` or ``s3://`` URL, or a binary file object
+    opened for writing (the archive is built in a temporary file, then
+    copied into it). Ctrl-C cancels it; see the module docs."""
+    if _is_stream(archive_path, "write"):
+        with _spool_dir() as d:
+            path = os.path.join(d, "output.floe")
+            s = export(db_path, path, level=level, threads=threads, keyspaces=keyspaces, progress=progress, block_size=block_size)
+            with open(path, "rb") as f:
+                shutil.copyfileobj(f, archive_path, 1 << 20)  # type: ignore[arg-type]
+            return s
     names, count, _keep = _names(keyspaces)
     opts = _n.ExportOptions(
         level=0 if level is None else int(level),
@@ -285,67 +642,89 @@ def export(db_path, archive_path, *, level=None, threads=None, keyspaces=None, p
         keyspaces=names,
         keyspace_count=count,
     )
+    db, archive = _path(db_path), _path(archive_path)  # type: ignore[arg-type]
     bridge = _Bridge(progress)
     out = _n.ExportSummary()
-    st = _n.floe_export(_path(db_path), _path(archive_path), ctypes.byref(opts), bridge.c, None, ctypes.byref(out))
-    _check(st, bridge)
-    d = _summary(out.write)
-    d["snapshot_seqno"] = out.snapshot_seqno
-    d["elapsed_seconds"] = out.elapsed_seconds
-    return d
+    _run("export", bridge, lambda: _n.floe_export(db, archive, ctypes.byref(opts), bridge.c, None, ctypes.byref(out)))
+    w = _write_summary(out.write)
+    return ExportSummary(**dataclasses.asdict(w), snapshot_seqno=out.snapshot_seqno, seconds=out.elapsed_seconds)
 
 
-def import_archive(archive_path, db_path, *, threads=None, keyspaces=None, progress=None, replace=False):
-    """Imports ``archive_path`` into a new fjall database at ``db_path``
-    (built aside and moved into place). Returns a summary dict: keyspaces,
-    records, raw_bytes, elapsed_seconds, warnings (a list of strings)."""
+def import_archive(
+    archive_path: ArchiveArg,
+    db_path: PathArg,
+    *,
+    threads: Optional[int] = None,
+    keyspaces: Union[None, str, Sequence[str]] = None,
+    progress: Optional[ProgressCallback] = None,
+    replace: bool = False,
+) -> ImportSummary:
+    """Imports ``archive_path`` (a path, URL or binary file object) into a
+    new fjall database at ``db_path`` (built aside and moved into place; on
+    failure or cancellation nothing is left). A non-empty existing target
+    raises :class:`TargetExistsError` unless ``replace=True``."""
     names, count, _keep = _names(keyspaces)
     opts = _n.ImportOptions(threads=_nonneg("threads", threads), replace=bool(replace), keyspaces=names, keyspace_count=count)
-    bridge = _Bridge(progress)
-    out = _n.ImportSummary()
-    st = _n.floe_import(_path(archive_path), _path(db_path), ctypes.byref(opts), bridge.c, None, ctypes.byref(out))
-    _check(st, bridge)
-    warnings = _n.take_string(out.warnings)
-    return {
-        "keyspaces": out.keyspaces,
-        "records": out.records,
-        "raw_bytes": out.raw_bytes,
-        "elapsed_seconds": out.elapsed_seconds,
-        "warnings": warnings.split("\n") if warnings else [],
-    }
+    db = _path(db_path)
+    with _readable(archive_path) as src:
+        archive = _path(src)
+        bridge = _Bridge(progress)
+        out = _n.ImportSummary()
+        _run("import", bridge, lambda: _n.floe_import(archive, db, ctypes.byref(opts), bridge.c, None, ctypes.byref(out)))
+    notes = _n.take_string(out.warnings)
+    return ImportSummary(
+        keyspaces=out.keyspaces,
+        records=out.records,
+        raw_bytes=out.raw_bytes,
+        seconds=out.elapsed_seconds,
+        warnings=notes.split("\n") if notes else [],
+    )
 
 
-def _report(archive, rep, seconds):
-    return {
-        "ok": True,
-        "archive": archive,
-        "quick": bool(rep.quick),
-        "archive_bytes": rep.archive_bytes,
-        "keyspaces": rep.keyspaces,
-        "blocks": rep.blocks,
-        "records": rep.records,
-        "raw_bytes": rep.raw_bytes,
-        "seconds": seconds,
-    }
+def _report(archive: str, rep: Any, seconds: float) -> VerifyReport:
+    return VerifyReport(
+        ok=True,
+        archive=archive,
+        quick=bool(rep.quick),
+        archive_bytes=rep.archive_bytes,
+        keyspaces=rep.keyspaces,
+        blocks=rep.blocks,
+        records=rep.records,
+        raw_bytes=rep.raw_bytes,
+        seconds=seconds,
+    )
 
 
-def verify(archive_path, *, quick=False, threads=None, progress=None):
+def verify(
+    archive_path: ArchiveArg,
+    *,
+    quick: bool = False,
+    threads: Optional[int] = None,
+    progress: Optional[ProgressCallback] = None,
+) -> VerifyReport:
     """Verifies the archive (every checksum, block, key order and total; with
     ``quick`` checksums and structure only). Raises on any problem; returns
     the fields of ``floe verify --json``."""
-    bridge = _Bridge(progress)
-    rep = _n.VerifyReport()
-    t = time.monotonic()
-    st = _n.floe_verify(_path(archive_path), bool(quick), _nonneg("threads", threads), bridge.c, None, ctypes.byref(rep))
-    _check(st, bridge)
-    return _report(os.fspath(archive_path), rep, time.monotonic() - t)
+    n = _nonneg("threads", threads)
+    with _readable(archive_path) as src:
+        path = _path(src)
+        bridge = _Bridge(progress)
+        rep = _n.VerifyReport()
+        t = time.monotonic()
+        _run("verify", bridge, lambda: _n.floe_verify(path, bool(quick), n, bridge.c, None, ctypes.byref(rep)))
+    return _report(_archive_name(archive_path), rep, time.monotonic() - t)
 
 
-def inspect(archive_path):
-    """What an archive holds: the document of ``floe inspect --json``."""
+def inspect(archive_path: ArchiveArg) -> Dict[str, Any]:
+    """What an archive holds: the document of ``floe inspect --json``.
+    (Not exported by ``from floe import *``; also :func:`inspect_archive`.)"""
     out = ctypes.c_void_p()
-    _check(_n.floe_inspect_json(_path(archive_path), ctypes.byref(out)))
-    return json.loads(_n.take_string(out.value))
+    with _readable(archive_path) as src:
+        _check(_n.floe_inspect_json(_path(src), ctypes.byref(out)))
+    return json.loads(_n.take_string(out.value) or "null")
+
+
+inspect_archive = inspect
 
 
 # ---------------------------------------------------------------- reader
@@ -359,22 +738,24 @@ class Reader:
             for ks in r.keyspaces(): ...
             for keyspace, key, value in r: ...
             for key, value in r.records("accounts"): ...
+            if "accounts" in r: ...          # the keyspace table, no scan
 
     Iteration yields records in archive order (keyspaces by ascending name,
     keys ascending) and checks them as ``verify`` does: damage raises
-    :class:`CorruptArchiveError`.
+    :class:`CorruptArchiveError`. A local file only: for a stream, read it
+    into memory and use :meth:`from_bytes`.
     """
 
-    def __init__(self, archive_path):
-        self._h = None
-        self._names = None
+    def __init__(self, archive_path: PathArg) -> None:
+        self._h: Optional[ctypes.c_void_p] = None
+        self._names: Optional[List[str]] = None
         h = ctypes.c_void_p()
         _check(_n.floe_reader_open(_path(archive_path), ctypes.byref(h)))
         self._h = h
-        self.name = os.fspath(archive_path)
+        self.name = _archive_name(archive_path)
 
     @classmethod
-    def from_bytes(cls, data):
+    def from_bytes(cls, data: Union[bytes, bytearray, memoryview]) -> "Reader":
         """Opens an archive held in memory (the bytes are copied)."""
         data = _bytes("data", data)
         self = cls.__new__(cls)
@@ -386,45 +767,44 @@ class Reader:
         self.name = "<buffer>"
         return self
 
-    def _handle(self):
+    def _handle(self) -> ctypes.c_void_p:
         if self._h is None:
             raise InvalidStateError("the reader is closed", Status.INVALID_STATE)
         return self._h
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self._h is None
 
-    def close(self):
+    def close(self) -> None:
         """Releases the archive. Iterators already started stay usable."""
         h, self._h = self._h, None
         if h is not None:
             _n.floe_reader_free(h)
 
-    def __enter__(self):
+    def __enter__(self) -> "Reader":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.close()
-        return False
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
 
-    def _count(self):
+    def _count(self) -> int:
         n = ctypes.c_size_t()
         _check(_n.floe_reader_keyspace_count(self._handle(), ctypes.byref(n)))
         return n.value
 
-    def _info(self, i):
+    def _info(self, i: int) -> Any:
         info = _n.KeyspaceInfo()
         _check(_n.floe_reader_keyspace(self._handle(), i, ctypes.byref(info)))
         return info
 
-    def _keyspace_names(self):
+    def _keyspace_names(self) -> List[str]:
         if self._names is None:
             names = []
             for i in range(self._count()):
@@ -433,32 +813,47 @@ class Reader:
             self._names = names
         return self._names
 
-    def keyspaces(self):
-        """The keyspaces, in archive order: dicts with name, records,
-        key_bytes, value_bytes, raw_bytes, compressed_bytes, blocks,
-        first_key and last_key (bytes) and options (as ``inspect``)."""
+    def keyspace_names(self) -> List[str]:
+        """The keyspaces' names, in archive order (ascending)."""
+        return list(self._keyspace_names())
+
+    def __contains__(self, keyspace_name: object) -> bool:
+        """``"accounts" in reader``: whether the archive has that keyspace
+        (a look-up in the keyspace table; no record is read)."""
+        if not isinstance(keyspace_name, str) or "\0" in keyspace_name:
+            return False
+        idx = ctypes.c_size_t()
+        st = _n.floe_reader_find_keyspace(self._handle(), keyspace_name.encode("utf-8"), ctypes.byref(idx))
+        if st == Status.INVALID_ARGUMENT:
+            return False
+        _check(st)
+        return True
+
+    def keyspaces(self) -> List[KeyspaceInfo]:
+        """The keyspaces, in archive order, with their totals, smallest and
+        largest keys and options (as ``inspect`` shows them)."""
         out = []
         for i in range(self._count()):
             info = self._info(i)
             opts = ctypes.c_void_p()
             _check(_n.floe_reader_keyspace_options_json(self._handle(), i, ctypes.byref(opts)))
             out.append(
-                {
-                    "name": ctypes.string_at(info.name, info.name_len).decode("utf-8"),
-                    "records": info.records,
-                    "key_bytes": info.key_bytes,
-                    "value_bytes": info.value_bytes,
-                    "raw_bytes": info.raw_bytes,
-                    "compressed_bytes": info.compressed_bytes,
-                    "blocks": info.blocks,
-                    "first_key": ctypes.string_at(info.first_key, info.first_key_len) if info.first_key_len else b"",
-                    "last_key": ctypes.string_at(info.last_key, info.last_key_len) if info.last_key_len else b"",
-                    "options": json.loads(_n.take_string(opts.value)),
-                }
+                KeyspaceInfo(
+                    name=ctypes.string_at(info.name, info.name_len).decode("utf-8"),
+                    records=info.records,
+                    key_bytes=info.key_bytes,
+                    value_bytes=info.value_bytes,
+                    raw_bytes=info.raw_bytes,
+                    compressed_bytes=info.compressed_bytes,
+                    blocks=info.blocks,
+                    first_key=ctypes.string_at(info.first_key, info.first_key_len) if info.first_key_len else b"",
+                    last_key=ctypes.string_at(info.last_key, info.last_key_len) if info.last_key_len else b"",
+                    options=json.loads(_n.take_string(opts.value) or "null"),
+                )
             )
         return out
 
-    def _iterate(self, it, names):
+    def _iterate(self, it: ctypes.c_void_p, names: List[str]) -> Iterator[Tuple[str, bytes, bytes]]:
         rec = _n.Record()
         string_at = ctypes.string_at
         try:
@@ -473,14 +868,14 @@ class Reader:
         finally:
             _n.floe_iter_free(it)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tuple[str, bytes, bytes]]:
         """Every record as (keyspace_name, key, value), in archive order."""
         names = self._keyspace_names()
         it = ctypes.c_void_p()
         _check(_n.floe_reader_iter_all(self._handle(), ctypes.byref(it)))
         return self._iterate(it, names)
 
-    def records(self, keyspace_name):
+    def records(self, keyspace_name: str) -> Iterator[Tuple[bytes, bytes]]:
         """The records of one keyspace as (key, value), in key order.
         Raises :class:`InvalidInputError` if there is no such keyspace."""
         names = self._keyspace_names()
@@ -490,19 +885,22 @@ class Reader:
         _check(_n.floe_reader_iter_keyspace(self._handle(), idx.value, ctypes.byref(it)))
         return ((k, v) for _ks, k, v in self._iterate(it, names))
 
-    def inspect(self):
+    def inspect(self) -> Dict[str, Any]:
         """The ``floe inspect --json`` document of this archive."""
         out = ctypes.c_void_p()
         _check(_n.floe_reader_inspect_json(self._handle(), ctypes.byref(out)))
-        return json.loads(_n.take_string(out.value))
+        return json.loads(_n.take_string(out.value) or "null")
 
-    def verify(self, *, quick=False, threads=None, progress=None):
-        """Verifies this archive, as :func:`verify`."""
+    def verify(
+        self, *, quick: bool = False, threads: Optional[int] = None, progress: Optional[ProgressCallback] = None
+    ) -> VerifyReport:
+        """Verifies this archive, as :func:`verify` (Ctrl-C cancels it)."""
+        h = self._handle()
+        n = _nonneg("threads", threads)
         bridge = _Bridge(progress)
         rep = _n.VerifyReport()
         t = time.monotonic()
-        st = _n.floe_reader_verify(self._handle(), bool(quick), _nonneg("threads", threads), bridge.c, None, ctypes.byref(rep))
-        _check(st, bridge)
+        _run("verify", bridge, lambda: _n.floe_reader_verify(h, bool(quick), n, bridge.c, None, ctypes.byref(rep)))
         return _report(self.name, rep, time.monotonic() - t)
 
 
@@ -521,64 +919,64 @@ class Writer:
     Keyspaces may be begun in any order, each once; keys within a keyspace
     must be strictly ascending (bytes order). The result is a normal archive
     that ``floe import`` loads. ``summary`` holds the result of finish().
+    The archive is a local file (the C writer takes a path); to send it to a
+    stream, write it to a temporary file and copy that.
     """
 
-    def __init__(self, archive_path, *, level=None, block_size=None):
-        self._h = None
+    def __init__(self, archive_path: PathArg, *, level: Optional[int] = None, block_size: Optional[int] = None) -> None:
+        self._h: Optional[ctypes.c_void_p] = None
         self._aborted = False
-        self.summary = None
-        self.path = os.fspath(archive_path)
+        self.summary: Optional[WriteSummary] = None
+        self.path = _archive_name(archive_path)
         opts = _n.WriterOptions(level=0 if level is None else int(level), block_size=_nonneg("block_size", block_size))
         h = ctypes.c_void_p()
         _check(_n.floe_writer_create(_path(archive_path), ctypes.byref(opts), ctypes.byref(h)))
         self._h = h
 
-    def _handle(self):
+    def _handle(self) -> ctypes.c_void_p:
         if self._h is None:
             raise InvalidStateError("the writer is closed", Status.INVALID_STATE)
         return self._h
 
-    def begin_keyspace(self, name, options=None):
+    def begin_keyspace(self, name: str, options: Union[None, str, Dict[str, Any]] = None) -> None:
         """Begins keyspace ``name``. ``options``: None (engine defaults), a
         dict or a JSON string with the keys of the ``options`` that
         ``inspect`` shows (e.g. ``{"kv_separation": True,
         "data_block_size": [8192]}``)."""
-        name = _cstr(name, "keyspace name")
+        cname = _cstr(name, "keyspace name")
         if options is not None and not isinstance(options, str):
             options = json.dumps(options)
-        if options is not None:
-            options = _cstr(options, "options")
-        _check(_n.floe_writer_begin_keyspace(self._handle(), name, options))
+        copts = _cstr(options, "options") if options is not None else None
+        _check(_n.floe_writer_begin_keyspace(self._handle(), cname, copts))
 
-    def put(self, key, value):
+    def put(self, key: Union[bytes, bytearray, memoryview], value: Union[bytes, bytearray, memoryview]) -> None:
         """Adds a record to the current keyspace."""
         key = _bytes("key", key)
         value = _bytes("value", value)
         _check(_n.floe_writer_put(self._handle(), key, len(key), value, len(value)))
 
-    def finish(self):
-        """Completes the archive and returns its summary (archive_bytes,
-        records, raw_bytes, key_bytes, value_bytes, blocks, keyspaces)."""
+    def finish(self) -> WriteSummary:
+        """Completes the archive and returns its :class:`WriteSummary`."""
         out = _n.WriteSummary()
         _check(_n.floe_writer_finish(self._handle(), ctypes.byref(out)))
-        self.summary = _summary(out)
+        self.summary = _write_summary(out)
         return self.summary
 
-    def abort(self):
+    def abort(self) -> None:
         """Abandons the archive; no file is left."""
         _check(_n.floe_writer_abort(self._handle()))
         self._aborted = True
 
-    def close(self):
+    def close(self) -> None:
         """Frees the writer, aborting it if it was not finished."""
         h, self._h = self._h, None
         if h is not None:
             _n.floe_writer_free(h)
 
-    def __enter__(self):
+    def __enter__(self) -> "Writer":
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
             if self._h is not None and self.summary is None and not self._aborted:
                 if exc_type is None:
@@ -587,16 +985,15 @@ class Writer:
                     _n.floe_writer_abort(self._h)
         finally:
             self.close()
-        return False
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
 
 
-def _check_library():
+def _check_library() -> None:
     v = _n.floe_version()
     lib = v.version.decode()
     want = __version__.split(".")[:2]

@@ -10,7 +10,14 @@ The library is looked up, in order:
    (running from a source checkout, or an editable install), honouring
    ``CARGO_TARGET_DIR``;
 4. the system's library search path (``ctypes.util.find_library("floe")``).
+
+Everything declared here copies ``include/floe.h`` by hand; the test
+``tests/test_abi.py`` parses the header and fails when the two drift apart
+(status codes, struct fields and their C types, offsets and sizes as a C
+compiler lays them out, and every function's parameter list).
 """
+
+from __future__ import annotations
 
 import ctypes
 import ctypes.util
@@ -31,7 +38,39 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
+from enum import IntEnum
 from pathlib import Path
+from typing import List, Optional, Tuple
+
+
+class Status(IntEnum):
+    """The C status codes (``enum floe_status`` in include/floe.h).
+
+    Fixed numbers, append-only: a new code is only ever added at the end.
+    ``Status.X`` is ``FLOE_X`` of the header."""
+
+    OK = 0
+    DONE = 1
+    NULL_ARGUMENT = 2
+    INVALID_UTF8 = 3
+    INVALID_ARGUMENT = 4
+    INVALID_STATE = 5
+    IO = 6
+    CORRUPT_ARCHIVE = 7
+    UNSUPPORTED_VERSION = 8
+    DATABASE_LOCKED = 9
+    ENGINE = 10
+    TARGET_EXISTS = 11
+    CANCELLED = 12
+    PANIC = 13
+
+
+class Phase(IntEnum):
+    """``enum floe_phase``: which operation a progress report comes from."""
+
+    EXPORT = 0
+    IMPORT = 1
+    VERIFY = 2
 
 if sys.platform == "darwin":
     LIBRARY_FILE = "libfloe.dylib"
@@ -41,7 +80,7 @@ else:
     LIBRARY_FILE = "libfloe.so"
 
 
-def candidates():
+def candidates() -> List[Path]:
     """Where libfloe is looked for, in order (see the module docstring)."""
     out = []
     env = os.environ.get("FLOE_LIBRARY")
@@ -50,15 +89,15 @@ def candidates():
     here = Path(__file__).resolve().parent
     out.append(here / LIBRARY_FILE)
     repo = here.parent.parent.parent  # ffi/python/floe -> repository root
-    target = os.environ.get("CARGO_TARGET_DIR")
-    target = Path(target) if target else repo / "target"
+    env_target = os.environ.get("CARGO_TARGET_DIR")
+    target = Path(env_target) if env_target else repo / "target"
     if not target.is_absolute():
         target = repo / target
     out.append(target / "release" / LIBRARY_FILE)
     return out
 
 
-def load():
+def load() -> Tuple[ctypes.CDLL, str]:
     tried = []
     for path in candidates():
         tried.append(str(path))
@@ -200,11 +239,16 @@ lib, library_path = load()
 
 _status = c_int
 
+#: Every declared function: name -> (restype, [argtypes]); tests/test_abi.py
+#: compares it with the header's prototypes.
+FUNCTIONS: dict = {}
 
-def _declare(name, restype, *argtypes):
+
+def _declare(name: str, restype, *argtypes):
     f = getattr(lib, name)
     f.restype = restype
     f.argtypes = list(argtypes)
+    FUNCTIONS[name] = (restype, list(argtypes))
     return f
 
 
@@ -250,7 +294,7 @@ floe_writer_abort = _declare("floe_writer_abort", _status, c_void_p)
 floe_writer_free = _declare("floe_writer_free", None, c_void_p)
 
 
-def take_string(ptr):
+def take_string(ptr: Optional[int]) -> Optional[str]:
     """Copies a string floe allocated for the caller, then frees it."""
     if not ptr:
         return None
@@ -258,3 +302,25 @@ def take_string(ptr):
         return ctypes.string_at(ptr).decode("utf-8")
     finally:
         floe_string_free(ptr)
+
+
+#: The header's struct names -> their copies here (tests/test_abi.py).
+STRUCTS = {
+    "floe_version_info": VersionInfo,
+    "floe_progress": ProgressC,
+    "floe_export_options": ExportOptions,
+    "floe_import_options": ImportOptions,
+    "floe_write_summary": WriteSummary,
+    "floe_export_summary": ExportSummary,
+    "floe_import_summary": ImportSummary,
+    "floe_verify_report": VerifyReport,
+    "floe_keyspace_info": KeyspaceInfo,
+    "floe_record": Record,
+    "floe_writer_options": WriterOptions,
+}
+
+#: The header's enums -> their copies here.
+ENUMS = {"floe_status": Status, "floe_phase": Phase}
+
+#: The header's opaque handle types (passed as void pointers).
+OPAQUE = ("floe_reader", "floe_iter", "floe_writer")

@@ -36,6 +36,7 @@ def archive(tmp_path):
 def test_progress_reports(tmp_path, db, archive):
     seen = []
     threads = set()
+    caller = threading.get_ident()
 
     def cb(p):
         seen.append(p)
@@ -47,20 +48,22 @@ def test_progress_reports(tmp_path, db, archive):
     seen.clear()
     s = floe.import_archive(archive, tmp_path / "db2", progress=cb)
     assert seen and all(p.phase == "import" for p in seen)
-    assert seen[-1].bytes_done == s["raw_bytes"] == seen[-1].bytes_total
+    assert seen[-1].bytes_done == s.raw_bytes == seen[-1].bytes_total
     seen.clear()
     floe.verify(archive, progress=cb)
     assert seen and all(p.phase == "verify" for p in seen)
     assert seen[-1].bytes_done == seen[-1].bytes_total
     assert all(isinstance(p, floe.Progress) for p in seen)
+    assert caller not in threads  # the caller's thread only waits (and turns Ctrl-C into cancellation)
 
 
-def test_raising_progress_cancels_export_and_reraises(tmp_path, db):
+def test_raising_progress_cancels_export_and_reraises(tmp_path, db, capfd):
     cb, calls = _raise_at(1)
     out = tmp_path / "cancelled.floe"
     with pytest.raises(Stop, match="stop here") as e:
         floe.export(db, out, progress=cb)
     assert isinstance(e.value.__cause__, floe.CancelledError)
+    assert "Exception ignored" not in capfd.readouterr().err
     assert len(calls) == 1
     assert not out.exists()
     assert not leftovers(tmp_path)
@@ -89,7 +92,7 @@ def test_raising_progress_cancels_import(tmp_path, db, archive):
     with pytest.raises(KeyboardInterrupt):
         floe.import_archive(archive, db, replace=True, progress=cb)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
-    assert floe.export(db, tmp_path / "still.floe")["records"] == 6000
+    assert floe.export(db, tmp_path / "still.floe").records == 6000
 
 
 def test_raising_progress_cancels_verify(archive):
@@ -99,4 +102,4 @@ def test_raising_progress_cancels_verify(archive):
     with floe.Reader(archive) as r:
         with pytest.raises(Stop):
             r.verify(quick=True, progress=cb)
-        assert r.verify()["records"] == 6000
+        assert r.verify().records == 6000

@@ -170,7 +170,7 @@ def test_unsupported_version(tmp_path, archive):
     buf[22] = 7  # format_minor
     _fix_section_crc(buf)
     new.write_bytes(bytes(buf))
-    assert floe.verify(new)["records"] == 900
+    assert floe.verify(new).records == 900
 
 
 def test_io_and_engine_errors(tmp_path):

@@ -55,9 +55,9 @@ def test_export_import_verify_inspect_through_s3(tmp_path, s3):
     db = make_db(tmp_path, data)
     url = f"s3://{s3}/py/a.floe"
     s = floe.export(db, url)
-    assert s["records"] == 900
-    assert floe.verify(url)["records"] == 900
-    assert floe.verify(url, quick=True)["blocks"] >= 3
+    assert s.records == 900
+    assert floe.verify(url).records == 900
+    assert floe.verify(url, quick=True).blocks >= 3
     assert [k["name"] for k in floe.inspect(url)["keyspaces"]] == ["empty", "events", "users"]
     floe.import_archive(url, tmp_path / "copy")
     with pytest.raises(floe.FloeError) as e:
@@ -66,5 +66,5 @@ def test_export_import_verify_inspect_through_s3(tmp_path, s3):
     # file:// names a local file.
     f = f"file://{tmp_path / 'b.floe'}"
     floe.export(tmp_path / "copy", f)
-    assert floe.verify(f)["records"] == 900
+    assert floe.verify(f).records == 900
     assert (tmp_path / "b.floe").is_file()
