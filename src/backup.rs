@@ -299,7 +299,9 @@ pub fn valid_id(id: &str) -> bool {
 /// A new id: creation time, then 8 hex digits unique to this process and moment.
 fn new_id(now: i64) -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let h = Sha256::digest(format!("{nanos} {} {} {:?}", std::process::id(), hostname(), std::thread::current().id()).as_bytes());
+    let h = Sha256::digest(
+        format!("{nanos} {} {} {:?}", std::process::id(), hostname(), std::thread::current().id()).as_bytes(),
+    );
     let t = rfc3339(now).replace(['-', ':'], "");
     format!("{t}-{}", hex(&h[..4]))
 }
@@ -693,7 +695,8 @@ impl Repo {
             let mut m = self.manifest()?;
             self.check_writable(&m, action)?;
             change(&mut m)?;
-            let next = m.generation.checked_add(1).ok_or_else(|| self.malformed("the manifest", "generation overflow"))?;
+            let next =
+                m.generation.checked_add(1).ok_or_else(|| self.malformed("the manifest", "generation overflow"))?;
             m.generation = next;
             m.doc.version = MANIFEST_VERSION;
             m.doc.generation = next;
@@ -831,7 +834,7 @@ impl Repo {
         Lock { held, stop, renewer }
     }
 
-/// Streams the object through SHA-256: (hex digest, size).
+    /// Streams the object through SHA-256: (hex digest, size).
     fn hash_object(&self, o: &Object) -> Result<(String, u64)> {
         let src = o.source()?;
         let mut h = Sha256::new();
@@ -1154,7 +1157,7 @@ pub fn gc(repo: &Repo, break_lock: bool, wait: Duration, grace: Duration) -> Res
             }
         }
         if old_enough(e.modified) {
-            repo.store.delete(&e.key)?;
+            repo.store.delete_entry(&e)?;
             report.orphans.push(rel);
         } else {
             report.young.push(rel);
@@ -1163,7 +1166,7 @@ pub fn gc(repo: &Repo, break_lock: bool, wait: Duration, grace: Duration) -> Res
     for dir in ["manifest", "locks"] {
         for e in repo.store.list_dir(&repo.key(dir))? {
             if e.kind == EntryKind::File && crate::store::temp_target(&e.name).is_some() && old_enough(e.modified) {
-                repo.store.delete(&e.key)?;
+                repo.store.delete_entry(&e)?;
                 report.orphans.push(format!("{dir}/{}", e.name));
             }
         }
@@ -1187,7 +1190,8 @@ mod tests {
         assert_eq!(classify("20260101T000000Z-0123abcd.floe"), SnapshotName::Object("20260101T000000Z-0123abcd"));
         assert_eq!(classify("a.floe#1"), SnapshotName::Partial);
         assert_eq!(classify("a.floe.floe-tmp-0123456789abcdef"), SnapshotName::Partial);
-        for foreign in ["img.jpg", ".a.floe", "a.floe#", "a.floe#x", "a.floe.floe-tmp-0123", "a", "a.floe.bak", ".floe"] {
+        for foreign in ["img.jpg", ".a.floe", "a.floe#", "a.floe#x", "a.floe.floe-tmp-0123", "a", "a.floe.bak", ".floe"]
+        {
             assert_eq!(classify(foreign), SnapshotName::Foreign, "{foreign}");
         }
         assert_eq!(generation_of("00000000000000000042.json"), Some(42));

@@ -90,6 +90,8 @@ pub struct DirEntry {
     pub size: u64,
     /// Last-modified time, when known.
     pub modified: Option<std::time::SystemTime>,
+    /// The file's path in a local directory (its key may be percent-encoded).
+    pub path: Option<PathBuf>,
 }
 
 /// The suffix of floe's local temporaries: `NAME.floe-tmp-` then 16 lowercase hex digits.
@@ -107,7 +109,9 @@ fn temp_name(name: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    let x = nanos ^ (u64::from(std::process::id()) << 32) ^ N.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let x = nanos
+        ^ (u64::from(std::process::id()) << 32)
+        ^ N.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     format!("{name}{TMP_MARK}{x:016x}")
 }
 
@@ -418,6 +422,19 @@ impl Store {
         }
     }
 
+    /// Deletes a listed entry: locally its path itself (`unlink`, never a
+    /// folder or a link's target), else its key.
+    pub fn delete_entry(&self, e: &DirEntry) -> Result<()> {
+        match &e.path {
+            Some(p) => match std::fs::remove_file(p) {
+                Ok(()) => crate::fsutil::fsync_dir(p.parent().unwrap_or(Path::new("."))),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(err) => Err(Error::io(format!("deleting {}", p.display()), err)),
+            },
+            None => self.delete(&e.key),
+        }
+    }
+
     /// The names directly under `prefix` (one level, never following a
     /// symbolic link), sorted by name. A missing folder is empty.
     pub fn list_dir(&self, prefix: &ObjPath) -> Result<Vec<DirEntry>> {
@@ -450,7 +467,8 @@ impl Store {
                         EntryKind::Other
                     };
                     let key = prefix.clone().join(name.as_str());
-                    out.push(DirEntry { name, key, kind, size: m.len(), modified: m.modified().ok() });
+                    let path = Some(e.path());
+                    out.push(DirEntry { name, key, kind, size: m.len(), modified: m.modified().ok(), path });
                 }
             }
             Backend::Remote(inner) => {
@@ -465,11 +483,12 @@ impl Store {
                         kind: EntryKind::File,
                         size: m.size,
                         modified: Some(m.last_modified.into()),
+                        path: None,
                     });
                 }
                 for p in r.common_prefixes {
                     let name = p.filename().unwrap_or_default().to_owned();
-                    out.push(DirEntry { name, key: p, kind: EntryKind::Dir, size: 0, modified: None });
+                    out.push(DirEntry { name, key: p, kind: EntryKind::Dir, size: 0, modified: None, path: None });
                 }
             }
         }
@@ -544,11 +563,7 @@ impl Object {
             }
             Backend::Remote(inner) => {
                 let size = self.store.size(&self.key)?.ok_or_else(missing)?;
-                Ok(ObjectSource {
-                    from: From::Remote(inner.clone(), self.key.clone()),
-                    size,
-                    name: self.describe(),
-                })
+                Ok(ObjectSource { from: From::Remote(inner.clone(), self.key.clone()), size, name: self.describe() })
             }
         }
     }
@@ -666,9 +681,8 @@ impl Source for ObjectSource {
                 let f = f.clone();
                 return Fetch::new(move || {
                     use std::os::unix::fs::FileExt;
-                    let n = usize::try_from(len).map_err(|_| {
-                        Error::io(format!("reading {name}"), std::io::Error::other("range too large"))
-                    })?;
+                    let n = usize::try_from(len)
+                        .map_err(|_| Error::io(format!("reading {name}"), std::io::Error::other("range too large")))?;
                     let mut b = vec![0u8; n];
                     f.read_exact_at(&mut b, start)
                         .map_err(|e| Error::io(format!("reading {name} at offset {start} ({len} bytes)"), e))?;

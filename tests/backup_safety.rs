@@ -43,7 +43,8 @@ fn list_ids(repo: &Path) -> Vec<String> {
 
 /// The current manifest generation and its document.
 fn current(repo: &Path) -> (u64, Value) {
-    let g = dir_names(&repo.join("manifest")).iter().filter_map(|n| n.strip_suffix(".json")?.parse().ok()).max().unwrap();
+    let g =
+        dir_names(&repo.join("manifest")).iter().filter_map(|n| n.strip_suffix(".json")?.parse().ok()).max().unwrap();
     let v = serde_json::from_slice(&std::fs::read(repo.join(format!("manifest/{g:020}.json"))).unwrap()).unwrap();
     (g, v)
 }
@@ -454,7 +455,12 @@ fn concurrent_breakers_of_a_stale_lock_never_both_hold_it() {
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
         let holders = got.iter().filter(|r| r.is_ok()).count();
-        assert_eq!(holders, 1, "trial {trial}: {holders} breakers hold the lock at once: {:?}", got.iter().filter_map(|r| r.as_ref().err()).collect::<Vec<_>>());
+        assert_eq!(
+            holders,
+            1,
+            "trial {trial}: {holders} breakers hold the lock at once: {:?}",
+            got.iter().filter_map(|r| r.as_ref().err()).collect::<Vec<_>>()
+        );
         for e in got.iter().filter_map(|r| r.as_ref().err()) {
             assert!(e.contains("is locked by 'breaker'"), "trial {trial}: {e}");
         }
@@ -498,12 +504,16 @@ fn a_dead_holder_on_this_host_is_broken_at_once_a_live_one_never() {
     put_lock(&repo, doc.clone());
     assert_code(&floe(&["backup", "gc", "--repo", p(&repo), "--break-lock"]), 0);
     // Control characters from a lock are escaped in what floe prints.
-    let evil = json!({"job": "x\u{1b}[2J\nfloe: fake line", "host": "h\u{7}", "pid": 1, "created_unix": 0, "expires_unix": 1});
+    let evil =
+        json!({"job": "x\u{1b}[2J\nfloe: fake line", "host": "h\u{7}", "pid": 1, "created_unix": 0, "expires_unix": 1});
     put_lock(&repo, evil);
     let o = floe(&["backup", "gc", "--repo", p(&repo), "--break-lock"]);
     assert_code(&o, 0);
     let err = stderr(&o);
-    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}') && err.contains("x\\u{1b}[2J\\nfloe: fake line"), "{err}");
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\u{7}') && err.contains("x\\u{1b}[2J\\nfloe: fake line"),
+        "{err}"
+    );
 }
 
 // Item 9.
