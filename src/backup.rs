@@ -648,6 +648,8 @@ impl Repo {
                 }
             }
             None if usage == Use::Init && self.store.is_empty(&self.prefix)? => self.write_marker()?,
+            // Another floe may have initialised it meanwhile: it writes the marker first.
+            None if usage == Use::Init && self.marker()?.is_some() => {}
             None => {
                 let detail = if usage == Use::Init {
                     format!(
