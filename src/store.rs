@@ -117,7 +117,7 @@ fn temp_name(name: &str) -> String {
 
 /// Creates `dir` and its missing parents under `root`, fsyncing the parent of each folder created.
 fn ensure_dir(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {
