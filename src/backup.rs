@@ -2,43 +2,54 @@
 //! directory (format-spec.md, part II "Backup repository").
 //!
 //! ```text
+//! REPO/floe-repository.json                the marker: this location is a floe repository
 //! REPO/snapshots/ID.floe                   one archive per snapshot, written once
 //! REPO/manifest/00000000000000000042.json  immutable manifest generations; the highest is current
-//! REPO/lock.json                           the lease of the job running on the repository
+//! REPO/locks/00000000000000000007.json     immutable lock generations; the highest is the lock's state
 //! ```
 //!
 //! Publishing is compare-and-swap: a new manifest generation N+1 is created
 //! with create-only semantics (S3 `If-None-Match: *`, a no-clobber link on a
 //! local file system). A writer that loses the race re-reads generation N+1,
 //! reapplies its change and tries N+2, so concurrent writers never lose each
-//! other's entries. Every job also holds the lease lock, so normally only one
-//! job runs at a time; the compare-and-swap keeps the manifest correct even
-//! when a lock is broken while its holder still runs.
+//! other's entries. The lock works the same way (every take, renewal,
+//! release and break is a create-only write of the next lock generation), so
+//! two jobs breaking a stale lock cannot both win.
+//!
+//! floe deletes only what it can prove it created: names of the exact forms
+//! of format-spec.md II.1, in a location recognised as a repository (II.0),
+//! never following a symbolic link or descending into a folder.
 
 use crate::export::{export_database, ExportOptions, ExportSummary};
 use crate::import::{import_archive, ImportOptions, ImportSummary};
 use crate::inspect::{hex, rfc3339};
 use crate::progress::Progress;
 use crate::reader::{Archive, VerifyReport};
-use crate::store::{Object, Store};
+use crate::store::{EntryKind, Object, Store};
 use crate::{Error, Result};
 use object_store::path::Path as ObjPath;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The manifest version this floe writes and fully understands.
 pub const MANIFEST_VERSION: u64 = 1;
+/// The repository marker's name and the version this floe writes.
+pub const MARKER: &str = "floe-repository.json";
+pub const REPOSITORY_VERSION: u64 = 1;
 /// Most snapshots a repository's manifest may list (`--keep` at most this).
 pub const MAX_SNAPSHOTS: usize = 10_000;
 /// A lock's lease; the holder renews it every third of that.
 pub const LEASE: Duration = Duration::from_secs(300);
 /// Manifest generations kept by gc besides the current one.
 pub const KEEP_GENERATIONS: u64 = 2;
+/// gc's default grace period: younger unreferenced objects are kept.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
 /// Attempts at publishing a manifest generation before giving up.
 const CAS_ATTEMPTS: usize = 100;
 
@@ -50,6 +61,8 @@ pub enum BackupError {
     Locked { repo: String, holder: String },
     #[error("repository {repo}: manifest generation {generation} has version {version}; this floe writes version {MANIFEST_VERSION} and refuses to {action} (it needs a newer floe)")]
     TooNew { repo: String, generation: u64, version: u64, action: String },
+    #[error("repository {repo}: its marker {MARKER} has version {version}; this floe writes version {REPOSITORY_VERSION} and refuses to {action} (it needs a newer floe)")]
+    RepositoryTooNew { repo: String, version: u64, action: String },
     #[error("repository {repo}: {what} is malformed: {detail}")]
     Malformed { repo: String, what: String, detail: String },
     #[error("repository {repo} has no snapshot {id}")]
@@ -58,16 +71,157 @@ pub enum BackupError {
     Mismatch { repo: String, id: String, detail: String },
     #[error("repository {repo}: {detail}")]
     Invalid { repo: String, detail: String },
+    /// The location holds no floe repository (format-spec.md II.0).
+    #[error("{repo} is not a floe backup repository: {detail}")]
+    NotARepository { repo: String, detail: String },
+}
+
+/// `s` with control characters escaped (`\n`, `\u{1b}`), for human-readable messages.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn now_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path).map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "unknown".into())
+    let h = read_trimmed("/proc/sys/kernel/hostname");
+    if h.is_empty() {
+        "unknown".into()
+    } else {
+        h
+    }
+}
+
+fn boot_id() -> String {
+    read_trimmed("/proc/sys/kernel/random/boot_id")
+}
+
+fn pid_ns() -> String {
+    std::fs::read_link("/proc/self/ns/pid").map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// A process's start time (field 22 of `/proc/PID/stat`, clock ticks since
+/// boot), or `None` when there is no such process.
+fn process_start(pid: u64) -> Option<u64> {
+    if pid == 0 || pid > i32::MAX as u64 {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold anything.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(22 - 3).and_then(|f| f.parse().ok())
+}
+
+/// Deserializes a present field as `T` (so `null` is refused); with
+/// `#[serde(default)]` a missing one is `None`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> std::result::Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// One manifest generation's document (format-spec.md II.2). Fields floe
+/// does not know are kept in `extra` and written back unchanged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManifestDoc {
+    pub format: String,
+    pub version: u64,
+    pub generation: u64,
+    pub snapshots: Vec<Entry>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A snapshot entry of the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: String,
+    pub created_unix: i64,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub snapshot_seqno: Option<u64>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub floe_version: Option<String>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub format_version: Option<String>,
+    pub object: String,
+    pub size: u64,
+    pub sha256: String,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub keyspaces: Option<Vec<KeyspaceEntry>>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub remarks: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A keyspace of a snapshot entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyspaceEntry {
+    pub name: String,
+    pub records: u64,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The repository marker (format-spec.md II.0).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MarkerDoc {
+    format: String,
+    version: u64,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+/// Checks every rule of format-spec.md II.2 that the types do not.
+fn validate(doc: &ManifestDoc, g: u64) -> std::result::Result<(), String> {
+    if doc.format != "floe-backup-manifest" {
+        return Err(format!("\"format\" is {:?}, not \"floe-backup-manifest\"", escape(&doc.format)));
+    }
+    if doc.version == 0 {
+        return Err("\"version\" is 0; versions start at 1".into());
+    }
+    if doc.generation != g {
+        return Err(format!("\"generation\" is {}, but the object's name says {g}", doc.generation));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, e) in doc.snapshots.iter().enumerate() {
+        if !valid_id(&e.id) {
+            return Err(format!("snapshots[{i}]: id {:?} is not a valid snapshot id", escape(&e.id)));
+        }
+        if !seen.insert(e.id.as_str()) {
+            return Err(format!("snapshots[{i}]: id {} appears more than once", e.id));
+        }
+        if e.object != format!("snapshots/{}.floe", e.id) {
+            return Err(format!(
+                "snapshots[{i}] ({}): object {:?} is not snapshots/{}.floe",
+                e.id,
+                escape(&e.object),
+                e.id
+            ));
+        }
+        if e.sha256.len() != 64 || !e.sha256.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+            return Err(format!(
+                "snapshots[{i}] ({}): sha256 {:?} is not 64 lowercase hex digits",
+                e.id,
+                escape(&e.sha256)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A repository: a store and the key prefix everything lives under.
@@ -77,11 +231,11 @@ pub struct Repo {
     url: String,
 }
 
-/// One parsed manifest generation. `doc` keeps every field, known or not.
+/// One parsed, valid manifest generation (generation 0: none published yet).
 #[derive(Debug, Clone)]
 pub struct Manifest {
     pub generation: u64,
-    pub doc: Map<String, Value>,
+    pub doc: ManifestDoc,
 }
 
 /// The fields of a snapshot entry that floe uses.
@@ -96,69 +250,42 @@ pub struct Snapshot {
 
 impl Manifest {
     fn empty() -> Manifest {
-        let mut doc = Map::new();
-        doc.insert("format".into(), json!("floe-backup-manifest"));
-        doc.insert("version".into(), json!(MANIFEST_VERSION));
-        doc.insert("snapshots".into(), json!([]));
+        let doc = ManifestDoc {
+            format: "floe-backup-manifest".into(),
+            version: MANIFEST_VERSION,
+            generation: 0,
+            snapshots: Vec::new(),
+            extra: Map::new(),
+        };
         Manifest { generation: 0, doc }
     }
 
     pub fn version(&self) -> u64 {
-        self.doc.get("version").and_then(Value::as_u64).unwrap_or(0)
+        self.doc.version
     }
 
-    /// The snapshot entries, as stored (unknown fields included).
-    pub fn entries(&self) -> &[Value] {
-        self.doc.get("snapshots").and_then(Value::as_array).map_or(&[], Vec::as_slice)
+    /// The snapshot entries as JSON, unknown fields included, in stored order.
+    pub fn entries(&self) -> Vec<Value> {
+        self.doc.snapshots.iter().filter_map(|e| serde_json::to_value(e).ok()).collect()
     }
 
-    fn entries_mut(&mut self) -> &mut Vec<Value> {
-        let v = self.doc.entry("snapshots").or_insert_with(|| json!([]));
-        if !v.is_array() {
-            *v = json!([]);
-        }
-        match v {
-            Value::Array(a) => a,
-            _ => unreachable!("made an array above"),
-        }
-    }
-
-    /// Parsed snapshot entries, oldest first (creation time, then id).
-    pub fn snapshots(&self, repo: &str) -> Result<Vec<Snapshot>> {
-        let mut out = self.entries().iter().map(|e| parse_entry(e, repo)).collect::<Result<Vec<_>>>()?;
+    /// Snapshot entries, oldest first (creation time, then id).
+    pub fn snapshots(&self, _repo: &str) -> Result<Vec<Snapshot>> {
+        let mut out: Vec<Snapshot> = self
+            .doc
+            .snapshots
+            .iter()
+            .map(|e| Snapshot {
+                id: e.id.clone(),
+                created_unix: e.created_unix,
+                object: e.object.clone(),
+                size: e.size,
+                sha256: e.sha256.clone(),
+            })
+            .collect();
         out.sort_by(|a, b| (a.created_unix, &a.id).cmp(&(b.created_unix, &b.id)));
         Ok(out)
     }
-}
-
-fn parse_entry(e: &Value, repo: &str) -> Result<Snapshot> {
-    let bad = |detail: String| {
-        Error::from(BackupError::Malformed { repo: repo.into(), what: "a manifest entry".into(), detail })
-    };
-    let s = |k: &str| {
-        e.get(k)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| bad(format!("field '{k}' is missing or not a string: {e}")))
-    };
-    let id = s("id")?;
-    if !valid_id(&id) {
-        return Err(bad(format!("id {id:?} is not a valid snapshot id")));
-    }
-    let object = s("object")?;
-    if object != format!("snapshots/{id}.floe") {
-        return Err(bad(format!("snapshot {id}: object {object:?} is not snapshots/{id}.floe")));
-    }
-    let sha256 = s("sha256")?;
-    if sha256.len() != 64 || !sha256.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
-        return Err(bad(format!("snapshot {id}: sha256 {sha256:?} is not 64 lowercase hex digits")));
-    }
-    let created_unix = e
-        .get("created_unix")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| bad(format!("snapshot {id}: created_unix is missing")))?;
-    let size = e.get("size").and_then(Value::as_u64).ok_or_else(|| bad(format!("snapshot {id}: size is missing")))?;
-    Ok(Snapshot { id, created_unix, object, size, sha256 })
 }
 
 /// Snapshot ids: 1–64 of `[0-9A-Za-z._-]`, not starting with a dot.
@@ -172,17 +299,209 @@ pub fn valid_id(id: &str) -> bool {
 /// A new id: creation time, then 8 hex digits unique to this process and moment.
 fn new_id(now: i64) -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let h = Sha256::digest(format!("{nanos} {} {}", std::process::id(), hostname()).as_bytes());
+    let h = Sha256::digest(
+        format!("{nanos} {} {} {:?}", std::process::id(), hostname(), std::thread::current().id()).as_bytes(),
+    );
     let t = rfc3339(now).replace(['-', ':'], "");
     format!("{t}-{}", hex(&h[..4]))
 }
 
-/// A held lease lock; renewed by a background thread, removed on drop.
-pub struct Lock {
-    repo: Arc<(Store, ObjPath)>,
+/// What a snapshot-folder name is (format-spec.md II.1, II.5).
+#[derive(Debug, PartialEq, Eq)]
+enum SnapshotName<'a> {
+    /// `ID.floe` with a valid id.
+    Object(&'a str),
+    /// `ID.floe#N` (object_store's staging file) or `ID.floe.floe-tmp-X…` (floe's temporary).
+    Partial,
+    /// Anything else: not floe's.
+    Foreign,
+}
+
+fn object_id(name: &str) -> Option<&str> {
+    name.strip_suffix(".floe").filter(|id| valid_id(id))
+}
+
+fn classify(name: &str) -> SnapshotName<'_> {
+    let is_object = object_id;
+    if let Some(id) = is_object(name) {
+        return SnapshotName::Object(id);
+    }
+    if let Some((base, n)) = name.rsplit_once('#') {
+        if !n.is_empty() && n.len() <= 20 && n.bytes().all(|c| c.is_ascii_digit()) && is_object(base).is_some() {
+            return SnapshotName::Partial;
+        }
+    }
+    if crate::store::temp_target(name).is_some_and(|base| is_object(base).is_some()) {
+        return SnapshotName::Partial;
+    }
+    SnapshotName::Foreign
+}
+
+/// A 20-digit generation file name `G.json`, parsed (`None` for other names
+/// and for numbers beyond `u64`).
+fn generation_of(name: &str) -> Option<u64> {
+    name.strip_suffix(".json").filter(|n| n.len() == 20 && n.bytes().all(|c| c.is_ascii_digit()))?.parse().ok()
+}
+
+/// How a command uses the repository (format-spec.md II.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// list, verify, restore: must be a repository; nothing is written.
+    Read,
+    /// delete, gc: must be a repository; a legacy one gets its marker.
+    Write,
+    /// create: may also initialise an empty or absent location.
+    Init,
+}
+
+/// One lock generation (format-spec.md II.4).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct LockDoc {
+    state: String,
     token: String,
+    job: String,
+    host: String,
+    boot_id: String,
+    pid_ns: String,
+    pid: u64,
+    pid_start: u64,
+    created_unix: i64,
+    expires_unix: i64,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+impl LockDoc {
+    fn mine(job: &str, token: &str, now: i64) -> LockDoc {
+        let pid = u64::from(std::process::id());
+        LockDoc {
+            state: "held".into(),
+            token: token.into(),
+            job: job.into(),
+            host: hostname(),
+            boot_id: boot_id(),
+            pid_ns: pid_ns(),
+            pid,
+            pid_start: process_start(pid).unwrap_or(0),
+            created_unix: now,
+            expires_unix: now.saturating_add(LEASE.as_secs() as i64),
+            extra: Map::new(),
+        }
+    }
+
+    /// True when the holder is on this host, boot and pid namespace and its
+    /// process is gone (no such pid, or one started at another time).
+    fn holder_is_dead(&self) -> bool {
+        let same = |a: &str, b: String| !a.is_empty() && a == b;
+        same(&self.host, hostname())
+            && same(&self.boot_id, boot_id())
+            && same(&self.pid_ns, pid_ns())
+            && match process_start(self.pid) {
+                None => true,
+                Some(start) => self.pid_start != 0 && start != self.pid_start,
+            }
+    }
+
+    /// Why a held lock may be broken, or `None` while it is live.
+    fn stale(&self, now: i64) -> Option<String> {
+        if self.holder_is_dead() {
+            Some(format!("its holder, process {} on this host, is gone", self.pid))
+        } else if self.expires_unix < now {
+            Some(format!("its lease expired at {}", rfc3339(self.expires_unix)))
+        } else {
+            None
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "'{}' (host {}, pid {}) since {}, lease until {}",
+            escape(if self.job.is_empty() { "?" } else { &self.job }),
+            escape(if self.host.is_empty() { "?" } else { &self.host }),
+            self.pid,
+            rfc3339(self.created_unix),
+            rfc3339(self.expires_unix)
+        )
+    }
+}
+
+/// The state of a held lock, shared with its renewer.
+struct Held {
+    store: Store,
+    dir: ObjPath,
+    /// The generation last written by this holder, and its document.
+    current: Mutex<(u64, LockDoc)>,
+    lost: AtomicBool,
+}
+
+impl Held {
+    /// Writes `doc` as the generation after ours; false when someone else
+    /// wrote a later one (the lock was broken).
+    fn advance(&self, doc: LockDoc) -> bool {
+        let Ok(mut cur) = self.current.lock() else { return false };
+        let Some(next) = cur.0.checked_add(1) else { return false };
+        match write_lock_generation(&self.store, &self.dir, next, &doc) {
+            Ok(true) => {
+                *cur = (next, doc);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The lock generations present, ascending.
+fn lock_generations(store: &Store, dir: &ObjPath) -> Result<Vec<u64>> {
+    let mut out: Vec<u64> = store
+        .list_dir(dir)?
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::File)
+        .filter_map(|e| generation_of(&e.name))
+        .collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+fn lock_key(dir: &ObjPath, l: u64) -> ObjPath {
+    dir.clone().join(format!("{l:020}.json").as_str())
+}
+
+/// Create-only write of lock generation `l`, then a check that it is the
+/// highest one (a slot below the current one may have been pruned and be
+/// free again: winning it wins nothing). Prunes generations below `l - 1`.
+fn write_lock_generation(store: &Store, dir: &ObjPath, l: u64, doc: &LockDoc) -> Result<bool> {
+    let body = serde_json::to_vec(doc).map_err(|e| Error::InvalidArgument(format!("encoding the lock: {e}")))?;
+    if !store.put(&lock_key(dir, l), body, true)? {
+        return Ok(false);
+    }
+    let gens = lock_generations(store, dir)?;
+    if gens.last().is_some_and(|&top| top > l) {
+        return Ok(false);
+    }
+    for g in gens.into_iter().filter(|&g| g.saturating_add(1) < l) {
+        let _ = store.delete(&lock_key(dir, g));
+    }
+    Ok(true)
+}
+
+/// A held lock; renewed by a background thread, released on drop.
+pub struct Lock {
+    held: Arc<Held>,
     stop: Arc<AtomicBool>,
     renewer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Lock {
+    /// The lock generation this holder wrote last.
+    pub fn generation(&self) -> u64 {
+        self.held.current.lock().map_or(0, |c| c.0)
+    }
+
+    /// False once another job broke this lock.
+    pub fn still_held(&self) -> bool {
+        !self.held.lost.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for Lock {
@@ -192,17 +511,15 @@ impl Drop for Lock {
             t.thread().unpark();
             let _ = t.join();
         }
-        // Remove the lock only if it is still ours (it may have been broken).
-        let (store, key) = &*self.repo;
-        if let Ok(Some(b)) = store.get(key) {
-            if serde_json::from_slice::<Value>(&b)
-                .ok()
-                .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned))
-                .as_deref()
-                == Some(&self.token)
-            {
-                let _ = store.delete(key);
-            }
+        if self.held.lost.load(Ordering::SeqCst) {
+            return;
+        }
+        // Release: a create-only write of the next generation (fails if broken).
+        let doc = self.held.current.lock().ok().map(|c| c.1.clone());
+        if let Some(mut doc) = doc {
+            doc.state = "released".into();
+            doc.expires_unix = now_unix();
+            self.held.advance(doc);
         }
     }
 }
@@ -244,59 +561,132 @@ impl Repo {
         self.key(&format!("manifest/{generation:020}.json"))
     }
 
-    /// Generation numbers of the manifests present, ascending.
+    fn malformed(&self, what: impl Into<String>, detail: impl Into<String>) -> Error {
+        BackupError::Malformed { repo: self.url.clone(), what: what.into(), detail: detail.into() }.into()
+    }
+
+    /// Generation numbers of the manifests present, ascending (regular
+    /// files named with 20 digits within `u64`; other names are ignored).
     fn generations(&self) -> Result<Vec<u64>> {
-        let dir = self.key("manifest");
         let mut out: Vec<u64> = self
             .store
-            .list(&dir)?
+            .list_dir(&self.key("manifest"))?
             .into_iter()
-            .filter_map(|(k, _)| {
-                k.filename()
-                    .and_then(|f| f.strip_suffix(".json"))
-                    .filter(|n| n.len() == 20)
-                    .and_then(|n| n.parse().ok())
-            })
+            .filter(|e| e.kind == EntryKind::File)
+            .filter_map(|e| generation_of(&e.name))
             .collect();
         out.sort_unstable();
         Ok(out)
     }
 
-    /// The current manifest (the highest generation), or an empty one.
+    /// The current manifest (the highest generation), or an empty one. A
+    /// current generation that breaks a rule of format-spec.md II.2 is an
+    /// error naming it (there is no fallback to an older one).
     pub fn manifest(&self) -> Result<Manifest> {
         let Some(&g) = self.generations()?.last() else { return Ok(Manifest::empty()) };
         self.read_generation(g)
     }
 
     fn read_generation(&self, g: u64) -> Result<Manifest> {
-        let what = format!("manifest/{g:020}.json");
+        let what = format!("manifest/{g:020}.json (generation {g}, the current one)");
         let bytes = self.store.get(&self.manifest_key(g))?.ok_or_else(|| BackupError::Invalid {
             repo: self.url.clone(),
             detail: format!("{what} vanished while being read (retry)"),
         })?;
-        let doc: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|e| BackupError::Malformed {
+        let doc: ManifestDoc = serde_json::from_slice(&bytes).map_err(|e| self.malformed(&what, e.to_string()))?;
+        validate(&doc, g).map_err(|d| self.malformed(&what, d))?;
+        Ok(Manifest { generation: g, doc })
+    }
+
+    /// The marker's version, `None` when there is no marker.
+    fn marker(&self) -> Result<Option<u64>> {
+        let Some(b) = self.store.get(&self.key(MARKER))? else { return Ok(None) };
+        let bad = |detail: String| BackupError::NotARepository {
             repo: self.url.clone(),
-            what: what.clone(),
-            detail: e.to_string(),
-        })?;
-        if doc.get("format").and_then(Value::as_str) != Some("floe-backup-manifest") {
-            return Err(BackupError::Malformed {
-                repo: self.url.clone(),
-                what,
-                detail: "\"format\" is not \"floe-backup-manifest\"".into(),
-            }
-            .into());
+            detail: format!("{MARKER} is not a floe repository marker ({detail}); floe leaves this location alone"),
+        };
+        let m: MarkerDoc = serde_json::from_slice(&b).map_err(|e| bad(e.to_string()))?;
+        if m.format != "floe-backup-repository" || m.version == 0 {
+            return Err(bad(format!("format {:?}, version {}", escape(&m.format), m.version)).into());
         }
-        let m = Manifest { generation: g, doc };
-        if m.version() == 0 {
-            return Err(BackupError::Malformed {
-                repo: self.url.clone(),
-                what,
-                detail: "\"version\" is missing or not a positive integer".into(),
+        Ok(Some(m.version))
+    }
+
+    /// Writes the marker create-only; a marker written first by another job is fine if valid.
+    fn write_marker(&self) -> Result<()> {
+        let doc = serde_json::json!({
+            "format": "floe-backup-repository", "version": REPOSITORY_VERSION,
+            "created_unix": now_unix(), "created_by": concat!("floe ", env!("CARGO_PKG_VERSION")),
+        });
+        if !self.store.put(&self.key(MARKER), doc.to_string().into_bytes(), true)? {
+            self.marker()?;
+        }
+        Ok(())
+    }
+
+    /// Recognises the repository (format-spec.md II.0) and returns its
+    /// current, valid manifest. Refuses a location that is not one; `Init`
+    /// initialises only an empty or absent location.
+    fn recognise(&self, usage: Use, action: &str) -> Result<Manifest> {
+        let marker = self.marker()?;
+        let m = self.manifest()?;
+        match marker {
+            Some(v) => {
+                if v > REPOSITORY_VERSION && usage != Use::Read {
+                    return Err(BackupError::RepositoryTooNew {
+                        repo: self.url.clone(),
+                        version: v,
+                        action: action.into(),
+                    }
+                    .into());
+                }
             }
-            .into());
+            // A repository of a floe from before the marker: a valid manifest.
+            None if m.generation > 0 => {
+                if usage != Use::Read {
+                    self.write_marker()?;
+                }
+            }
+            None if usage == Use::Init && self.store.is_empty(&self.prefix)? => self.write_marker()?,
+            // Another floe may have initialised it meanwhile: it writes the marker first.
+            None if usage == Use::Init && self.marker()?.is_some() => {}
+            None => {
+                let detail = if usage == Use::Init {
+                    format!(
+                        "the location is not empty and has neither {MARKER} nor a manifest; create initialises only \
+                         an empty or new location (check --repo)"
+                    )
+                } else {
+                    format!("it has neither {MARKER} nor a manifest (check --repo)")
+                };
+                return Err(BackupError::NotARepository { repo: self.url.clone(), detail }.into());
+            }
         }
         Ok(m)
+    }
+
+    /// Refuses to write over `m` when it is too new or its generation cannot be followed.
+    fn check_writable(&self, m: &Manifest, action: &str) -> Result<()> {
+        if m.version() > MANIFEST_VERSION {
+            return Err(BackupError::TooNew {
+                repo: self.url.clone(),
+                generation: m.generation,
+                version: m.version(),
+                action: action.into(),
+            }
+            .into());
+        }
+        if m.generation.checked_add(1).is_none() {
+            return Err(self.malformed(
+                format!("manifest/{:020}.json (generation {}, the current one)", m.generation, m.generation),
+                format!(
+                    "generation {} is the largest possible and cannot be followed; floe refuses to {action}. \
+                     If floe did not write it, remove it",
+                    m.generation
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Applies `change` to the current manifest and publishes it as the next
@@ -305,19 +695,14 @@ impl Repo {
     pub fn publish(&self, action: &str, mut change: impl FnMut(&mut Manifest) -> Result<()>) -> Result<Manifest> {
         for _ in 0..CAS_ATTEMPTS {
             let mut m = self.manifest()?;
-            if m.version() > MANIFEST_VERSION {
-                return Err(BackupError::TooNew {
-                    repo: self.url.clone(),
-                    generation: m.generation,
-                    version: m.version(),
-                    action: action.into(),
-                }
-                .into());
-            }
+            self.check_writable(&m, action)?;
             change(&mut m)?;
-            m.generation += 1;
-            m.doc.insert("version".into(), json!(MANIFEST_VERSION));
-            m.doc.insert("generation".into(), json!(m.generation));
+            let next =
+                m.generation.checked_add(1).ok_or_else(|| self.malformed("the manifest", "generation overflow"))?;
+            m.generation = next;
+            m.doc.version = MANIFEST_VERSION;
+            m.doc.generation = next;
+            validate(&m.doc, next).map_err(|d| self.malformed(format!("the new generation {next}"), d))?;
             let body = serde_json::to_vec_pretty(&m.doc)
                 .map_err(|e| Error::InvalidArgument(format!("encoding the manifest: {e}")))?;
             if self.store.put(&self.manifest_key(m.generation), body, true)? {
@@ -332,57 +717,103 @@ impl Repo {
         .into())
     }
 
-    /// Takes the repository's lease lock for `job`. A held lock is an error
-    /// naming its holder; an expired one is broken only with `break_lock`.
-    /// Waits up to `wait` for a held lock to go away.
+    /// Takes the repository's lock for `job` (format-spec.md II.4). A held
+    /// lock is an error naming its holder; a stale one (expired lease, or a
+    /// holder on this host whose process is gone) is broken only with
+    /// `break_lock`, by the same create-only write that takes it. Waits up
+    /// to `wait` for a live lock to go away.
     pub fn lock(&self, job: &str, break_lock: bool, wait: Duration) -> Result<Lock> {
-        let key = self.key("lock.json");
+        let dir = self.key("locks");
         let token = new_id(now_unix());
         let deadline = std::time::Instant::now() + wait;
         loop {
             let now = now_unix();
-            let body = json!({
-                "job": job, "host": hostname(), "pid": std::process::id(), "token": token,
-                "created_unix": now, "expires_unix": now + LEASE.as_secs() as i64,
-            });
-            if self.store.put(&key, body.to_string().into_bytes(), true)? {
-                return Ok(self.start_renewing(key, token));
+            self.legacy_lock(break_lock, now, deadline)?;
+            let gens = lock_generations(&self.store, &dir)?;
+            let (next, held) = match gens.last() {
+                None => (1, None),
+                Some(&l) => {
+                    let Some(b) = self.store.get(&lock_key(&dir, l))? else { continue };
+                    // An unreadable generation: a holder we cannot name, with an expired lease.
+                    let doc: LockDoc = serde_json::from_slice(&b)
+                        .unwrap_or_else(|_| LockDoc { state: "held".into(), ..LockDoc::default() });
+                    let next = l.checked_add(1).ok_or_else(|| {
+                        self.malformed(format!("locks/{l:020}.json"), "lock generation cannot be followed")
+                    })?;
+                    (next, (doc.state != "released").then_some(doc))
+                }
+            };
+            if let Some(h) = &held {
+                match h.stale(now) {
+                    Some(why) if break_lock => {
+                        eprintln!("floe: breaking the lock of {} held by {}: {why}", escape(&self.url), h.describe());
+                    }
+                    Some(why) => {
+                        return Err(BackupError::Locked {
+                            repo: self.url.clone(),
+                            holder: format!("{}; {why}: pass --break-lock to break it", h.describe()),
+                        }
+                        .into())
+                    }
+                    None if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(500));
+                        continue;
+                    }
+                    None => {
+                        return Err(BackupError::Locked {
+                            repo: self.url.clone(),
+                            holder: format!("{}; wait for it, or pass --wait SECONDS", h.describe()),
+                        }
+                        .into())
+                    }
+                }
             }
-            let Some(held) = self.store.get(&key)? else { continue };
-            let v: Value = serde_json::from_slice(&held).unwrap_or(Value::Null);
-            let expires = v.get("expires_unix").and_then(Value::as_i64).unwrap_or(0);
-            let stale = expires < now;
-            if stale && break_lock {
-                eprintln!("floe: breaking the stale lock of {} (lease expired {})", self.url, rfc3339(expires));
-                self.store.delete(&key)?;
-                continue;
+            let doc = LockDoc::mine(job, &token, now);
+            if write_lock_generation(&self.store, &dir, next, &doc)? {
+                return Ok(self.start_renewing(dir, next, doc));
             }
-            if !stale && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(500));
-                continue;
-            }
-            let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
-            let holder = format!(
-                "'{}' (host {}, pid {}) since {}, lease until {}; {}",
-                s("job"),
-                s("host"),
-                v.get("pid").and_then(Value::as_u64).unwrap_or(0),
-                rfc3339(v.get("created_unix").and_then(Value::as_i64).unwrap_or(0)),
-                rfc3339(expires),
-                if stale {
-                    "the lease has expired: pass --break-lock to break it"
-                } else {
-                    "wait for it, or pass --wait SECONDS"
-                },
-            );
-            return Err(BackupError::Locked { repo: self.url.clone(), holder }.into());
+            // Another job wrote generation `next` first: re-read its state.
         }
     }
 
-    fn start_renewing(&self, key: ObjPath, token: String) -> Lock {
-        let repo = Arc::new((self.store.clone(), key));
+    /// A `lock.json` of floe ≤ 0.1.0: a live one is honoured, a stale one
+    /// is removed only with `break_lock`.
+    fn legacy_lock(&self, break_lock: bool, now: i64, deadline: std::time::Instant) -> Result<()> {
+        let key = self.key("lock.json");
+        loop {
+            let Some(b) = self.store.get(&key)? else { return Ok(()) };
+            let d: LockDoc = serde_json::from_slice(&b).unwrap_or_default();
+            match d.stale(now) {
+                Some(why) if break_lock => {
+                    eprintln!("floe: breaking the lock of {} held by {}: {why}", escape(&self.url), d.describe());
+                    self.store.delete(&key)?;
+                    return Ok(());
+                }
+                None if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(500)),
+                stale => {
+                    let hint = match stale {
+                        Some(why) => format!("{why}: pass --break-lock to break it"),
+                        None => "wait for it, or pass --wait SECONDS".into(),
+                    };
+                    return Err(BackupError::Locked {
+                        repo: self.url.clone(),
+                        holder: format!("{} (lock.json of an older floe); {hint}", d.describe()),
+                    }
+                    .into());
+                }
+            }
+        }
+    }
+
+    fn start_renewing(&self, dir: ObjPath, generation: u64, doc: LockDoc) -> Lock {
+        let held = Arc::new(Held {
+            store: self.store.clone(),
+            dir,
+            current: Mutex::new((generation, doc)),
+            lost: AtomicBool::new(false),
+        });
         let stop = Arc::new(AtomicBool::new(false));
-        let (r, st, tok) = (repo.clone(), stop.clone(), token.clone());
+        let (h, st) = (held.clone(), stop.clone());
         let renewer = std::thread::Builder::new()
             .name("floe-lease".into())
             .spawn(move || {
@@ -391,18 +822,18 @@ impl Repo {
                     if st.load(Ordering::SeqCst) {
                         break;
                     }
-                    let (store, key) = &*r;
-                    let Ok(Some(b)) = store.get(key) else { break };
-                    let mut v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
-                    if v.get("token").and_then(Value::as_str) != Some(&tok) {
-                        break; // broken by someone else: the manifest CAS still protects entries
+                    let doc = h.current.lock().ok().map(|c| c.1.clone());
+                    let Some(mut doc) = doc else { break };
+                    doc.expires_unix = now_unix().saturating_add(LEASE.as_secs() as i64);
+                    if !h.advance(doc) {
+                        // Broken by someone else: the manifest CAS still protects entries.
+                        h.lost.store(true, Ordering::SeqCst);
+                        break;
                     }
-                    v["expires_unix"] = json!(now_unix() + LEASE.as_secs() as i64);
-                    let _ = store.put(key, v.to_string().into_bytes(), false);
                 }
             })
             .ok();
-        Lock { repo, token, stop, renewer }
+        Lock { held, stop, renewer }
     }
 
     /// Streams the object through SHA-256: (hex digest, size).
@@ -451,7 +882,7 @@ impl Repo {
         m.snapshots(&self.url)?
             .into_iter()
             .find(|s| s.id == id)
-            .ok_or_else(|| BackupError::NoSuchSnapshot { repo: self.url.clone(), id: id.into() }.into())
+            .ok_or_else(|| BackupError::NoSuchSnapshot { repo: self.url.clone(), id: escape(id) }.into())
     }
 }
 
@@ -497,6 +928,17 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
+/// The snapshots retention removes after `just_published` was published:
+/// the oldest others, so that `keep` remain counting the new one, which is
+/// never among them (even when an older entry is dated after it).
+pub fn retention_victims(m: &Manifest, just_published: &str, keep: usize) -> Vec<String> {
+    let others: Vec<String> =
+        m.snapshots("").unwrap_or_default().into_iter().map(|s| s.id).filter(|id| id != just_published).collect();
+    let keep_others = keep.saturating_sub(1);
+    let n = others.len().saturating_sub(keep_others);
+    others.into_iter().take(n).collect()
+}
+
 /// `floe backup create`: exports the database at `db_dir` into the
 /// repository, then publishes it in the manifest, then applies retention.
 pub fn create(repo: &Repo, db_dir: &Path, opts: &CreateOptions, progress: &dyn Progress) -> Result<Created> {
@@ -505,18 +947,13 @@ pub fn create(repo: &Repo, db_dir: &Path, opts: &CreateOptions, progress: &dyn P
             return Err(Error::InvalidArgument(format!("--keep must be 1 to {MAX_SNAPSHOTS}")));
         }
     }
+    let action = "add a snapshot";
+    let m = repo.recognise(Use::Init, action)?;
+    repo.check_writable(&m, action)?;
     let _lock = repo.lock("backup create", opts.break_lock, opts.wait)?;
     let current = repo.manifest()?;
-    if current.version() > MANIFEST_VERSION {
-        return Err(BackupError::TooNew {
-            repo: repo.url.clone(),
-            generation: current.generation,
-            version: current.version(),
-            action: "add a snapshot".into(),
-        }
-        .into());
-    }
-    if opts.keep.is_none() && current.entries().len() >= MAX_SNAPSHOTS {
+    repo.check_writable(&current, action)?;
+    if opts.keep.is_none() && current.doc.snapshots.len() >= MAX_SNAPSHOTS {
         return Err(BackupError::Invalid {
             repo: repo.url.clone(),
             detail: format!(
@@ -548,30 +985,35 @@ pub fn create(repo: &Repo, db_dir: &Path, opts: &CreateOptions, progress: &dyn P
         }
         .into());
     }
-    let keyspaces: Vec<Value> = a
+    let keyspaces: Vec<KeyspaceEntry> = a
         .keyspaces()
         .iter()
         .zip(&a.index().keyspaces)
-        .map(|(k, i)| json!({"name": k.name, "records": i.totals.record_count}))
+        .map(|(k, i)| KeyspaceEntry { name: k.name.clone(), records: i.totals.record_count, extra: Map::new() })
         .collect();
     let h = a.header();
-    let mut entry = json!({
-        "id": id, "created_unix": created, "created": rfc3339(created), "snapshot_seqno": h.snapshot_seqno,
-        "floe_version": env!("CARGO_PKG_VERSION"), "format_version": format!("{}.{}", h.format_major, h.format_minor),
-        "object": format!("snapshots/{id}.floe"), "size": size, "sha256": sha256, "keyspaces": keyspaces,
-    });
-    if let Some(r) = &opts.remarks {
-        entry["remarks"] = json!(r);
-    }
-    let m = repo.publish("add a snapshot", |m| {
-        m.entries_mut().push(entry.clone());
+    let entry = Entry {
+        id: id.clone(),
+        created_unix: created,
+        created: Some(rfc3339(created)),
+        snapshot_seqno: Some(h.snapshot_seqno),
+        floe_version: Some(env!("CARGO_PKG_VERSION").into()),
+        format_version: Some(format!("{}.{}", h.format_major, h.format_minor)),
+        object: format!("snapshots/{id}.floe"),
+        size,
+        sha256: sha256.clone(),
+        keyspaces: Some(keyspaces),
+        remarks: opts.remarks.clone(),
+        extra: Map::new(),
+    };
+    let m = repo.publish(action, |m| {
+        m.doc.snapshots.push(entry.clone());
         Ok(())
     })?;
     let mut removed = Vec::new();
     if let Some(keep) = opts.keep {
-        let snaps = m.snapshots(&repo.url)?;
-        if snaps.len() > keep {
-            let old: Vec<String> = snaps[..snaps.len() - keep].iter().map(|s| s.id.clone()).collect();
+        let old = retention_victims(&m, &id, keep);
+        if !old.is_empty() {
             remove(repo, &old)?;
             removed = old;
         }
@@ -582,10 +1024,10 @@ pub fn create(repo: &Repo, db_dir: &Path, opts: &CreateOptions, progress: &dyn P
 /// Removes `ids` from the manifest (published first), then their objects.
 fn remove(repo: &Repo, ids: &[String]) -> Result<u64> {
     let m = repo.publish("delete snapshots", |m| {
-        m.entries_mut().retain(|e| !e.get("id").and_then(Value::as_str).is_some_and(|id| ids.iter().any(|x| x == id)));
+        m.doc.snapshots.retain(|e| !ids.contains(&e.id));
         Ok(())
     })?;
-    for id in ids {
+    for id in ids.iter().filter(|id| valid_id(id)) {
         repo.store.delete(&repo.snapshot_object(id).key)?;
     }
     Ok(m.generation)
@@ -593,8 +1035,12 @@ fn remove(repo: &Repo, ids: &[String]) -> Result<u64> {
 
 /// `floe backup delete`: manifest entries first, then the objects.
 pub fn delete(repo: &Repo, ids: &[String], break_lock: bool, wait: Duration) -> Result<u64> {
+    let action = "delete snapshots";
+    let m = repo.recognise(Use::Write, action)?;
+    repo.check_writable(&m, action)?;
     let _lock = repo.lock("backup delete", break_lock, wait)?;
     let m = repo.manifest()?;
+    repo.check_writable(&m, action)?;
     for id in ids {
         repo.find(&m, id)?;
     }
@@ -603,7 +1049,7 @@ pub fn delete(repo: &Repo, ids: &[String], break_lock: bool, wait: Duration) -> 
 
 /// `floe backup list`: the current manifest.
 pub fn list(repo: &Repo) -> Result<Manifest> {
-    repo.manifest()
+    repo.recognise(Use::Read, "list")
 }
 
 /// `floe backup verify`: each snapshot's size and SHA-256 against the
@@ -614,7 +1060,7 @@ pub fn verify(
     threads: usize,
     progress: &dyn Progress,
 ) -> Result<Vec<(String, VerifyReport)>> {
-    let m = repo.manifest()?;
+    let m = repo.recognise(Use::Read, "verify")?;
     let snaps = if ids.is_empty() {
         m.snapshots(&repo.url)?
     } else {
@@ -638,54 +1084,138 @@ pub fn restore(
     opts: &ImportOptions,
     progress: &dyn Progress,
 ) -> Result<ImportSummary> {
-    let m = repo.manifest()?;
+    let m = repo.recognise(Use::Read, "restore")?;
     let s = repo.find(&m, id)?;
     let o = repo.check_checksum(&s)?;
     let a = Archive::from_bytes(o.source()?, &o.describe())?;
     import_archive(&a, db_dir, opts, progress)
 }
 
-/// What gc removed.
+/// What gc removed, kept and left alone.
 #[derive(Debug, Clone, Default)]
 pub struct GcReport {
-    /// Snapshot objects no manifest entry references (left by crashes).
+    /// Unreferenced snapshot objects and partial writes removed (names relative to the repository).
     pub orphans: Vec<String>,
+    /// Unreferenced objects and partial writes kept because they are younger than the grace period.
+    pub young: Vec<String>,
+    /// Names under `snapshots/` that are not floe's (folders, links, other names): never touched.
+    pub foreign: Vec<String>,
     /// Old manifest generations pruned.
     pub generations: u64,
 }
 
-/// `floe backup gc`: removes objects under `snapshots/` that the current
-/// manifest does not reference, and manifest generations older than the
-/// current one minus [`KEEP_GENERATIONS`]. Runs under the lock, so no create
-/// is uploading meanwhile.
-pub fn gc(repo: &Repo, break_lock: bool, wait: Duration) -> Result<GcReport> {
+/// Parses a gc grace period: `0`, `90`, `90s`, `30m`, `2h`, `1d`.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 's')) => (&t[..i], 1),
+        Some((i, 'm')) => (&t[..i], 60),
+        Some((i, 'h')) => (&t[..i], 3600),
+        Some((i, 'd')) => (&t[..i], 86_400),
+        _ => (t, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is not a duration (e.g. 0s, 90s, 30m, 2h, 1d)"))
+}
+
+/// `floe backup gc` (format-spec.md II.5): in a recognised repository with a
+/// valid current manifest, removes the top-level regular files of
+/// `snapshots/` named `ID.floe` that the manifest does not reference, and
+/// floe's partial writes there, when older than `grace`; floe's temporaries
+/// in `manifest/` and `locks/` likewise; and manifest generations older than
+/// the current one minus [`KEEP_GENERATIONS`]. Never follows a symbolic link,
+/// never descends into a folder, never touches another name.
+pub fn gc(repo: &Repo, break_lock: bool, wait: Duration, grace: Duration) -> Result<GcReport> {
+    let action = "collect garbage";
+    let m = repo.recognise(Use::Write, action)?;
+    repo.check_writable(&m, action)?;
     let _lock = repo.lock("backup gc", break_lock, wait)?;
     let m = repo.manifest()?;
-    if m.version() > MANIFEST_VERSION {
-        return Err(BackupError::TooNew {
-            repo: repo.url.clone(),
-            generation: m.generation,
-            version: m.version(),
-            action: "collect garbage".into(),
-        }
-        .into());
-    }
-    let keep: std::collections::BTreeSet<String> = m.snapshots(&repo.url)?.into_iter().map(|s| s.object).collect();
+    repo.check_writable(&m, action)?;
+    let keep: std::collections::BTreeSet<&str> = m.doc.snapshots.iter().map(|e| e.id.as_str()).collect();
+    let now = SystemTime::now();
+    let old_enough = |t: Option<SystemTime>| t.and_then(|t| now.duration_since(t).ok()).is_some_and(|age| age >= grace);
     let mut report = GcReport::default();
-    let dir = repo.key("snapshots");
-    for (k, _) in repo.store.list(&dir)? {
-        let rel =
-            k.as_ref().strip_prefix(repo.prefix.as_ref()).unwrap_or(k.as_ref()).trim_start_matches('/').to_owned();
-        if !keep.contains(&rel) {
-            repo.store.delete(&k)?;
+    for e in repo.store.list_dir(&repo.key("snapshots"))? {
+        let rel = format!("snapshots/{}", e.name);
+        if e.kind != EntryKind::File {
+            let what = match e.kind {
+                EntryKind::Dir => "a folder",
+                EntryKind::Symlink => "a symbolic link",
+                _ => "not a regular file",
+            };
+            report.foreign.push(format!("{} ({what})", escape(&rel)));
+            continue;
+        }
+        match classify(&e.name) {
+            SnapshotName::Object(id) if keep.contains(id) => continue,
+            SnapshotName::Object(_) | SnapshotName::Partial => {}
+            SnapshotName::Foreign => {
+                report.foreign.push(escape(&rel));
+                continue;
+            }
+        }
+        if old_enough(e.modified) {
+            repo.store.delete_entry(&e)?;
             report.orphans.push(rel);
+        } else {
+            report.young.push(rel);
         }
     }
-    for g in repo.generations()? {
-        if g + KEEP_GENERATIONS < m.generation {
+    for dir in ["manifest", "locks"] {
+        for e in repo.store.list_dir(&repo.key(dir))? {
+            if e.kind == EntryKind::File && crate::store::temp_target(&e.name).is_some() && old_enough(e.modified) {
+                repo.store.delete_entry(&e)?;
+                report.orphans.push(format!("{dir}/{}", e.name));
+            }
+        }
+    }
+    // Keep the current generation and the KEEP_GENERATIONS before it.
+    if let Some(floor) = m.generation.checked_sub(KEEP_GENERATIONS) {
+        for g in repo.generations()?.into_iter().filter(|&g| g < floor) {
             repo.store.delete(&repo.manifest_key(g))?;
             report.generations += 1;
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_gc_may_remove() {
+        assert_eq!(classify("20260101T000000Z-0123abcd.floe"), SnapshotName::Object("20260101T000000Z-0123abcd"));
+        assert_eq!(classify("a.floe#1"), SnapshotName::Partial);
+        assert_eq!(classify("a.floe.floe-tmp-0123456789abcdef"), SnapshotName::Partial);
+        for foreign in ["img.jpg", ".a.floe", "a.floe#", "a.floe#x", "a.floe.floe-tmp-0123", "a", "a.floe.bak", ".floe"]
+        {
+            assert_eq!(classify(foreign), SnapshotName::Foreign, "{foreign}");
+        }
+        assert_eq!(generation_of("00000000000000000042.json"), Some(42));
+        assert_eq!(generation_of("18446744073709551615.json"), Some(u64::MAX));
+        assert_eq!(generation_of("99999999999999999999.json"), None);
+        assert_eq!(generation_of("42.json"), None);
+    }
+
+    #[test]
+    fn durations_and_escaping() {
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("h").is_err() && parse_duration("-1s").is_err() && parse_duration("1w").is_err());
+        assert_eq!(escape("a\x1b[2Jb\nc"), "a\\u{1b}[2Jb\\nc");
+    }
+
+    #[test]
+    fn the_process_start_time_is_read() {
+        let me = u64::from(std::process::id());
+        assert!(process_start(me).is_some_and(|s| s > 0));
+        assert_eq!(process_start(0), None);
+    }
 }

@@ -192,6 +192,9 @@ enum BackupCmd {
     Gc {
         #[arg(long)]
         repo: String,
+        /// Keep unreferenced objects younger than this (e.g. 0s, 90s, 30m, 2h, 1d).
+        #[arg(long, default_value = "1h", value_parser = floe::backup::parse_duration)]
+        grace: std::time::Duration,
         #[command(flatten)]
         lock: LockArgs,
     },
@@ -462,9 +465,15 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
             let g = backup::delete(&repo, &ids, lock.break_lock, wait(&lock))?;
             eprintln!("deleted {} snapshot(s); manifest generation {g}", ids.len());
         }
-        BackupCmd::Gc { repo, lock } => {
+        BackupCmd::Gc { repo, grace, lock } => {
             let repo = Repo::open(&repo)?;
-            let r = backup::gc(&repo, lock.break_lock, wait(&lock))?;
+            let r = backup::gc(&repo, lock.break_lock, wait(&lock), grace)?;
+            for o in &r.young {
+                eprintln!("gc: kept {o}: unreferenced but younger than --grace");
+            }
+            for o in &r.foreign {
+                eprintln!("gc: left alone {o}: not an object floe wrote");
+            }
             for o in &r.orphans {
                 println!("removed orphan {o}");
             }
@@ -492,7 +501,8 @@ fn main() -> ExitCode {
                 Error::Engine(EngineError::Locked { .. }) => exit::LOCKED,
                 Error::TargetExists(_) => exit::TARGET_EXISTS,
                 Error::Backup(BackupError::Locked { .. }) => exit::LOCKED,
-                Error::Backup(BackupError::TooNew { .. }) => exit::TOO_NEW,
+                Error::Backup(BackupError::TooNew { .. } | BackupError::RepositoryTooNew { .. }) => exit::TOO_NEW,
+                Error::Backup(BackupError::Malformed { .. }) => exit::CORRUPT,
                 Error::Backup(BackupError::Mismatch { .. }) => exit::CORRUPT,
                 _ => exit::ERROR,
             };

@@ -55,8 +55,142 @@ fn store_err(context: impl Into<String>, source: object_store::Error) -> Error {
 /// An object store and a display prefix for messages (`s3://bucket`).
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<dyn ObjectStore>,
+    backend: Backend,
     url: String,
+}
+
+/// S3 and the like go through `object_store`; a local directory is read and
+/// written with `std::fs` (format-spec.md II.6): temp file, fsync, link or
+/// rename, fsync the folder; listing with `lstat`, never following a link.
+#[derive(Clone)]
+enum Backend {
+    Remote(Arc<dyn ObjectStore>),
+    Local(Arc<PathBuf>),
+}
+
+/// What a name in a listed folder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file or an object.
+    File,
+    /// A folder (a common prefix in an object store).
+    Dir,
+    /// A symbolic link (never followed).
+    Symlink,
+    /// A device, FIFO, socket.
+    Other,
+}
+
+/// One name directly under a listed folder.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub name: String,
+    pub key: ObjPath,
+    pub kind: EntryKind,
+    pub size: u64,
+    /// Last-modified time, when known.
+    pub modified: Option<std::time::SystemTime>,
+    /// The file's path in a local directory (its key may be percent-encoded).
+    pub path: Option<PathBuf>,
+}
+
+/// The suffix of floe's local temporaries: `NAME.floe-tmp-` then 16 lowercase hex digits.
+pub const TMP_MARK: &str = ".floe-tmp-";
+
+/// True for `NAME.floe-tmp-XXXXXXXXXXXXXXXX` with a non-empty `NAME`; returns `NAME`.
+pub fn temp_target(name: &str) -> Option<&str> {
+    let i = name.rfind(TMP_MARK)?;
+    let (base, tail) = (&name[..i], &name[i + TMP_MARK.len()..]);
+    (!base.is_empty() && tail.len() == 16 && tail.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
+        .then_some(base)
+}
+
+fn temp_name(name: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let x = nanos
+        ^ (u64::from(std::process::id()) << 32)
+        ^ N.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    format!("{name}{TMP_MARK}{x:016x}")
+}
+
+/// Creates `dir` and its missing parents under `root`, fsyncing the parent of each folder created.
+fn ensure_dir(dir: &Path) -> Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        ensure_dir(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => return Err(Error::io(format!("creating {}", dir.display()), e)),
+    }
+    match dir.parent() {
+        Some(p) => crate::fsutil::fsync_dir(if p.as_os_str().is_empty() { Path::new(".") } else { p }),
+        None => Ok(()),
+    }
+}
+
+/// A local temporary being written: removed on drop unless published.
+struct LocalTemp {
+    file: Option<std::fs::File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+impl LocalTemp {
+    fn create(dest: &Path) -> Result<LocalTemp> {
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        ensure_dir(dir)?;
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = dir.join(temp_name(&name));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        Ok(LocalTemp { file: Some(file), tmp, dest: dest.to_owned() })
+    }
+
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.write_all(b),
+            None => Err(std::io::Error::other("write after publish")),
+        }
+    }
+
+    /// fsync, publish (no-clobber link for `create_only`, else rename), fsync
+    /// the folder. Returns false when `create_only` found the name taken.
+    fn publish(mut self, create_only: bool) -> Result<bool> {
+        let Some(f) = self.file.take() else { return Err(Error::InvalidArgument("already published".into())) };
+        f.sync_all().map_err(|e| Error::io(format!("syncing {}", self.tmp.display()), e))?;
+        drop(f);
+        if create_only {
+            match std::fs::hard_link(&self.tmp, &self.dest) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+                Err(e) => return Err(Error::io(format!("publishing {}", self.dest.display()), e)),
+            }
+            // The temporary is removed by drop (below); the link is the object.
+        } else {
+            std::fs::rename(&self.tmp, &self.dest)
+                .map_err(|e| Error::io(format!("publishing {}", self.dest.display()), e))?;
+        }
+        let _ = std::fs::remove_file(&self.tmp);
+        let dir = self.dest.parent().unwrap_or(Path::new("."));
+        crate::fsutil::fsync_dir(dir)?;
+        Ok(true)
+    }
+}
+
+impl Drop for LocalTemp {
+    fn drop(&mut self) {
+        self.file = None;
+        let _ = std::fs::remove_file(&self.tmp);
+    }
 }
 
 /// One object: a store and a key.
@@ -155,23 +289,21 @@ impl Store {
             .with_retry(retry)
             .build()
             .map_err(|e| store_err(format!("configuring s3://{bucket} from the AWS_* environment"), e))?;
-        Ok(Store { inner: Arc::new(s3), url: format!("s3://{bucket}") })
+        Ok(Store { backend: Backend::Remote(Arc::new(s3)), url: format!("s3://{bucket}") })
     }
 
-    /// A local directory used through the object-store API; created if
-    /// missing when `create`, else a missing one is an error.
+    /// A local directory, read and written with `std::fs` (durably, II.6);
+    /// created if missing when `create`, else a missing one is an error.
     pub fn local_dir(dir: &Path, create: bool) -> Result<Store> {
         if create {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            ensure_dir(dir)?;
         } else if !dir.is_dir() {
             return Err(Error::io(
                 format!("opening {}", dir.display()),
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
             ));
         }
-        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
-            .map_err(|e| store_err(format!("opening {}", dir.display()), e))?;
-        Ok(Store { inner: Arc::new(fs), url: dir.display().to_string() })
+        Ok(Store { backend: Backend::Local(Arc::new(dir.to_owned())), url: dir.display().to_string() })
     }
 
     /// A store and key prefix for a repository URL or directory (a missing
@@ -184,6 +316,21 @@ impl Store {
         }
     }
 
+    /// True for a local directory (read and written with `std::fs`).
+    pub fn is_local(&self) -> bool {
+        matches!(self.backend, Backend::Local(_))
+    }
+
+    /// The local path of `key` (local stores only).
+    pub fn local_path(&self, key: &ObjPath) -> Option<PathBuf> {
+        match &self.backend {
+            Backend::Local(root) => {
+                Some(if key.as_ref().is_empty() { root.as_ref().clone() } else { root.join(key.as_ref()) })
+            }
+            Backend::Remote(_) => None,
+        }
+    }
+
     /// `s3://bucket/key` (or `dir/key`) for messages.
     pub fn describe(&self, key: &ObjPath) -> String {
         format!("{}/{}", self.url, key)
@@ -191,8 +338,19 @@ impl Store {
 
     /// The object's bytes, or `None` when it does not exist.
     pub fn get(&self, key: &ObjPath) -> Result<Option<bytes::Bytes>> {
+        let inner = match &self.backend {
+            Backend::Remote(s) => s,
+            Backend::Local(_) => {
+                let p = self.local_path(key).unwrap_or_default();
+                return match std::fs::read(&p) {
+                    Ok(b) => Ok(Some(b.into())),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(Error::io(format!("reading {}", p.display()), e)),
+                };
+            }
+        };
         let rt = runtime()?;
-        let r = rt.block_on(async { self.inner.get(key).await?.bytes().await });
+        let r = rt.block_on(async { inner.get(key).await?.bytes().await });
         match r {
             Ok(b) => Ok(Some(b)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -202,7 +360,18 @@ impl Store {
 
     /// Size of the object, or `None` when it does not exist.
     pub fn size(&self, key: &ObjPath) -> Result<Option<u64>> {
-        match runtime()?.block_on(self.inner.head(key)) {
+        let inner = match &self.backend {
+            Backend::Remote(s) => s,
+            Backend::Local(_) => {
+                let p = self.local_path(key).unwrap_or_default();
+                return match std::fs::metadata(&p) {
+                    Ok(m) => Ok(Some(m.len())),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(Error::io(format!("reading the size of {}", p.display()), e)),
+                };
+            }
+        };
+        match runtime()?.block_on(inner.head(key)) {
             Ok(m) => Ok(Some(m.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(store_err(format!("reading the size of {}", self.describe(key)), e)),
@@ -210,35 +379,135 @@ impl Store {
     }
 
     /// Writes a small object; with `create_only`, atomically and only if no
-    /// object of that name exists (S3 `If-None-Match: *`). Returns false when
-    /// `create_only` found one.
+    /// object of that name exists (S3 `If-None-Match: *`, a no-clobber link
+    /// locally). Returns false when `create_only` found one. Local writes are
+    /// durable when this returns (II.6).
     pub fn put(&self, key: &ObjPath, bytes: Vec<u8>, create_only: bool) -> Result<bool> {
+        let inner = match &self.backend {
+            Backend::Remote(s) => s,
+            Backend::Local(_) => {
+                let dest = self.local_path(key).unwrap_or_default();
+                let mut t = LocalTemp::create(&dest)?;
+                t.write_all(&bytes).map_err(|e| Error::io(format!("writing {}", t.tmp.display()), e))?;
+                return t.publish(create_only);
+            }
+        };
         let mode = if create_only { PutMode::Create } else { PutMode::Overwrite };
         let opts = PutOptions { mode, ..Default::default() };
-        match runtime()?.block_on(self.inner.put_opts(key, PutPayload::from(bytes), opts)) {
+        match runtime()?.block_on(inner.put_opts(key, PutPayload::from(bytes), opts)) {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) if create_only => Ok(false),
             Err(e) => Err(store_err(format!("writing {}", self.describe(key)), e)),
         }
     }
 
-    /// Deletes an object; a missing one is not an error.
+    /// Deletes an object; a missing one is not an error. Locally only a
+    /// regular file or a symbolic link itself is removed (`unlink`), never a
+    /// folder or what a link points to.
     pub fn delete(&self, key: &ObjPath) -> Result<()> {
-        match runtime()?.block_on(self.inner.delete(key)) {
+        let inner = match &self.backend {
+            Backend::Remote(s) => s,
+            Backend::Local(_) => {
+                let p = self.local_path(key).unwrap_or_default();
+                return match std::fs::remove_file(&p) {
+                    Ok(()) => crate::fsutil::fsync_dir(p.parent().unwrap_or(Path::new("."))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(Error::io(format!("deleting {}", p.display()), e)),
+                };
+            }
+        };
+        match runtime()?.block_on(inner.delete(key)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(store_err(format!("deleting {}", self.describe(key)), e)),
         }
     }
 
-    /// Every object under `prefix`: (key, size).
-    pub fn list(&self, prefix: &ObjPath) -> Result<Vec<(ObjPath, u64)>> {
-        let rt = runtime()?;
-        let metas: Vec<object_store::ObjectMeta> = rt
-            .block_on(self.inner.list(Some(prefix)).try_collect())
-            .map_err(|e| store_err(format!("listing {}", self.describe(prefix)), e))?;
-        let mut out: Vec<(ObjPath, u64)> = metas.into_iter().map(|m| (m.location, m.size)).collect();
-        out.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+    /// Deletes a listed entry: locally its path itself (`unlink`, never a
+    /// folder or a link's target), else its key.
+    pub fn delete_entry(&self, e: &DirEntry) -> Result<()> {
+        match &e.path {
+            Some(p) => match std::fs::remove_file(p) {
+                Ok(()) => crate::fsutil::fsync_dir(p.parent().unwrap_or(Path::new("."))),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(err) => Err(Error::io(format!("deleting {}", p.display()), err)),
+            },
+            None => self.delete(&e.key),
+        }
+    }
+
+    /// The names directly under `prefix` (one level, never following a
+    /// symbolic link), sorted by name. A missing folder is empty.
+    pub fn list_dir(&self, prefix: &ObjPath) -> Result<Vec<DirEntry>> {
+        let mut out = Vec::new();
+        match &self.backend {
+            Backend::Local(_) => {
+                let dir = self.local_path(prefix).unwrap_or_default();
+                let rd = match std::fs::read_dir(&dir) {
+                    Ok(rd) => rd,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+                    Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
+                };
+                for e in rd {
+                    let e = e.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    // lstat: a symbolic link is reported as one, never followed.
+                    let m = match std::fs::symlink_metadata(e.path()) {
+                        Ok(m) => m,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(err) => return Err(Error::io(format!("reading {}", e.path().display()), err)),
+                    };
+                    let ft = m.file_type();
+                    let kind = if ft.is_symlink() {
+                        EntryKind::Symlink
+                    } else if ft.is_dir() {
+                        EntryKind::Dir
+                    } else if ft.is_file() {
+                        EntryKind::File
+                    } else {
+                        EntryKind::Other
+                    };
+                    let key = prefix.clone().join(name.as_str());
+                    let path = Some(e.path());
+                    out.push(DirEntry { name, key, kind, size: m.len(), modified: m.modified().ok(), path });
+                }
+            }
+            Backend::Remote(inner) => {
+                let r = runtime()?
+                    .block_on(inner.list_with_delimiter(Some(prefix)))
+                    .map_err(|e| store_err(format!("listing {}", self.describe(prefix)), e))?;
+                for m in r.objects {
+                    let name = m.location.filename().unwrap_or_default().to_owned();
+                    out.push(DirEntry {
+                        name,
+                        key: m.location,
+                        kind: EntryKind::File,
+                        size: m.size,
+                        modified: Some(m.last_modified.into()),
+                        path: None,
+                    });
+                }
+                for p in r.common_prefixes {
+                    let name = p.filename().unwrap_or_default().to_owned();
+                    out.push(DirEntry { name, key: p, kind: EntryKind::Dir, size: 0, modified: None, path: None });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// True when nothing at all is stored under `prefix` (no file, folder or
+    /// link in a local directory; no object in an object store).
+    pub fn is_empty(&self, prefix: &ObjPath) -> Result<bool> {
+        match &self.backend {
+            Backend::Local(_) => Ok(self.list_dir(prefix)?.is_empty()),
+            Backend::Remote(inner) => {
+                let first = runtime()?
+                    .block_on(async { inner.list(Some(prefix)).try_next().await })
+                    .map_err(|e| store_err(format!("listing {}", self.describe(prefix)), e))?;
+                Ok(first.is_none())
+            }
+        }
     }
 }
 
@@ -248,14 +517,26 @@ impl Object {
         self.store.describe(&self.key)
     }
 
-    /// Starts a multipart upload to this object.
+    /// Starts writing this object: a multipart upload, or locally a
+    /// temporary published create-only by [`ObjectWriter::finish`].
     pub fn writer(&self) -> Result<ObjectWriter> {
+        let inner = match &self.store.backend {
+            Backend::Remote(s) => s,
+            Backend::Local(_) => {
+                let dest = self.store.local_path(&self.key).unwrap_or_default();
+                return Ok(ObjectWriter {
+                    up: Upload::Local(Some(LocalTemp::create(&dest)?)),
+                    name: self.describe(),
+                    written: 0,
+                });
+            }
+        };
         let rt = runtime()?;
         let up = rt
-            .block_on(self.store.inner.put_multipart(&self.key))
+            .block_on(inner.put_multipart(&self.key))
             .map_err(|e| store_err(format!("starting the upload of {}", self.describe()), e))?;
         Ok(ObjectWriter {
-            up: Some(WriteMultipart::new_with_chunk_size(up, PART_SIZE)),
+            up: Upload::Remote(Some(WriteMultipart::new_with_chunk_size(up, PART_SIZE))),
             name: self.describe(),
             written: 0,
         })
@@ -263,34 +544,71 @@ impl Object {
 
     /// Opens the object for ranged reads (one HEAD request for its size).
     pub fn source(&self) -> Result<ObjectSource> {
-        let size = self.store.size(&self.key)?.ok_or_else(|| {
+        let missing = || {
             Error::io(
                 format!("opening archive {}", self.describe()),
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"),
             )
-        })?;
-        Ok(ObjectSource { store: self.store.inner.clone(), key: self.key.clone(), size, name: self.describe() })
+        };
+        match &self.store.backend {
+            Backend::Local(_) => {
+                let p = self.store.local_path(&self.key).unwrap_or_default();
+                let f = match std::fs::File::open(&p) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+                    Err(e) => return Err(Error::io(format!("opening archive {}", p.display()), e)),
+                };
+                let size = f.metadata().map_err(|e| Error::io(format!("opening archive {}", p.display()), e))?.len();
+                Ok(ObjectSource { from: From::Local(Arc::new(f)), size, name: self.describe() })
+            }
+            Backend::Remote(inner) => {
+                let size = self.store.size(&self.key)?.ok_or_else(missing)?;
+                Ok(ObjectSource { from: From::Remote(inner.clone(), self.key.clone()), size, name: self.describe() })
+            }
+        }
     }
 }
 
-/// A `Write` that streams into a multipart upload with bounded memory.
-/// Dropped without [`ObjectWriter::finish`], it aborts the upload.
+enum Upload {
+    Remote(Option<WriteMultipart>),
+    Local(Option<LocalTemp>),
+}
+
+/// A `Write` that streams into a multipart upload with bounded memory, or
+/// into a local temporary. Dropped without [`ObjectWriter::finish`], it
+/// aborts the upload (removes the temporary).
 pub struct ObjectWriter {
-    up: Option<WriteMultipart>,
+    up: Upload,
     name: String,
     written: u64,
 }
 
 impl ObjectWriter {
     /// Uploads what is buffered and completes the upload: only now does the
-    /// object appear, whole. On error the upload is aborted.
+    /// object appear, whole (locally: fsynced and linked create-only, folder
+    /// fsynced). On error the upload is aborted.
     pub fn finish(mut self) -> Result<u64> {
-        let rt = runtime()?;
-        let Some(up) = self.up.take() else { return Err(Error::InvalidArgument("upload already finished".into())) };
-        match rt.block_on(up.finish()) {
-            Ok(_) => Ok(self.written),
-            // WriteMultipart::finish aborts the upload itself when a part failed.
-            Err(e) => Err(store_err(format!("completing the upload of {}", self.name), e)),
+        let done = || Error::InvalidArgument("upload already finished".into());
+        match &mut self.up {
+            Upload::Local(t) => {
+                let t = t.take().ok_or_else(done)?;
+                if !t.publish(true)? {
+                    return Err(Error::io(
+                        format!("publishing {}", self.name),
+                        std::io::Error::new(std::io::ErrorKind::AlreadyExists, "an object of that name exists"),
+                    ));
+                }
+                Ok(self.written)
+            }
+            Upload::Remote(up) => {
+                let rt = runtime()?;
+                let up = up.take().ok_or_else(done)?;
+                match rt.block_on(up.finish()) {
+                    Ok(_) => Ok(self.written),
+                    // WriteMultipart::finish aborts the upload itself when a part failed.
+                    Err(e) => Err(store_err(format!("completing the upload of {}", self.name), e)),
+                }
+            }
         }
     }
 
@@ -301,8 +619,16 @@ impl ObjectWriter {
 
 impl Write for ObjectWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Upload::Local(t) = &mut self.up {
+            let Some(t) = t.as_mut() else { return Err(std::io::Error::other("upload already finished")) };
+            t.write_all(buf)?;
+            self.written += buf.len() as u64;
+            return Ok(buf.len());
+        }
         let rt = runtime().map_err(std::io::Error::other)?;
-        let Some(up) = self.up.as_mut() else { return Err(std::io::Error::other("upload already finished")) };
+        let Upload::Remote(Some(up)) = &mut self.up else {
+            return Err(std::io::Error::other("upload already finished"));
+        };
         // At most one part's worth per call, after waiting for a free slot:
         // memory stays at PARTS_IN_FLIGHT parts plus the one being filled.
         let n = buf.len().min(PART_SIZE);
@@ -322,19 +648,26 @@ impl Write for ObjectWriter {
 
 impl Drop for ObjectWriter {
     fn drop(&mut self) {
-        if let (Some(up), Ok(rt)) = (self.up.take(), runtime()) {
-            // Best effort: a server that is gone cannot be told; see `floe backup gc`.
-            let _ = rt.block_on(up.abort());
+        // A local temporary removes itself when dropped.
+        if let Upload::Remote(up) = &mut self.up {
+            if let (Some(up), Ok(rt)) = (up.take(), runtime()) {
+                // Best effort: a server that is gone cannot be told; see `floe backup gc`.
+                let _ = rt.block_on(up.abort());
+            }
         }
     }
 }
 
 /// An object read by ranges, for [`Archive`].
 pub struct ObjectSource {
-    store: Arc<dyn ObjectStore>,
-    key: ObjPath,
+    from: From,
     size: u64,
     name: String,
+}
+
+enum From {
+    Remote(Arc<dyn ObjectStore>, ObjPath),
+    Local(Arc<std::fs::File>),
 }
 
 impl Source for ObjectSource {
@@ -342,7 +675,22 @@ impl Source for ObjectSource {
         self.size
     }
     fn fetch(&self, start: u64, len: u64) -> Fetch {
-        let (store, key, name) = (self.store.clone(), self.key.clone(), self.name.clone());
+        let name = self.name.clone();
+        let (store, key) = match &self.from {
+            From::Local(f) => {
+                let f = f.clone();
+                return Fetch::new(move || {
+                    use std::os::unix::fs::FileExt;
+                    let n = usize::try_from(len)
+                        .map_err(|_| Error::io(format!("reading {name}"), std::io::Error::other("range too large")))?;
+                    let mut b = vec![0u8; n];
+                    f.read_exact_at(&mut b, start)
+                        .map_err(|e| Error::io(format!("reading {name} at offset {start} ({len} bytes)"), e))?;
+                    Ok(b.into())
+                });
+            }
+            From::Remote(store, key) => (store.clone(), key.clone()),
+        };
         let rt = match runtime() {
             Ok(rt) => rt,
             Err(e) => {

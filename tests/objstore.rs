@@ -169,8 +169,18 @@ fn backup_commands(m: &Moto, repo: &str, put: &dyn Fn(&str, &[u8]), get: &dyn Fn
 
     // gc: an orphan (as a crashed create leaves) goes, referenced objects stay.
     put("snapshots/20200101T000000Z-deadbeef.floe", b"half an upload");
+    put("snapshots/not-floes/img.jpg", b"a photo");
     let o = run(m.floe(&["backup", "gc", "--repo", repo]));
     assert_code(&o, 0);
+    // (moto refuses unsigned reads of objects written by boto3: check what gc says.)
+    assert!(
+        stderr(&o).contains("kept snapshots/20200101T000000Z-deadbeef.floe"),
+        "gc ignored the grace period: {}",
+        stderr(&o)
+    );
+    let o = run(m.floe(&["backup", "gc", "--repo", repo, "--grace", "0s"]));
+    assert_code(&o, 0);
+    assert!(stderr(&o).contains("left alone snapshots/not-floes (a folder)"), "{}", stderr(&o));
     assert!(stdout(&o).contains("removed orphan snapshots/20200101T000000Z-deadbeef.floe"), "{}", stdout(&o));
     assert!(get("snapshots/20200101T000000Z-deadbeef.floe").is_none());
     assert!(get(&format!("snapshots/{c}.floe")).is_some());
@@ -181,16 +191,28 @@ fn backup_commands(m: &Moto, repo: &str, put: &dyn Fn(&str, &[u8]), get: &dyn Fn
     let lock = |expires: i64| {
         serde_json::json!({"job": "backup create", "host": "elsewhere", "pid": 4242, "token": "t", "created_unix": now - 1000, "expires_unix": expires}).to_string()
     };
-    put("lock.json", lock(now + 3600).as_bytes());
+    // Lock generations (format-spec II.4): plant one far above the current ones.
+    let held = |expires: i64| {
+        serde_json::json!({"state": "held", "job": "backup create", "host": "elsewhere", "pid": 4242, "token": "t", "created_unix": now - 1000, "expires_unix": expires}).to_string()
+    };
+    put("locks/10000000000000000000.json", held(now + 3600).as_bytes());
     let o = run(m.floe(&["backup", "gc", "--repo", repo, "--break-lock"]));
     assert_code(&o, 5);
     assert!(stderr(&o).contains("locked by 'backup create' (host elsewhere, pid 4242)"), "{}", stderr(&o));
-    put("lock.json", lock(now - 10).as_bytes());
+    put("locks/10000000000000000001.json", held(now - 10).as_bytes());
     let o = run(m.floe(&["backup", "create", p(&db1), "--repo", repo]));
     assert_code(&o, 5);
     assert!(stderr(&o).contains("--break-lock"), "{}", stderr(&o));
     create(m, repo, &db1, &["--break-lock"]);
-    assert!(get("lock.json").is_none(), "the lock was not released");
+    // Released: the next job takes the lock without --break-lock.
+    assert_code(&run(m.floe(&["backup", "gc", "--repo", repo])), 0);
+    // A live lock.json of an older floe is honoured; a stale one is broken with --break-lock.
+    put("lock.json", lock(now + 3600).as_bytes());
+    assert_code(&run(m.floe(&["backup", "gc", "--repo", repo, "--break-lock"])), 5);
+    put("lock.json", lock(now - 10).as_bytes());
+    assert_code(&run(m.floe(&["backup", "gc", "--repo", repo])), 5);
+    assert_code(&run(m.floe(&["backup", "gc", "--repo", repo, "--break-lock"])), 0);
+    assert!(get("lock.json").is_none(), "the stale legacy lock was not broken");
     assert_eq!(ids(&list_json(m, repo)).len(), 3);
 
     // A manifest of a newer version: read-only commands work, writers refuse (exit 4).
@@ -315,7 +337,10 @@ fn interrupted_and_failed_uploads_leave_no_object_parts_or_entry() {
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(130), "expected an interrupted exit");
     assert_eq!(m.pending_uploads("killed"), Vec::<String>::new(), "the cancelled upload left parts");
-    assert_eq!(m.keys("killed", "r/"), Vec::<String>::new(), "a cancelled create left objects");
+    // What remains is the repository's marker and lock generations: no snapshot, no manifest.
+    let left = m.keys("killed", "r/");
+    assert!(left.iter().all(|k| k == "r/floe-repository.json" || k.starts_with("r/locks/")), "{left:?}");
+    assert!(left.contains(&"r/floe-repository.json".to_string()), "{left:?}");
 
     // The server dies mid-upload: a clear error naming the object.
     let child = m.floe(&["export", "-q", p(&db), "-o", "s3://killed/x.floe"]).stderr(Stdio::piped()).spawn().unwrap();
@@ -339,8 +364,10 @@ fn interrupted_and_failed_uploads_leave_no_object_parts_or_entry() {
     // moto keeps its state in memory: a restarted server starts empty.
     m.restart();
     m.create_bucket("killed");
-    assert!(ids(&list_json(&m, "s3://killed/r")).is_empty());
-    assert_code(&run(m.floe(&["backup", "gc", "--repo", "s3://killed/r"])), 0);
+    // Nothing is left, so there is no repository: gc refuses, create initialises one.
+    let o = run(m.floe(&["backup", "gc", "--repo", "s3://killed/r"]));
+    assert_code(&o, 1);
+    assert!(stderr(&o).contains("not a floe backup repository"), "{}", stderr(&o));
     assert_eq!(m.pending_uploads("killed"), Vec::<String>::new());
     let id = create(&m, "s3://killed/r", &db, &[]);
     assert_eq!(ids(&list_json(&m, "s3://killed/r")), vec![id]);

@@ -23,8 +23,9 @@ fn concurrent_publishers_without_a_lock_lose_no_entry() {
                 for i in 0..each {
                     let id = format!("w{w}-{i}");
                     let entry = json!({"id": id, "created_unix": 1000 + i, "object": format!("snapshots/{id}.floe"), "size": 1, "sha256": "0".repeat(64)});
+                    let entry: floe::backup::Entry = serde_json::from_value(entry).unwrap();
                     repo.publish("test", |m| {
-                        m.doc["snapshots"].as_array_mut().unwrap().push(entry.clone());
+                        m.doc.snapshots.push(entry.clone());
                         Ok(())
                     })
                     .unwrap();
