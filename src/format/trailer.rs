@@ -1,7 +1,7 @@
 //! §9 the fixed-size trailer section (`TRLR`).
 
 use super::codec::{Dec, Put};
-use super::section::{decode_section, encode_section, tags, FLAG_REQUIRED};
+use super::section::{decode_section, encode_section, tags, FLAG_REQUIRED, SECTION_MAGIC};
 use super::{FormatError, Result};
 
 /// Total size of the trailer section.
@@ -55,7 +55,15 @@ impl Trailer {
         }
         // §9: the trailer never grows. Its frame_size is 52 in every 1.x version
         // (a reader finds it at end of file − 60), so any other size is corrupt.
+        let magic = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
         let frame_size = u32::from_le_bytes([tail[4], tail[5], tail[6], tail[7]]);
+        if magic != SECTION_MAGIC {
+            return Err(FormatError::corrupt(
+                "trailer",
+                offset,
+                format!("no section starts 60 bytes before the end of the file (found {magic:#010x}): the trailer is always exactly 60 bytes"),
+            ));
+        }
         if frame_size != TRAILER_FRAME_SIZE {
             return Err(FormatError::corrupt(
                 "trailer",
