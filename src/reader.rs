@@ -4,12 +4,13 @@
 
 use crate::error::ArchiveContext;
 use crate::format::block::{check_frame, decode_frame, BlockHeader, BLOCK_HEADER_LEN};
+use crate::format::frames::{read_data_item, read_section, DataItem, InMemory, ReadAt};
 use crate::format::header::Header;
 use crate::format::index::{BlockEntry, Index};
 use crate::format::keyspace_table::{self, KeyspaceEntry};
 use crate::format::limits::{MAX_FRAME, MAX_SECTION};
 use crate::format::record::{BufferPool, KeyspaceDecoder, Totals};
-use crate::format::section::{check_unknown, decode_section, frame_start, tag_name, tags, FrameStart};
+use crate::format::section::decode_section;
 use crate::format::trailer::{Trailer, TRAILER_LEN};
 use crate::format::FormatError;
 use crate::progress::{Phase, Progress, Tracker};
@@ -221,18 +222,18 @@ impl<B: Source> Archive<B> {
             .ctx(name);
         }
         let src = &bytes;
-        // The header first: a newer major version may lay out the rest differently.
-        let hsec = section_at(src, name, 0)?;
-        let header = decode_section(&hsec, 0).and_then(|s| Header::decode(&s)).ctx(name)?;
-        let kstart = hsec.len() as u64;
+        // The header first: a newer major version may lay out the rest
+        // differently (format-spec §9 allows the checks in any order).
+        let hsec = read_section(&mut SourceIn::new(src, name), 0)?;
+        let header = Header::decode(&hsec.section()).ctx(name)?;
+        let kstart = hsec.end();
         drop(hsec);
         let tail = read_at(src, name, len - TRAILER_LEN as u64, TRAILER_LEN as u64, "trailer")?;
         let trailer = Trailer::decode(&tail, len).ctx(name)?;
         drop(tail);
-        let ksec = section_at(src, name, kstart)?;
-        let keyspaces =
-            decode_section(&ksec, kstart).and_then(|s| keyspace_table::decode(&s, header.keyspace_count)).ctx(name)?;
-        let data_start = kstart + ksec.len() as u64;
+        let ksec = read_section(&mut SourceIn::new(src, name), kstart)?;
+        let keyspaces = keyspace_table::decode(&ksec.section(), header.keyspace_count).ctx(name)?;
+        let data_start = ksec.end();
         drop(ksec);
         if trailer.index_offset < data_start {
             return Err(FormatError::corrupt(
@@ -355,8 +356,8 @@ impl<B: Source> Archive<B> {
     }
 
     /// Starts reading block `i` (index order): a no-op in memory, a ranged
-    /// read of its header and data frame otherwise. Finish with
-    /// [`Archive::finish_block`] (on any thread).
+    /// read of its header (of the size this version writes) and data frame
+    /// otherwise. Finish with [`Archive::finish_block`] (on any thread).
     fn start_block(&self, i: usize) -> PendingBlock {
         let fetch = self.bytes.in_memory().is_none().then(|| {
             let e = &self.index.blocks[i];
@@ -365,23 +366,30 @@ impl<B: Source> Archive<B> {
         PendingBlock { i, fetch }
     }
 
-    /// The checked header and data frame of a started block. For a ranged
-    /// source this checks the fetched block header against its index entry
-    /// and the optional sections after the frame, as [`walk`] does in memory.
+    /// The checked header and data frame of a started block: the block is
+    /// read through the frame walker and checked against its index entry
+    /// ([`block_at`]) whatever the source. For a ranged source this also
+    /// checks the optional sections after the frame, as [`walk`] does in
+    /// memory at open. A block header longer than this version writes (fields
+    /// appended by a later minor version) costs a ranged source one more read.
     fn finish_block(&self, p: PendingBlock) -> Result<FrameRef<'_>> {
         let i = p.i;
         let e = &self.index.blocks[i];
-        let start = e.offset + BLOCK_HEADER_LEN as u64;
-        let Some(fetch) = p.fetch else {
-            let h = self.block_headers[i];
-            let frame = read_at(&self.bytes, &self.name, start, u64::from(h.frame_len), "data frame")?;
-            return Ok(FrameRef { header: h, frame, offset: start });
+        let prefetched = match p.fetch {
+            Some(f) => {
+                Some((e.offset, fetched(f, e.offset, BLOCK_HEADER_LEN as u64 + u64::from(e.frame_len), &self.name)?))
+            }
+            None => None,
         };
-        let bytes = fetched(fetch, e.offset, BLOCK_HEADER_LEN as u64 + u64::from(e.frame_len), &self.name)?;
+        let ranged = prefetched.is_some();
+        let mut r = SourceIn { src: &self.bytes, name: &self.name, prefetched };
         let seg_end = self.index.blocks.get(i + 1).map_or(self.trailer.index_offset, |b| b.offset);
-        let h = check_block(&bytes, e.offset, i, &self.index, seg_end).ctx(&self.name)?;
-        check_gap(&self.bytes, &self.name, start + u64::from(h.frame_len), seg_end)?;
-        Ok(FrameRef { header: h, frame: Chunk::Fetched(bytes.slice(BLOCK_HEADER_LEN..)), offset: start })
+        let (h, offset) = block_at(&mut r, i, &self.index, seg_end)?;
+        let frame = r.read_at(offset, u64::from(h.frame_len), "data frame")?;
+        if ranged {
+            check_gap(&self.bytes, &self.name, offset + u64::from(h.frame_len), seg_end)?;
+        }
+        Ok(FrameRef { header: h, frame, offset })
     }
 
     /// Decompresses block `i` (index order) into `out`, checking both CRCs.
@@ -643,28 +651,54 @@ fn read_at<'a, B: Source>(src: &'a B, name: &str, start: u64, len: u64, what: &s
     }
 }
 
-/// The whole section starting at `pos` of `src` (its size read first).
-fn section_at<'a, B: Source>(src: &'a B, name: &str, pos: u64) -> Result<Chunk<'a>> {
-    let first = read_at(src, name, pos, 8, "section header")?;
-    let mut first8 = [0u8; 8];
-    first8.copy_from_slice(&first);
-    let total_len = match frame_start(&first8, pos).ctx(name)? {
-        FrameStart::Section { total_len } => total_len,
-        FrameStart::Zstd => {
-            return Err(FormatError::corrupt("section", pos, "found a zstd data frame where a section was expected"))
-                .ctx(name)
+/// The frame walker's view of a [`Source`]: borrows bytes in memory, fetches
+/// ranges otherwise. `prefetched` (offset, bytes) serves reads inside it
+/// without fetching; a read that starts inside it and runs past its end
+/// fetches only the missing tail.
+struct SourceIn<'a, B: Source> {
+    src: &'a B,
+    name: &'a str,
+    prefetched: Option<(u64, bytes::Bytes)>,
+}
+
+impl<'a, B: Source> SourceIn<'a, B> {
+    fn new(src: &'a B, name: &'a str) -> Self {
+        SourceIn { src, name, prefetched: None }
+    }
+}
+
+impl<'a, B: Source> ReadAt for SourceIn<'a, B> {
+    type Buf = Chunk<'a>;
+    type Error = Error;
+    fn read_at(&mut self, offset: u64, len: u64, what: &str) -> Result<Chunk<'a>> {
+        if let Some((at, have)) = &self.prefetched {
+            let have_end = at + have.len() as u64;
+            if (*at..have_end).contains(&offset) {
+                let from = (offset - at) as usize;
+                if offset.saturating_add(len) <= have_end {
+                    return Ok(Chunk::Fetched(have.slice(from..from + len as usize)));
+                }
+                let tail = read_at(self.src, self.name, have_end, offset.saturating_add(len) - have_end, what)?;
+                let mut joined = Vec::with_capacity(len as usize);
+                joined.extend_from_slice(&have[from..]);
+                joined.extend_from_slice(&tail);
+                return Ok(Chunk::Fetched(joined.into()));
+            }
         }
-    };
-    read_at(src, name, pos, total_len, "section")
+        read_at(self.src, self.name, offset, len, what)
+    }
+    fn error(&self, e: FormatError) -> Error {
+        Error::Archive { name: self.name.to_owned(), source: e }
+    }
 }
 
 /// Checks that `start..end` of the data region holds only unknown optional
-/// sections, read one at a time.
+/// sections, read one at a time through the frame walker.
 fn check_gap<B: Source>(src: &B, name: &str, start: u64, end: u64) -> Result<()> {
+    let mut r = SourceIn::new(src, name);
     let mut pos = start;
     while pos < end {
-        let sec = section_at(src, name, pos)?;
-        pos += gap_section(&sec, pos, end).ctx(name)?.0;
+        pos = gap_item(&mut r, pos, end)?.0;
     }
     Ok(())
 }
@@ -755,35 +789,35 @@ impl FeedError {
     }
 }
 
-/// Walks the data region `start..end` of an archive in memory (§11 items 2,
-/// 5, 6): every block header must match its index entry, unknown sections
-/// are skipped or refused. A ranged source runs the same [`check_block`] and
-/// [`gap_section`] on each block and gap as it fetches them.
+/// Walks the data region `start..end` of an archive in memory with the
+/// frame walker (§11 items 2, 5, 6, 9): every item starts where the one
+/// before ends, every block header matches its index entry, unknown sections
+/// are skipped or refused, and the walk ends exactly at the index. A ranged
+/// source runs the same [`block_at`] and [`gap_item`] on each block and gap
+/// as it fetches them.
 fn walk(
     buf: &[u8],
     start: u64,
     index: &Index,
     end: u64,
 ) -> std::result::Result<(Vec<BlockHeader>, Vec<(String, u64)>), FormatError> {
+    let mut r = InMemory(buf);
     let mut headers = Vec::with_capacity(index.blocks.len());
     let mut skipped = Vec::new();
     let mut pos = start;
-    let region = &buf[..end as usize];
     while pos < end {
-        let rest = &region[pos as usize..];
         let i = headers.len();
         match index.blocks.get(i) {
             Some(e) if e.offset == pos => {
                 let seg_end = index.blocks.get(i + 1).map_or(end, |b| b.offset);
-                let h = check_block(rest, pos, i, index, seg_end)?;
+                let (h, frame_offset) = block_at(&mut r, i, index, seg_end)?;
                 headers.push(h);
-                pos += (BLOCK_HEADER_LEN as u64) + u64::from(h.frame_len);
+                pos = frame_offset + u64::from(h.frame_len);
             }
             next => {
-                let gap_end = next.map_or(end, |e| e.offset);
-                let (sec_len, tag) = gap_section(rest, pos, gap_end)?;
+                let (item_end, tag) = gap_item(&mut r, pos, next.map_or(end, |e| e.offset))?;
                 skipped.push((tag, pos));
-                pos += sec_len;
+                pos = item_end;
             }
         }
     }
@@ -797,27 +831,28 @@ fn walk(
     Ok((headers, skipped))
 }
 
-/// Checks the block at `pos` (`bytes` start there and hold at least its
-/// header and frame): a `BLKH` section whose fields match index entry `i`,
-/// with the expected sequence, and a frame that ends by `seg_end` (the next
-/// block or the index). Returns its header.
-fn check_block(
-    bytes: &[u8],
-    pos: u64,
+/// Reads block `i` (index order) at the offset its index entry gives, through
+/// the frame walker: a `BLKH` section (of whatever size its `frame_size`
+/// says) whose fields match index entry `i`, with the expected sequence, and
+/// a data frame that ends by `seg_end` (the next block or the index).
+/// Returns its header and the absolute offset of its data frame.
+fn block_at<R: ReadAt>(
+    r: &mut R,
     i: usize,
     index: &Index,
     seg_end: u64,
-) -> std::result::Result<BlockHeader, FormatError> {
-    let sec = data_region_section(bytes, pos)?;
-    if sec.tag != tags::BLOCK {
-        return Err(FormatError::corrupt(
+) -> std::result::Result<(BlockHeader, u64), R::Error> {
+    let e = &index.blocks[i];
+    let pos = e.offset;
+    let item = read_data_item(r, pos)?;
+    let DataItem::Block { header: h, .. } = &item else {
+        return Err(r.error(FormatError::corrupt(
             "block",
             pos,
-            format!("block #{i} listed in the index at this offset is a '{}' section", tag_name(&sec.tag)),
-        ));
-    }
-    let h = BlockHeader::decode(&sec)?;
-    let e = &index.blocks[i];
+            format!("block #{i} listed in the index at this offset is a '{}' section", item.tag_name()),
+        )));
+    };
+    let h = *h;
     let want = BlockEntry {
         offset: pos,
         keyspace: h.keyspace,
@@ -826,81 +861,45 @@ fn check_block(
         frame_len: h.frame_len,
     };
     if *e != want {
-        return Err(FormatError::corrupt(
+        return Err(r.error(FormatError::corrupt(
             "block",
             pos,
             format!("block #{i} header {want:?} disagrees with its index entry {e:?}"),
-        ));
+        )));
     }
     // The index checked that keyspace ranges are contiguous and hold only
     // their keyspace's blocks, so the sequence is the position in the range.
     let first = index.keyspaces.get(h.keyspace as usize).map_or(i as u64, |k| k.first_block);
     let seq = i as u64 - first.min(i as u64);
     if u64::from(h.sequence) != seq {
-        return Err(FormatError::corrupt(
+        return Err(r.error(FormatError::corrupt(
             "block",
             pos,
             format!("block #{i} has sequence {}, expected {seq}", h.sequence),
-        ));
+        )));
     }
-    let frame_end = pos + sec.total_len + u64::from(h.frame_len);
-    if frame_end > seg_end {
-        return Err(FormatError::corrupt(
+    if item.end() > seg_end {
+        return Err(r.error(FormatError::corrupt(
             "block",
             pos,
             format!("data frame of {} bytes runs past {seg_end}", h.frame_len),
-        ));
+        )));
     }
-    Ok(h)
+    Ok((h, item.frame_offset()))
 }
 
-/// The section at `pos` of the data region (`bytes` start there), which must
-/// not be a bare zstd data frame.
-fn data_region_section(
-    bytes: &[u8],
-    pos: u64,
-) -> std::result::Result<crate::format::section::Section<'_>, FormatError> {
-    if bytes.len() < 8 {
-        return Err(FormatError::Truncated {
-            what: "frame header".into(),
-            offset: pos,
-            need: 8,
-            have: bytes.len() as u64,
-        });
-    }
-    let mut first8 = [0u8; 8];
-    first8.copy_from_slice(&bytes[..8]);
-    if frame_start(&first8, pos)? == FrameStart::Zstd {
-        return Err(FormatError::corrupt("data frame", pos, "zstd data frame without a block header before it"));
-    }
-    let sec = decode_section(bytes, pos)?;
-    Ok(sec)
-}
-
-/// Checks one section of a gap between blocks (`bytes` start at `pos`): only
-/// an unknown, optional section fitting before `gap_end` may be there.
-/// Returns its size and tag.
-fn gap_section(bytes: &[u8], pos: u64, gap_end: u64) -> std::result::Result<(u64, String), FormatError> {
-    let sec = data_region_section(bytes, pos)?;
-    if sec.tag == tags::BLOCK {
-        return Err(FormatError::corrupt("block", pos, "block is not listed in the index at this offset"));
-    }
-    if tags::is_known(&sec.tag) {
-        return Err(FormatError::corrupt(
-            "section",
-            pos,
-            format!("unexpected '{}' section in the data region", tag_name(&sec.tag)),
-        ));
-    }
-    check_unknown(&sec)?;
-    if pos + sec.total_len > gap_end {
-        return Err(FormatError::corrupt(
-            "section",
-            pos,
-            format!("section runs past the next block or the index at {gap_end}"),
-        ));
-    }
-    Ok((sec.total_len, tag_name(&sec.tag)))
+/// Reads one item of a gap between blocks (it starts at `pos`) through the
+/// frame walker: only an unknown, optional section ending by `gap_end` may be
+/// there. Returns where it ends and its tag.
+fn gap_item<R: ReadAt>(r: &mut R, pos: u64, gap_end: u64) -> std::result::Result<(u64, String), R::Error> {
+    let item = read_data_item(r, pos)?;
+    let why = match &item {
+        DataItem::Skipped(_) if item.end() <= gap_end => return Ok((item.end(), item.tag_name())),
+        DataItem::Skipped(_) => format!("section runs past the next block or the index at {gap_end}"),
+        DataItem::Block { .. } => "block is not listed in the index at this offset".into(),
+        DataItem::Index(_) => "unexpected 'INDX' section in the data region".into(),
+    };
+    Err(r.error(FormatError::corrupt("section", pos, why)))
 }
 
 /// One block read from a stream, already decompressed and checked.
@@ -939,6 +938,11 @@ enum Next {
 
 fn read_n<R: Read>(r: &mut R, n: u64, offset: u64, what: &str, name: &str, out: &mut Vec<u8>) -> Result<()> {
     out.clear();
+    read_more(r, n, offset, what, name, out)
+}
+
+/// Appends the next `n` bytes of `r` (at absolute `offset`) to `out`.
+fn read_more<R: Read>(r: &mut R, n: u64, offset: u64, what: &str, name: &str, out: &mut Vec<u8>) -> Result<()> {
     // Grow with the data actually present: a hostile size costs nothing until bytes arrive.
     let got =
         r.by_ref().take(n).read_to_end(out).map_err(|e| Error::io(format!("reading {name} at offset {offset}"), e))?
@@ -949,31 +953,64 @@ fn read_n<R: Read>(r: &mut R, n: u64, offset: u64, what: &str, name: &str, out: 
     Ok(())
 }
 
+/// The frame walker's view of a stream read front to back; `pos` is the
+/// offset of the next unread byte. The walker reads 8 bytes and then the
+/// whole section at the same offset: a read is served from the last small
+/// read (kept) plus the bytes that follow it.
+struct StreamIn<'a, R: Read> {
+    r: &'a mut R,
+    pos: &'a mut u64,
+    name: &'a str,
+    last: Option<(u64, Vec<u8>)>,
+}
+
+impl<'a, R: Read> StreamIn<'a, R> {
+    fn new(r: &'a mut R, pos: &'a mut u64, name: &'a str) -> Self {
+        StreamIn { r, pos, name, last: None }
+    }
+}
+
+impl<R: Read> ReadAt for StreamIn<'_, R> {
+    type Buf = Vec<u8>;
+    type Error = Error;
+    fn read_at(&mut self, offset: u64, len: u64, what: &str) -> Result<Vec<u8>> {
+        let mut out = match self.last.take() {
+            Some((at, prefix))
+                if at == offset && at + prefix.len() as u64 == *self.pos && len >= prefix.len() as u64 =>
+            {
+                prefix
+            }
+            _ if offset == *self.pos => Vec::new(),
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "stream reader asked for offset {offset} at offset {} (a stream cannot seek)",
+                    self.pos
+                )))
+            }
+        };
+        let more = len - out.len() as u64;
+        read_more(self.r, more, *self.pos, what, self.name, &mut out)?;
+        *self.pos += more;
+        if len <= 64 {
+            self.last = Some((offset, out.clone()));
+        }
+        Ok(out)
+    }
+    fn error(&self, e: FormatError) -> Error {
+        Error::Archive { name: self.name.to_owned(), source: e }
+    }
+}
+
 impl<R: Read> StreamReader<R> {
     /// Reads and checks the header and keyspace table.
     pub fn new(mut r: R, name: &str) -> Result<Self> {
-        let mut buf = Vec::new();
         let mut offset = 0u64;
-        let read_section = |r: &mut R, buf: &mut Vec<u8>, offset: &mut u64| -> Result<()> {
-            read_n(r, 8, *offset, "section header", name, buf)?;
-            let mut first8 = [0u8; 8];
-            first8.copy_from_slice(buf);
-            let FrameStart::Section { total_len } = frame_start(&first8, *offset).ctx(name)? else {
-                return Err(FormatError::corrupt("section", *offset, "expected a section, found a zstd data frame"))
-                    .ctx(name);
-            };
-            let mut rest = Vec::new();
-            read_n(r, total_len - 8, *offset + 8, "section", name, &mut rest)?;
-            buf.extend_from_slice(&rest);
-            Ok(())
-        };
-        read_section(&mut r, &mut buf, &mut offset)?;
-        let header = decode_section(&buf, 0).and_then(|s| Header::decode(&s)).ctx(name)?;
-        offset = buf.len() as u64;
-        read_section(&mut r, &mut buf, &mut offset)?;
-        let keyspaces =
-            decode_section(&buf, offset).and_then(|s| keyspace_table::decode(&s, header.keyspace_count)).ctx(name)?;
-        offset += buf.len() as u64;
+        let mut src = StreamIn::new(&mut r, &mut offset, name);
+        let hsec = read_section(&mut src, 0)?;
+        let header = Header::decode(&hsec.section()).ctx(name)?;
+        let ksec = read_section(&mut src, hsec.end())?;
+        let keyspaces = keyspace_table::decode(&ksec.section(), header.keyspace_count).ctx(name)?;
+        drop((hsec, ksec));
         Ok(StreamReader {
             r,
             name: name.to_owned(),
@@ -1018,24 +1055,12 @@ impl<R: Read> StreamReader<R> {
         if self.index.is_some() {
             return Ok(None);
         }
-        let mut buf = Vec::new();
         loop {
             let at = self.offset;
-            read_n(&mut self.r, 8, at, "section header", &self.name, &mut buf)?;
-            let mut first8 = [0u8; 8];
-            first8.copy_from_slice(&buf);
-            let FrameStart::Section { total_len } = frame_start(&first8, at).ctx(&self.name)? else {
-                return Err(FormatError::corrupt("data frame", at, "zstd data frame without a block header before it"))
-                    .ctx(&self.name);
-            };
-            let mut rest = Vec::new();
-            read_n(&mut self.r, total_len - 8, at + 8, "section", &self.name, &mut rest)?;
-            buf.extend_from_slice(&rest);
-            self.offset += total_len;
-            let sec = decode_section(&buf, at).ctx(&self.name)?;
-            match sec.tag {
-                tags::BLOCK => {
-                    let h = BlockHeader::decode(&sec).ctx(&self.name)?;
+            let item = read_data_item(&mut StreamIn::new(&mut self.r, &mut self.offset, &self.name), at)?;
+            debug_assert_eq!(self.offset, item.frame_offset());
+            match item {
+                DataItem::Block { header: h, .. } => {
                     debug_assert!(h.frame_len <= MAX_FRAME);
                     let foff = self.offset;
                     let mut frame = std::mem::take(&mut self.frame_buf);
@@ -1059,8 +1084,9 @@ impl<R: Read> StreamReader<R> {
                     checked.ctx(&self.name)?;
                     return Ok(Some(StreamBlock { header: h, offset: at, raw }));
                 }
-                tags::INDEX => {
-                    let index = Index::decode(&sec, self.header.keyspace_count, self.data_start, at).ctx(&self.name)?;
+                DataItem::Index(sec) => {
+                    let index = Index::decode(&sec.section(), self.header.keyspace_count, self.data_start, at)
+                        .ctx(&self.name)?;
                     let index_size = sec.total_len;
                     if index.blocks != self.seen {
                         let i = index
@@ -1081,6 +1107,7 @@ impl<R: Read> StreamReader<R> {
                         .ctx(&self.name);
                     }
                     let toff = self.offset;
+                    let mut buf = Vec::new();
                     read_n(&mut self.r, TRAILER_LEN as u64, toff, "trailer", &self.name, &mut buf)?;
                     self.offset += TRAILER_LEN as u64;
                     let t = Trailer::decode(&buf, self.offset).ctx(&self.name)?;
@@ -1111,15 +1138,7 @@ impl<R: Read> StreamReader<R> {
                     self.index = Some(index);
                     return Ok(None);
                 }
-                t if tags::is_known(&t) => {
-                    return Err(FormatError::corrupt(
-                        "section",
-                        at,
-                        format!("unexpected '{}' section in the data region", tag_name(&t)),
-                    ))
-                    .ctx(&self.name);
-                }
-                _ => check_unknown(&sec).ctx(&self.name)?,
+                DataItem::Skipped(_) => {}
             }
         }
     }

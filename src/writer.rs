@@ -5,7 +5,7 @@
 //! pipeline feeds it); [`RecordWriter`] takes records one at a time (the C ABI
 //! and Python writers).
 
-use crate::format::block::{BlockCompressor, BlockHeader, FLAG_CONTINUES};
+use crate::format::block::{BlockCompressor, BlockHeader};
 use crate::format::header::Header;
 use crate::format::index::{BlockEntry, Index, KeyspaceIndex};
 use crate::format::keyspace_table::{self, check_name, KeyspaceEntry};
@@ -13,7 +13,7 @@ use crate::format::limits::{MAX_BLOCK_RAW, MAX_KEYSPACES, MIN_BLOCK_TARGET};
 use crate::format::record::{BlockBuilder, RawBlock};
 use crate::format::section::{encode_section, tags, FLAG_REQUIRED};
 use crate::format::trailer::{Trailer, TRAILER_LEN};
-use crate::format::{crc32, FormatError};
+use crate::format::FormatError;
 use crate::{Error, Result};
 use std::io::Write;
 
@@ -42,16 +42,8 @@ impl EncodedBlock {
         mut frame: Vec<u8>,
     ) -> Result<(EncodedBlock, Vec<u8>)> {
         c.compress_into(&raw.data, &mut frame).map_err(|e| Error::io("zstd compression", e))?;
-        let header = BlockHeader {
-            keyspace: raw.keyspace,
-            flags: if raw.continues { FLAG_CONTINUES } else { 0 },
-            sequence: raw.sequence,
-            record_count: raw.record_count,
-            raw_len: raw.data.len() as u32,
-            frame_len: frame.len() as u32,
-            raw_crc32: crc32(&raw.data),
-            frame_crc32: crc32(&frame),
-        };
+        let header =
+            BlockHeader::describe(raw.keyspace, raw.sequence, raw.continues, raw.record_count, &raw.data, &frame);
         let data = std::mem::take(&mut raw.data);
         Ok((
             EncodedBlock {

@@ -3,9 +3,13 @@
 //! required sections, other major versions and unknown required feature bits
 //! are refused with exit code 4 and a message naming what was found; newer
 //! minor versions, appended header fields and optional feature bits are
-//! accepted; unknown keyspace options follow §5.1.
+//! accepted; unknown keyspace options follow §5.1. Fields appended to the
+//! body of every section (FLOE, KSTB, BLKH, INDX, an unknown optional one) are
+//! accepted by every reader and import alike; the trailer alone never grows.
 
 mod common;
+#[path = "common/rebuild.rs"]
+mod rebuild;
 
 use common::*;
 use floe::format::options::{KeyspaceOptions, UnknownOption, OPTION_REQUIRED};
@@ -31,6 +35,11 @@ fn accepted_everywhere(bytes: &[u8], want: &Model, dir: &Path) {
     let a = Archive::from_bytes(bytes, "a").unwrap();
     a.verify(false, &NoProgress).unwrap();
     a.verify(true, &NoProgress).unwrap();
+    // Read by ranges, as from an object store.
+    let r = Archive::from_bytes(Ranged::new(bytes), "r").unwrap();
+    r.verify(false, &NoProgress).unwrap();
+    r.verify(true, &NoProgress).unwrap();
+    verify_stream(bytes, "s", true, &NoProgress).unwrap();
     verify_stream(bytes, "s", false, &NoProgress).unwrap();
     let f = dir.join("ok.floe");
     std::fs::write(&f, bytes).unwrap();
@@ -284,4 +293,96 @@ fn unknown_keyspace_options_follow_the_required_bit() {
     .unwrap();
     assert_eq!(s.keyspaces, 1);
     assert_no_temporaries(dir.path());
+}
+
+/// A later minor version may append fields to the body of any section (§3,
+/// §10): readers take every size from the section's own `frame_size`. The
+/// random-access reader once assumed a block header is 52 bytes, so it refused
+/// (and the streaming reader accepted) an archive whose block headers grew.
+#[test]
+fn appended_fields_in_every_section_are_accepted_by_every_reader() {
+    use floe::format::section::tags;
+    let m = model();
+    let good = write_archive(&m, 4096, &BTreeMap::new(), Some((*b"XTRA", 0)));
+    let a = Archive::from_bytes(good.as_slice(), "g").unwrap();
+    assert!(a.index().blocks.len() >= 5, "{} blocks", a.index().blocks.len());
+    let extra = b"fields of format 1.1, ignored by 1.0 readers";
+    let cases: [(&str, &[[u8; 4]]); 7] = [
+        ("FLOE", &[tags::HEADER]),
+        ("KSTB", &[tags::KEYSPACES]),
+        ("BLKH", &[tags::BLOCK]),
+        ("INDX", &[tags::INDEX]),
+        ("XTRA", &[*b"XTRA"]),
+        ("all", &[tags::HEADER, tags::KEYSPACES, tags::BLOCK, tags::INDEX, *b"XTRA"]),
+        ("none", &[]),
+    ];
+    for (what, which) in cases {
+        let grown = rebuild::grow_sections(&good, which, extra);
+        if which.is_empty() {
+            assert_eq!(grown, good, "rebuilding without edits must reproduce the archive");
+            continue;
+        }
+        assert!(grown.len() > good.len(), "{what}");
+        let dir = tempdir();
+        accepted_everywhere(&grown, &m, dir.path());
+        // The grown block headers are really there, and readers report the
+        // same blocks as in the original.
+        let g = Archive::from_bytes(grown.as_slice(), "g").unwrap();
+        assert_eq!(g.index().blocks.len(), a.index().blocks.len(), "{what}");
+        if which.contains(&tags::BLOCK) {
+            for e in &g.index().blocks {
+                let size = u32::from_le_bytes(grown[e.offset as usize + 4..e.offset as usize + 8].try_into().unwrap());
+                assert_eq!(size as usize, 12 + 32 + extra.len(), "{what}");
+            }
+        }
+    }
+    // Only one block header grown (the third): offsets after it shift, those before do not.
+    let grow = |t: &[u8; 4], n: usize| (*t == tags::BLOCK && n == 2).then(|| extra.to_vec());
+    let one = rebuild::rebuild(&good, &rebuild::Edits { grow: Some(&grow), ..Default::default() });
+    let dir = tempdir();
+    accepted_everywhere(&one, &m, dir.path());
+}
+
+/// §9: the trailer is exactly 60 bytes in every 1.x version (readers find it
+/// at end of file − 60), so it can never grow: a trailer with appended fields
+/// or another `frame_size` is refused by every reader, naming the trailer.
+#[test]
+fn the_trailer_never_grows() {
+    use floe::format::section::{encode_section, tags, FLAG_REQUIRED};
+    let good = write_archive(&model(), 4096, &BTreeMap::new(), None);
+    let n = good.len();
+    let t = *Archive::from_bytes(good.as_slice(), "g").unwrap().trailer();
+    // Fields appended before end_magic (which stays last) and after it.
+    for before_magic in [true, false] {
+        let mut body = good[n - 40..n - 8].to_vec();
+        if before_magic {
+            body.extend_from_slice(b"appended");
+            body.extend_from_slice(&floe::format::trailer::END_MAGIC);
+        } else {
+            body.extend_from_slice(&floe::format::trailer::END_MAGIC);
+            body.extend_from_slice(b"appended");
+        }
+        let mut b = good[..n - 60].to_vec();
+        let archive_size = (n + 8) as u64;
+        body[16..24].copy_from_slice(&archive_size.to_le_bytes());
+        b.extend_from_slice(&encode_section(tags::TRAILER, FLAG_REQUIRED, &body));
+        assert_eq!(b.len() as u64, archive_size);
+        let errs = all_readers_refuse(&b, &format!("grown trailer (before magic: {before_magic})"));
+        assert!(errs.iter().all(|e| e.contains("trailer")), "{errs:?}");
+        imports_fail_cleanly(&b, "grown trailer");
+    }
+    // frame_size other than 52, CRC made valid over the 60 bytes.
+    for size in [44u32, 53, 40 + 12 + 8] {
+        if size == 52 {
+            continue;
+        }
+        let mut b = good.clone();
+        b[n - 56..n - 52].copy_from_slice(&size.to_le_bytes());
+        let crc = floe::format::section::section_crc(&b[n - 60..]);
+        b[n - 52..n - 48].copy_from_slice(&crc.to_le_bytes());
+        let errs = all_readers_refuse(&b, &format!("trailer frame_size {size}"));
+        assert!(errs.iter().all(|e| e.contains("frame_size")), "{errs:?}");
+        imports_fail_cleanly(&b, "trailer frame_size");
+    }
+    assert_eq!(t.archive_size, n as u64);
 }

@@ -1,15 +1,17 @@
 //! §6 blocks: a `BLKH` section followed by one zstd data frame.
 
 use super::codec::{Dec, Put};
-use super::limits::{MAX_BLOCK_RAW, MAX_FRAME, MIN_FRAME};
+use super::limits::{MAX_BLOCK_RAW, MAX_FRAME, MAX_WINDOW, MIN_FRAME};
 use super::section::{tags, Section, ZSTD_FRAME_MAGIC};
 use super::{crc32, FormatError, Result};
 
 /// Block flag bit 0: the block ends mid-record.
 pub const FLAG_CONTINUES: u32 = 1;
-/// Size of a `BLKH` body.
+/// Size of the `BLKH` body this version writes. A reader takes a block
+/// header's size from its section (a later minor version may append fields).
 pub const BLOCK_HEADER_BODY: usize = 32;
-/// Size of a whole `BLKH` section.
+/// Size of the whole `BLKH` section this version writes, and the smallest
+/// one a reader accepts.
 pub const BLOCK_HEADER_LEN: usize = super::section::SECTION_OVERHEAD + BLOCK_HEADER_BODY;
 
 /// A block header.
@@ -31,6 +33,29 @@ impl BlockHeader {
         self.flags & FLAG_CONTINUES != 0
     }
 
+    /// The header of a block whose raw bytes `raw` were compressed into the
+    /// data frame `frame`: lengths and both CRCs (§6).
+    pub fn describe(
+        keyspace: u32,
+        sequence: u32,
+        continues: bool,
+        record_count: u32,
+        raw: &[u8],
+        frame: &[u8],
+    ) -> BlockHeader {
+        BlockHeader {
+            keyspace,
+            flags: if continues { FLAG_CONTINUES } else { 0 },
+            sequence,
+            record_count,
+            raw_len: raw.len() as u32,
+            frame_len: frame.len() as u32,
+            raw_crc32: crc32(raw),
+            frame_crc32: crc32(frame),
+        }
+    }
+
+    /// Encodes the 32-byte body this version writes.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(BLOCK_HEADER_BODY);
         for v in [
@@ -154,8 +179,9 @@ pub fn decode_frame(h: &BlockHeader, frame: &[u8], offset: u64, out: &mut Vec<u8
     Ok(())
 }
 
-/// The `--quick` part of frame checking: length, magic, CRC, single frame,
-/// declared content size. Does not decompress.
+/// The `--quick` part of frame checking (§6): length, CRC, the zstd frame
+/// header's fields ([`ZstdFrameHeader::check`]), exactly one frame. Does not
+/// decompress.
 pub fn check_frame(h: &BlockHeader, frame: &[u8], offset: u64) -> Result<()> {
     if frame.len() != h.frame_len as usize {
         return Err(FormatError::Truncated {
@@ -169,9 +195,8 @@ pub fn check_frame(h: &BlockHeader, frame: &[u8], offset: u64) -> Result<()> {
     if c != h.frame_crc32 {
         return Err(FormatError::Checksum { what: "data frame".into(), offset, stored: h.frame_crc32, computed: c });
     }
-    if frame.len() < 4 || u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) != ZSTD_FRAME_MAGIC {
-        return Err(FormatError::corrupt("data frame", offset, "does not start with the zstd frame magic"));
-    }
+    let z = ZstdFrameHeader::parse(frame, offset)?;
+    z.check(h, offset)?;
     match zstd::zstd_safe::find_frame_compressed_size(frame) {
         Ok(n) if n == frame.len() => {}
         Ok(n) => {
@@ -183,16 +208,111 @@ pub fn check_frame(h: &BlockHeader, frame: &[u8], offset: u64) -> Result<()> {
         }
         Err(_) => return Err(FormatError::corrupt("data frame", offset, "is not a well-formed zstd frame")),
     }
-    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(frame) {
-        if size != u64::from(h.raw_len) {
+    Ok(())
+}
+
+/// The fields of a zstd frame header (RFC 8878 §3.1.1.1) that §6 constrains,
+/// read from the first 6 to 18 bytes of a frame. Parsing them is all a reader
+/// needs to refuse a frame before handing it to a zstd decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZstdFrameHeader {
+    /// `Single_Segment_Flag`.
+    pub single_segment: bool,
+    /// `Window_Size` (RFC 8878 §3.1.1.1.2): from the `Window_Descriptor`, or
+    /// `Frame_Content_Size` for a single-segment frame.
+    pub window_size: u64,
+    /// `Frame_Content_Size`, when the frame declares it.
+    pub content_size: Option<u64>,
+    /// `Content_Checksum_Flag`.
+    pub checksum: bool,
+    /// `Dictionary_ID_Flag` (0: no `Dictionary_ID` field).
+    pub dictionary_id_flag: u8,
+}
+
+impl ZstdFrameHeader {
+    /// Parses the frame header at the start of `frame` (absolute offset `offset`).
+    pub fn parse(frame: &[u8], offset: u64) -> Result<ZstdFrameHeader> {
+        let cut = || FormatError::corrupt("data frame", offset, "zstd frame header is cut short");
+        let magic = frame.get(..4).ok_or_else(cut)?;
+        if u32::from_le_bytes([magic[0], magic[1], magic[2], magic[3]]) != ZSTD_FRAME_MAGIC {
+            return Err(FormatError::corrupt("data frame", offset, "does not start with the zstd frame magic"));
+        }
+        let fhd = *frame.get(4).ok_or_else(cut)?;
+        if fhd & 0x08 != 0 {
             return Err(FormatError::corrupt(
                 "data frame",
                 offset,
-                format!("declares {size} decompressed bytes, block header says {}", h.raw_len),
+                "zstd frame header has its reserved bit set (RFC 8878 3.1.1.1.1)",
             ));
         }
+        let fcs_flag = fhd >> 6;
+        let single_segment = fhd & 0x20 != 0;
+        let checksum = fhd & 0x04 != 0;
+        let dictionary_id_flag = fhd & 0x03;
+        let mut at = 5;
+        let window = if single_segment {
+            None
+        } else {
+            let wd = *frame.get(at).ok_or_else(cut)?;
+            at += 1;
+            let log = 10 + u32::from(wd >> 3);
+            let base = 1u64 << log;
+            Some(base + (base / 8) * u64::from(wd & 7))
+        };
+        at += [0, 1, 2, 4][dictionary_id_flag as usize];
+        let fcs_len = match fcs_flag {
+            0 => usize::from(single_segment),
+            1 => 2,
+            2 => 4,
+            _ => 8,
+        };
+        let field = frame.get(at..at + fcs_len).ok_or_else(cut)?;
+        let mut le = [0u8; 8];
+        le[..fcs_len].copy_from_slice(field);
+        let value = u64::from_le_bytes(le);
+        let content_size = match fcs_len {
+            0 => None,
+            2 => Some(value + 256),
+            _ => Some(value),
+        };
+        // A single-segment frame always has a content size field (fcs_len >= 1).
+        let window_size = window.or(content_size).unwrap_or(0);
+        Ok(ZstdFrameHeader { single_segment, window_size, content_size, checksum, dictionary_id_flag })
     }
-    Ok(())
+
+    /// Checks §6's rules for a block's data frame: declared content size
+    /// equal to `raw_len`, window within [`MAX_WINDOW`], no dictionary,
+    /// content checksum present.
+    pub fn check(&self, h: &BlockHeader, offset: u64) -> Result<()> {
+        let fail = |d: String| Err(FormatError::corrupt("data frame", offset, d));
+        match self.content_size {
+            None => {
+                return fail(format!(
+                    "zstd frame does not declare its decompressed size (Frame_Content_Size); format-spec 6 requires it (block header says {})",
+                    h.raw_len
+                ))
+            }
+            Some(size) if size != u64::from(h.raw_len) => {
+                return fail(format!("declares {size} decompressed bytes, block header says {}", h.raw_len))
+            }
+            Some(_) => {}
+        }
+        if self.window_size > MAX_WINDOW {
+            return fail(format!(
+                "zstd frame needs a window of {} bytes, more than the {MAX_WINDOW} format-spec 6 allows",
+                self.window_size
+            ));
+        }
+        if self.dictionary_id_flag != 0 {
+            return fail("zstd frame names a dictionary; format-spec 6 forbids dictionaries".into());
+        }
+        if !self.checksum {
+            return fail(
+                "zstd frame has no content checksum (Content_Checksum_Flag); format-spec 6 requires it".into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

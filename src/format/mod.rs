@@ -5,6 +5,7 @@
 
 pub mod block;
 pub mod codec;
+pub mod frames;
 pub mod header;
 pub mod index;
 pub mod keyspace_table;
@@ -27,6 +28,8 @@ pub mod limits {
     pub const MAX_BLOCK_RAW: u32 = 64 << 20;
     /// Largest data frame.
     pub const MAX_FRAME: u32 = 65 << 20;
+    /// Largest `Window_Size` of a data frame (RFC 8878 §3.1.1.1.2).
+    pub const MAX_WINDOW: u64 = 64 << 20;
     /// Smallest data frame (a zstd frame header plus one block header).
     pub const MIN_FRAME: u32 = 9;
     /// Smallest `block_target`.

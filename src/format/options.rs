@@ -277,7 +277,12 @@ impl KeyspaceOptions {
                         let kind = v.u8("filter kind")?;
                         let p = v.f32("filter parameter")?;
                         match kind {
-                            0 => Ok(FilterEntry::None),
+                            // §5.2: floe writes kind 0 with the parameter's four bytes zero.
+                            0 if p.to_bits() == 0 => Ok(FilterEntry::None),
+                            0 => Err(v.err(format!(
+                                "filter kind 0 (no filter) must have param 0, found {p} (bits {:#010x})",
+                                p.to_bits()
+                            ))),
                             1 => Ok(FilterEntry::BloomBitsPerKey(finite_in(
                                 v,
                                 p,
@@ -342,6 +347,9 @@ impl KeyspaceOptions {
                     let limit_bytes = v.u64("limit_bytes")?;
                     let has_ttl = v.bool("has_ttl")?;
                     let ttl = v.u64("ttl_seconds")?;
+                    if !has_ttl && ttl != 0 {
+                        return Err(v.err(format!("ttl_seconds must be 0 when has_ttl is 0, found {ttl}")));
+                    }
                     o.compaction = Some(Compaction::Fifo { limit_bytes, ttl_seconds: has_ttl.then_some(ttl) });
                 }
                 _ => {

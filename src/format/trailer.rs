@@ -1,11 +1,13 @@
 //! §9 the fixed-size trailer section (`TRLR`).
 
 use super::codec::{Dec, Put};
-use super::section::{decode_section, encode_section, tags, FLAG_REQUIRED};
+use super::section::{decode_section, encode_section, tags, FLAG_REQUIRED, SECTION_MAGIC};
 use super::{FormatError, Result};
 
 /// Total size of the trailer section.
 pub const TRAILER_LEN: usize = 60;
+/// The trailer's `frame_size`, fixed in every 1.x version.
+pub const TRAILER_FRAME_SIZE: u32 = TRAILER_LEN as u32 - 8;
 /// The last 8 bytes of every archive.
 pub const END_MAGIC: [u8; 8] = *b"FLOE\r\n\x1a\n";
 
@@ -49,6 +51,26 @@ impl Trailer {
                 "trailer",
                 offset,
                 "no floe trailer at the end of the file: the archive is truncated, has data appended, or is not a floe archive",
+            ));
+        }
+        // §9: the trailer never grows. Its frame_size is 52 in every 1.x version
+        // (a reader finds it at end of file − 60), so any other size is corrupt.
+        let magic = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+        let frame_size = u32::from_le_bytes([tail[4], tail[5], tail[6], tail[7]]);
+        if magic != SECTION_MAGIC {
+            return Err(FormatError::corrupt(
+                "trailer",
+                offset,
+                format!("no section starts 60 bytes before the end of the file (found {magic:#010x}): the trailer is always exactly 60 bytes"),
+            ));
+        }
+        if frame_size != TRAILER_FRAME_SIZE {
+            return Err(FormatError::corrupt(
+                "trailer",
+                offset,
+                format!(
+                    "trailer frame_size is {frame_size}, must be {TRAILER_FRAME_SIZE} (the trailer has a fixed size)"
+                ),
             ));
         }
         let sec = decode_section(tail, offset)?;
