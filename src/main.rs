@@ -270,7 +270,9 @@ fn run(cli: Cli) -> Result<(), Error> {
             };
             let location = if is_dash(&output) { None } else { Some(Location::parse(&output)?) };
             if let Some(Location::Local(path)) = &location {
-                report_leftovers(path)?;
+                if floe::export::check_output(&db, path)? == floe::export::OutputKind::File {
+                    report_leftovers(path)?;
+                }
             }
             let bar = Bar::new(common.quiet, "export");
             let dest = location.as_ref().map_or(Destination::Stdout, Location::destination);
@@ -478,18 +480,38 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
     Ok(())
 }
 
+/// SIGINT, SIGTERM (`kill`, `timeout`, systemd) and SIGHUP (a closed
+/// terminal) all cancel the running operation, which cleans up after itself;
+/// the exit code is then 128 + the signal.
+fn install_signal_handlers() {
+    use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                for sig in signals.forever() {
+                    floe::fsutil::set_interrupted_by_signal(sig);
+                }
+            });
+        }
+        Err(e) => eprintln!("floe: warning: cannot handle SIGINT/SIGTERM/SIGHUP ({e}); a signal will not clean up"),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = ctrlc::set_handler(floe::fsutil::set_interrupted);
+    install_signal_handlers();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("floe: error: {e}");
             let code = match &e {
-                Error::Cancelled => exit::INTERRUPTED,
+                // 128 + the signal, like a shell: 130 SIGINT, 143 SIGTERM, 129 SIGHUP.
+                Error::Cancelled => floe::fsutil::interrupting_signal()
+                    .and_then(|s| u8::try_from(128 + s).ok())
+                    .unwrap_or(exit::INTERRUPTED),
                 Error::Archive { source, .. } if source.is_unsupported() => exit::TOO_NEW,
                 Error::Archive { .. } => exit::CORRUPT,
-                Error::Engine(EngineError::Locked { .. }) => exit::LOCKED,
+                Error::Engine(EngineError::Locked { .. } | EngineError::TargetLocked { .. }) => exit::LOCKED,
                 Error::TargetExists(_) => exit::TARGET_EXISTS,
                 Error::Backup(BackupError::Locked { .. }) => exit::LOCKED,
                 Error::Backup(BackupError::TooNew { .. }) => exit::TOO_NEW,
