@@ -480,16 +480,26 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
     Ok(())
 }
 
+/// Set while a command that honours cancellation runs.
+static CANCELLABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// SIGINT, SIGTERM (`kill`, `timeout`, systemd) and SIGHUP (a closed
 /// terminal) all cancel the running operation, which cleans up after itself;
-/// the exit code is then 128 + the signal.
-fn install_signal_handlers() {
+/// the exit code is then 128 + the signal. A command with nothing to cancel,
+/// or a second signal, ends the process as the signal's default action does.
+fn install_signal_handlers(cancellable: bool) {
     use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+    use std::sync::atomic::Ordering;
+    CANCELLABLE.store(cancellable, Ordering::SeqCst);
     match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(mut signals) => {
             std::thread::spawn(move || {
                 for sig in signals.forever() {
-                    floe::fsutil::set_interrupted_by_signal(sig);
+                    if CANCELLABLE.load(Ordering::SeqCst) && floe::fsutil::interrupting_signal().is_none() {
+                        floe::fsutil::set_interrupted_by_signal(sig);
+                    } else {
+                        let _ = signal_hook::low_level::emulate_default_handler(sig);
+                    }
                 }
             });
         }
@@ -499,7 +509,14 @@ fn install_signal_handlers() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    install_signal_handlers();
+    install_signal_handlers(matches!(
+        &cli.cmd,
+        Cmd::Export { .. }
+            | Cmd::Import { .. }
+            | Cmd::Verify { .. }
+            | Cmd::Demo { .. }
+            | Cmd::Backup { cmd: BackupCmd::Create { .. } | BackupCmd::Verify { .. } | BackupCmd::Restore { .. } }
+    ));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
