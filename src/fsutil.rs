@@ -27,10 +27,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
+static SIGNAL: AtomicUsize = AtomicUsize::new(0);
 
 /// True once [`set_interrupted`] was called (the CLI's signal handler).
 pub fn interrupted() -> bool {
@@ -42,16 +42,16 @@ pub fn set_interrupted() {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
-/// [`set_interrupted`] because signal `sig` arrived (SIGINT, SIGTERM, SIGHUP);
-/// the first such signal is kept for [`interrupting_signal`].
-pub fn set_interrupted_by_signal(sig: i32) {
-    let _ = SIGNAL.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
-    set_interrupted();
+/// What a signal handler sets, directly in the handler (atomics are
+/// async-signal-safe): the flag [`interrupted`] reads, and the number of the
+/// signal, which [`interrupting_signal`] reads. For the CLI's handlers.
+pub fn signal_flags() -> (&'static AtomicBool, &'static AtomicUsize) {
+    (&INTERRUPTED, &SIGNAL)
 }
 
-/// The signal that interrupted this process, if one did.
+/// The signal that interrupted this process, if a handler recorded one.
 pub fn interrupting_signal() -> Option<i32> {
-    Some(SIGNAL.load(Ordering::SeqCst)).filter(|&s| s != 0)
+    i32::try_from(SIGNAL.load(Ordering::SeqCst)).ok().filter(|&s| s != 0)
 }
 
 const TMP_MARK: &str = ".floe-tmp-";

@@ -480,30 +480,28 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
     Ok(())
 }
 
-/// Set while a command that honours cancellation runs.
-static CANCELLABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// SIGINT, SIGTERM (`kill`, `timeout`, systemd) and SIGHUP (a closed
-/// terminal) all cancel the running operation, which cleans up after itself;
-/// the exit code is then 128 + the signal. A command with nothing to cancel,
-/// or a second signal, ends the process as the signal's default action does.
+/// terminal) all cancel a running export, import or verify, which cleans up
+/// after itself; the exit code is then 128 + the signal. The handlers set
+/// atomics only. A second signal ends the process as the signal's default
+/// action does, and so does any signal to a command with nothing to cancel
+/// (no handler is installed for those).
 fn install_signal_handlers(cancellable: bool) {
     use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
-    use std::sync::atomic::Ordering;
-    CANCELLABLE.store(cancellable, Ordering::SeqCst);
-    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
-        Ok(mut signals) => {
-            std::thread::spawn(move || {
-                for sig in signals.forever() {
-                    if CANCELLABLE.load(Ordering::SeqCst) && floe::fsutil::interrupting_signal().is_none() {
-                        floe::fsutil::set_interrupted_by_signal(sig);
-                    } else {
-                        let _ = signal_hook::low_level::emulate_default_handler(sig);
-                    }
-                }
-            });
+    use signal_hook::flag;
+    if !cancellable {
+        return;
+    }
+    let (stop, number) = floe::fsutil::signal_flags();
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        // Run in this order: the default action if a signal already asked
+        // to stop, else record this signal and ask the operation to stop.
+        let r = flag::register_conditional_default(sig, stop)
+            .and_then(|_| flag::register_usize(sig, number, sig as usize))
+            .and_then(|_| flag::register(sig, stop));
+        if let Err(e) = r {
+            eprintln!("floe: warning: cannot handle signal {sig} ({e}); it will not clean up");
         }
-        Err(e) => eprintln!("floe: warning: cannot handle SIGINT/SIGTERM/SIGHUP ({e}); a signal will not clean up"),
     }
 }
 

@@ -329,12 +329,41 @@ fn sigterm_and_sighup_interrupt_an_import_cleanly() {
             std::thread::yield_now();
         }
         signal(pid, sig);
+        // floe's handler sets its flag as the signal is delivered; only then
+        // does the import get the rest of its input.
+        wait_delivered(pid, sig);
         let _ = stdin.write_all(&bytes[cut..]); // may fail with EPIPE once floe has exited
         drop(stdin);
         let o = child.wait_with_output().unwrap();
         assert_code(&o, want);
         assert!(!target.exists(), "signal {sig}: the interrupted import left the target");
         assert_eq!(dir_names(dir.path()), ["src"], "signal {sig}");
+    }
+}
+
+/// Waits until `sig` is no longer pending for process `pid` or any of its
+/// threads, i.e. its handler has run.
+#[cfg(target_os = "linux")]
+fn wait_delivered(pid: u32, sig: i32) {
+    let bit = 1u64 << (sig - 1);
+    let pending = |status: &str, field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+            .is_some_and(|m| m & bit != 0)
+    };
+    loop {
+        let shared = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let mut any = pending(&shared, "ShdPnd:");
+        for t in fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+            let s = fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            any |= pending(&s, "SigPnd:");
+        }
+        if !any {
+            return;
+        }
+        std::thread::yield_now();
     }
 }
 
@@ -353,8 +382,7 @@ fn export_writes_into_a_fifo_and_keeps_it() {
     std::os::unix::fs::symlink(&fifo, &link).unwrap();
     for out in [&fifo, &link] {
         let copy = dir.path().join("copy.floe");
-        let mut reader =
-            Command::new("sh").args(["-c", &format!("cat '{}' > '{}'", p(&fifo), p(&copy))]).spawn().unwrap();
+        let mut reader = Command::new("cat").arg(&fifo).stdout(fs::File::create(&copy).unwrap()).spawn().unwrap();
         let o = floe(&["export", "-q", p(&db), "-o", p(out)]);
         let still_fifo = fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo();
         if !still_fifo {
