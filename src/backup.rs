@@ -1088,7 +1088,11 @@ pub fn restore(
     let s = repo.find(&m, id)?;
     let o = repo.check_checksum(&s)?;
     let a = Archive::from_bytes(o.source()?, &o.describe())?;
-    import_archive(&a, db_dir, opts, progress)
+    let mut opts = opts.clone();
+    if let Ok(crate::store::Location::Local(dir)) = crate::store::Location::parse(repo.url()) {
+        opts.protect.push(dir); // --replace must not swap away the repository being read
+    }
+    import_archive(&a, db_dir, &opts, progress)
 }
 
 /// What gc removed, kept and left alone.

@@ -14,6 +14,13 @@ pub enum EngineError {
          (floe::export::export_database on the application's own fjall::Database handle)"
     )]
     Locked { path: PathBuf },
+    /// A database that an import would replace is open in another process
+    /// (or being replaced by another floe).
+    #[error(
+        "database {path} is open in another process (fjall's lock is held), so it cannot be replaced. Stop that \
+         process and run the import again; floe replaces a database only when no process has it open"
+    )]
+    TargetLocked { path: PathBuf },
     /// The source path holds no fjall database.
     #[error(
         "{path} is not a fjall database (no 'version' file); export reads an existing database and never creates one"

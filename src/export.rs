@@ -287,7 +287,9 @@ fn produce(
 
 /// Where an export goes.
 pub enum Destination<'a> {
-    /// A file, written atomically (temporary sibling, fsync, rename, fsync dir).
+    /// A file, written atomically (temporary sibling, fsync, rename, fsync
+    /// dir). An existing character device or FIFO there (or a symlink to
+    /// one) is written to directly, as a stream; see [`check_output`].
     File(&'a Path),
     /// Standard output.
     Stdout,
@@ -306,6 +308,71 @@ fn naming_file(e: Error, p: &Path) -> Error {
     }
 }
 
+/// How [`export_path`] writes a local output path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    /// A regular file (or nothing yet): written atomically, replaced by rename.
+    File,
+    /// An existing character device or FIFO (symlinks followed): opened and
+    /// written to directly, like standard output; never renamed over.
+    Stream,
+}
+
+/// Checks a local export output before anything is opened: refuses an
+/// output inside the source database directory `db_dir` (both compared
+/// after resolving symlinks, the output through its parent directory and,
+/// if it exists, itself), a block device and a socket; says whether it is
+/// written as a file or as a stream.
+pub fn check_output(db_dir: &Path, output: &Path) -> Result<OutputKind> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(db) = std::fs::canonicalize(db_dir) {
+        let via_parent = output.file_name().and_then(|name| {
+            let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            std::fs::canonicalize(parent).ok().map(|p| p.join(name))
+        });
+        let inside = [via_parent, std::fs::canonicalize(output).ok()].into_iter().flatten().any(|p| p.starts_with(&db));
+        if inside {
+            return Err(Error::InvalidArgument(format!(
+                "output {} is inside the source database {}; export never writes into its source. Choose an output                  outside the database directory",
+                output.display(),
+                db_dir.display()
+            )));
+        }
+    }
+    let Ok(meta) = std::fs::metadata(output) else { return Ok(OutputKind::File) };
+    let ft = meta.file_type();
+    if ft.is_char_device() || ft.is_fifo() {
+        Ok(OutputKind::Stream)
+    } else if ft.is_block_device() || ft.is_socket() {
+        let what = if ft.is_socket() { "a socket" } else { "a block device" };
+        Err(Error::InvalidArgument(format!(
+            "output {} is {what}; floe does not write archives onto it (use -o - and a redirection if you mean it)",
+            output.display()
+        )))
+    } else {
+        Ok(OutputKind::File) // a regular file, or a directory (refused by AtomicFile)
+    }
+}
+
+/// Opens an existing character device or FIFO for writing (no create, no
+/// truncate), checking it still is one.
+fn open_stream(p: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(p)
+        .map_err(|e| Error::io(format!("opening {}", p.display()), e))?;
+    let ft = f.metadata().map_err(|e| Error::io(format!("stat {}", p.display()), e))?.file_type();
+    if !(ft.is_char_device() || ft.is_fifo()) {
+        return Err(Error::InvalidArgument(format!(
+            "{} changed while it was being opened (it is no longer a device or FIFO); nothing was written",
+            p.display()
+        )));
+    }
+    Ok(f)
+}
+
 /// Opens the database at `db_dir` (which must not be open in another process)
 /// and exports it.
 pub fn export_path(
@@ -314,8 +381,18 @@ pub fn export_path(
     opts: &ExportOptions,
     progress: &dyn Progress,
 ) -> Result<ExportSummary> {
+    let kind = match &dest {
+        Destination::File(p) => Some(check_output(db_dir, p)?),
+        _ => None,
+    };
     let db = engine::open_existing(db_dir)?;
     match dest {
+        Destination::File(p) if kind == Some(OutputKind::Stream) => {
+            let buf = std::io::BufWriter::with_capacity(1 << 20, open_stream(p)?);
+            let (mut buf, summary) = export_database(&db, buf, opts, progress).map_err(|e| naming_file(e, p))?;
+            buf.flush().map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
+            Ok(summary)
+        }
         Destination::File(p) => {
             let mut f = AtomicFile::create(p)?;
             let buf = std::io::BufWriter::with_capacity(1 << 20, f.file());

@@ -35,8 +35,16 @@ pub struct ImportOptions {
     pub threads: usize,
     /// Import only these keyspaces (all when `None`).
     pub keyspaces: Option<Vec<String>>,
-    /// Replace a non-empty target atomically instead of refusing.
+    /// Replace a non-empty target atomically instead of refusing. The target
+    /// must then be a fjall database (a `version` file) that no process has
+    /// open; it is locked with fjall's own lock from the start of the import
+    /// until it has been swapped out.
     pub replace: bool,
+    /// Paths the target must not contain (compared after resolving
+    /// symlinks): what the import reads from, such as a backup repository.
+    /// A `replace` of a target that contains one is refused. The archive
+    /// itself, when its name is a local path, is always protected.
+    pub protect: Vec<std::path::PathBuf>,
     /// A keyspace is ingested in parallel segments only when each holds at
     /// least this many raw bytes; 0 means automatic (`MIN_SEGMENT_RAW`, or
     /// an even share of the archive if larger).
@@ -143,7 +151,9 @@ pub fn import_archive<B: crate::reader::Source>(
         summary.warnings.extend(w);
         create[i] = Some(o);
     }
-    let dir = AtomicDir::create(db_dir, opts.replace)?;
+    let mut protect = opts.protect.clone();
+    protect.push(archive.name().into()); // a memory-mapped archive is named by its path
+    let dir = AtomicDir::create(db_dir, opts.replace, &protect)?;
     let path = dir.path().to_path_buf();
     let db = engine::create_new(&path)?;
     let mut handles: Vec<Option<Keyspace>> = entries.iter().map(|_| None).collect();
@@ -300,7 +310,7 @@ pub fn import_stream<R: Read>(
         engine::create_options(&entries[i].name, &entries[i].options)?;
     }
     let _threads = effective_threads(opts.threads);
-    let dir = AtomicDir::create(db_dir, opts.replace)?;
+    let dir = AtomicDir::create(db_dir, opts.replace, &opts.protect)?;
     let path = dir.path().to_path_buf();
     let db = engine::create_new(&path)?;
     let mut summary = ImportSummary::default();

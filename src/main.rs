@@ -273,7 +273,9 @@ fn run(cli: Cli) -> Result<(), Error> {
             };
             let location = if is_dash(&output) { None } else { Some(Location::parse(&output)?) };
             if let Some(Location::Local(path)) = &location {
-                report_leftovers(path)?;
+                if floe::export::check_output(&db, path)? == floe::export::OutputKind::File {
+                    report_leftovers(path)?;
+                }
             }
             let bar = Bar::new(common.quiet, "export");
             let dest = location.as_ref().map_or(Destination::Stdout, Location::destination);
@@ -487,18 +489,53 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
     Ok(())
 }
 
+/// SIGINT, SIGTERM (`kill`, `timeout`, systemd) and SIGHUP (a closed
+/// terminal) all cancel a running export, import or verify, which cleans up
+/// after itself; the exit code is then 128 + the signal. The handlers set
+/// atomics only. A second signal ends the process as the signal's default
+/// action does, and so does any signal to a command with nothing to cancel
+/// (no handler is installed for those).
+fn install_signal_handlers(cancellable: bool) {
+    use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::flag;
+    if !cancellable {
+        return;
+    }
+    let (stop, number) = floe::fsutil::signal_flags();
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        // Run in this order: the default action if a signal already asked
+        // to stop, else record this signal and ask the operation to stop.
+        let r = flag::register_conditional_default(sig, stop)
+            .and_then(|_| flag::register_usize(sig, number, sig as usize))
+            .and_then(|_| flag::register(sig, stop));
+        if let Err(e) = r {
+            eprintln!("floe: warning: cannot handle signal {sig} ({e}); it will not clean up");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = ctrlc::set_handler(floe::fsutil::set_interrupted);
+    install_signal_handlers(matches!(
+        &cli.cmd,
+        Cmd::Export { .. }
+            | Cmd::Import { .. }
+            | Cmd::Verify { .. }
+            | Cmd::Demo { .. }
+            | Cmd::Backup { cmd: BackupCmd::Create { .. } | BackupCmd::Verify { .. } | BackupCmd::Restore { .. } }
+    ));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("floe: error: {e}");
             let code = match &e {
-                Error::Cancelled => exit::INTERRUPTED,
+                // 128 + the signal, like a shell: 130 SIGINT, 143 SIGTERM, 129 SIGHUP.
+                Error::Cancelled => floe::fsutil::interrupting_signal()
+                    .and_then(|s| u8::try_from(128 + s).ok())
+                    .unwrap_or(exit::INTERRUPTED),
                 Error::Archive { source, .. } if source.is_unsupported() => exit::TOO_NEW,
                 Error::Archive { .. } => exit::CORRUPT,
-                Error::Engine(EngineError::Locked { .. }) => exit::LOCKED,
+                Error::Engine(EngineError::Locked { .. } | EngineError::TargetLocked { .. }) => exit::LOCKED,
                 Error::TargetExists(_) => exit::TARGET_EXISTS,
                 Error::Backup(BackupError::Locked { .. }) => exit::LOCKED,
                 Error::Backup(BackupError::TooNew { .. } | BackupError::RepositoryTooNew { .. }) => exit::TOO_NEW,

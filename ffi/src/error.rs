@@ -80,7 +80,7 @@ pub(crate) fn status_of(e: &Error) -> floe_status {
         Error::Io { .. } => FLOE_IO,
         Error::Archive { source, .. } if source.is_unsupported() => FLOE_UNSUPPORTED_VERSION,
         Error::Archive { .. } => FLOE_CORRUPT_ARCHIVE,
-        Error::Engine(EngineError::Locked { .. }) => FLOE_DATABASE_LOCKED,
+        Error::Engine(EngineError::Locked { .. } | EngineError::TargetLocked { .. }) => FLOE_DATABASE_LOCKED,
         Error::Engine(_) => FLOE_ENGINE,
         Error::InvalidArgument(_) => FLOE_INVALID_ARGUMENT,
         Error::TargetExists(_) => FLOE_TARGET_EXISTS,
