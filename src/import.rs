@@ -132,6 +132,7 @@ pub fn import_archive<B: crate::reader::Source>(
     progress: &dyn Progress,
 ) -> Result<ImportSummary> {
     let start = Instant::now();
+    crate::export::check_threads(opts.threads)?;
     let entries = archive.keyspaces();
     let sel = selected(entries, &opts.keyspaces)?;
     refuse_unknown_required(archive.name(), entries, &sel)?;
@@ -299,7 +300,7 @@ pub fn import_stream<R: Read>(
     for &i in &sel {
         engine::create_options(&entries[i].name, &entries[i].options)?;
     }
-    let _threads = effective_threads(opts.threads);
+    crate::export::check_threads(opts.threads)?;
     let dir = AtomicDir::create(db_dir, opts.replace)?;
     let path = dir.path().to_path_buf();
     let db = engine::create_new(&path)?;
