@@ -3,8 +3,11 @@
 //! `cargo run --release --example many_keyspaces -- N [DIR]` writes an archive
 //! of N keyspaces of one small record each with `floe::writer::RecordWriter`,
 //! imports it with `floe::import::import_file` and prints the time, the peak
-//! RSS and the size of the database built. With `--fjall`, it only creates N
-//! keyspaces in a fresh fjall database and prints the time per 1,024.
+//! RSS and the size of the database built, ignoring floe's limit of
+//! `MAX_IMPORT_KEYSPACES`. Every 30 s it prints how many keyspaces the
+//! import has built so far; `--stop-after SECS` ends it there. With
+//! `--fjall`, it only creates N keyspaces in a fresh fjall database and prints
+//! the time per 1,024.
 
 use floe::format::header::Header;
 use floe::format::keyspace_table::KeyspaceEntry;
@@ -35,7 +38,16 @@ fn du(p: &Path) -> u64 {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let fjall_only = args.iter().any(|a| a == "--fjall");
-    let rest: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let mut stop_after: Option<u64> = None;
+    let mut rest: Vec<&String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--stop-after" => stop_after = it.next().and_then(|s| s.parse().ok()),
+            "--fjall" => {}
+            _ => rest.push(a),
+        }
+    }
     let n: usize = rest.first().and_then(|s| s.parse().ok()).expect("usage: many_keyspaces N [DIR] [--fjall]");
     let tmp = tempfile::tempdir_in(rest.get(1).map_or(".", |s| s.as_str())).expect("temporary directory");
     let names: Vec<String> = (0..n).map(|i| format!("ks{i:05}")).collect();
@@ -64,7 +76,29 @@ fn main() {
     let len = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
     let target = tmp.path().join("db");
     let t = Instant::now();
-    let s = floe::import::import_file(&archive, &target, &Default::default(), &floe::progress::NoProgress);
+    let root = tmp.path().to_path_buf();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        let building = std::fs::read_dir(&root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with(".db.") && e.path().join("keyspaces").is_dir());
+        let Some(b) = building else { continue };
+        let built = std::fs::read_dir(b.path().join("keyspaces")).map(|r| r.count()).unwrap_or(0);
+        println!(
+            "  after {:>4.0}s: {built} keyspaces built, peak RSS {} MiB, {} MiB on disk",
+            t.elapsed().as_secs_f64(),
+            peak_rss_mib(),
+            du(&b.path()) >> 20
+        );
+        if stop_after.is_some_and(|s| t.elapsed().as_secs() >= s) {
+            let _ = std::fs::remove_dir_all(&root);
+            std::process::exit(0);
+        }
+    });
+    let opts = floe::import::ImportOptions { max_keyspaces: usize::MAX, ..Default::default() };
+    let s = floe::import::import_file(&archive, &target, &opts, &floe::progress::NoProgress);
     let secs = t.elapsed().as_secs_f64();
     match s {
         Ok(s) => println!(

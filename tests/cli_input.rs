@@ -215,3 +215,45 @@ fn control_characters_are_escaped_in_human_output_and_exact_in_json() {
     assert_code(&o, 0);
     assert!(stdout(&o).contains(&serde_json::to_string(remark).unwrap()), "{}", stdout(&o));
 }
+
+/// An archive of `n` empty keyspaces.
+fn empty_keyspaces(n: usize) -> Vec<u8> {
+    let m: Model = (0..n).map(|i| (format!("ks{i:05}"), BTreeMap::new())).collect();
+    write_archive(&m, 4096, &BTreeMap::new(), None)
+}
+
+#[test]
+fn imports_of_too_many_keyspaces_are_refused_before_anything_is_created() {
+    let max = floe::import::MAX_IMPORT_KEYSPACES;
+    let dir = tempdir();
+    let d = dir.path();
+    let a = d.join("many.floe");
+    std::fs::write(&a, empty_keyspaces(max + 1)).unwrap();
+    let t = d.join("t");
+    for stdin in [false, true] {
+        let o = if stdin { floe_stdin(&["import", "-", p(&t)], &a) } else { floe(&["import", p(&a), p(&t)]) };
+        assert_code(&o, 1);
+        let e = stderr(&o);
+        assert!(
+            e.contains(&format!("importing {} keyspaces", max + 1)) && e.contains(&format!("at most {max}")),
+            "{e}"
+        );
+        assert!(e.contains("--keyspace"), "{e}");
+        assert_eq!(dir_names(d), vec!["many.floe".to_string()], "stdin {stdin}: something was created");
+    }
+    // A subset of the same archive imports.
+    assert_code(&floe(&["import", p(&a), p(&t), "-k", "ks00007", "-k", "ks04096", "-q"]), 0);
+    assert_eq!(read_db_at(&t).keys().collect::<Vec<_>>(), ["ks00007", "ks04096"]);
+    // The limit itself: at it, the import runs (a small limit, to keep this fast).
+    let small = d.join("small.floe");
+    std::fs::write(&small, empty_keyspaces(12)).unwrap();
+    let import = |max_keyspaces, target: &str| {
+        let o = floe::import::ImportOptions { max_keyspaces, ..Default::default() };
+        floe::import::import_file(&small, &d.join(target), &o, &floe::progress::NoProgress)
+    };
+    let e = import(11, "t11").unwrap_err();
+    assert!(e.to_string().contains("at most 11"), "{e}");
+    assert!(!d.join("t11").exists());
+    assert_eq!(import(12, "t12").unwrap().keyspaces, 12);
+    assert_eq!(read_db_at(&d.join("t12")).len(), 12);
+}
