@@ -9,6 +9,13 @@ use crate::{Error, Result};
 use std::path::Path;
 use std::time::Instant;
 
+/// A line on standard output (control characters escaped); `?`s a write error.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        crate::text::print_line(&format!($($arg)*))?
+    };
+}
+
 fn mbps(bytes: u64, secs: f64) -> String {
     format!("{:.0} MB/s", bytes as f64 / 1e6 / secs.max(1e-9))
 }
@@ -31,10 +38,10 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
             std::fs::remove_dir_all(p).map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
         }
     }
-    println!("floe demo: building a sample fjall database with ~{records} records in {}", src.display());
+    say!("floe demo: building a sample fjall database with ~{records} records in {}", src.display());
     let t = Instant::now();
     let st = crate::sample::build_sample(&src, records)?;
-    println!(
+    say!(
         "  built {} keyspaces, {} of keys and values in {:.2}s",
         st.keyspaces,
         human(st.logical_bytes),
@@ -44,7 +51,7 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
     let s = crate::export::export_path(&src, Destination::File(&archive), &ExportOptions::default(), &NoProgress)?;
     let secs = s.elapsed.as_secs_f64();
     let w = &s.write;
-    println!(
+    say!(
         "  export : {} records, {} keyspaces, snapshot {} -> {} ({} raw, {:.2}x) in {:.2}s = {}",
         w.records,
         w.keyspaces,
@@ -63,7 +70,7 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
     let t = Instant::now();
     let full = a.verify_with(0, false, &NoProgress)?;
     let tf = t.elapsed().as_secs_f64();
-    println!(
+    say!(
         "  verify : quick (checksums) {:.3}s = {}; full (decompress, key order, totals) {:.2}s = {}; {} blocks OK",
         tq,
         mbps(quick.archive_bytes, tq),
@@ -75,16 +82,16 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
 
     let s = crate::import::import_file(&archive, &dst, &ImportOptions::default(), &NoProgress)?;
     let secs = s.elapsed.as_secs_f64();
-    println!("  import : {} records into {} in {:.2}s = {}", s.records, dst.display(), secs, mbps(s.raw_bytes, secs));
+    say!("  import : {} records into {} in {:.2}s = {}", s.records, dst.display(), secs, mbps(s.raw_bytes, secs));
 
     let a = crate::engine::open_existing(&src)?;
     let b = crate::engine::open_existing(&dst)?;
     let n = crate::sample::compare_databases(&a, &b)
         .map_err(|d| Error::InvalidArgument(format!("demo: imported database differs: {d}")))?;
-    println!("  compare: {n} records and every keyspace's options identical in source and imported database");
-    println!("  try    : zstd -t {0} && zstd -dc {0} | head -c 200 | xxd | head", archive.display());
+    say!("  compare: {n} records and every keyspace's options identical in source and imported database");
+    say!("  try    : zstd -t {0} && zstd -dc {0} | head -c 200 | xxd | head", archive.display());
     if keep.is_none() {
-        println!("  (temporary files removed; pass --keep DIR to keep them)");
+        say!("  (temporary files removed; pass --keep DIR to keep them)");
     }
     Ok(())
 }

@@ -28,6 +28,15 @@ const MIN_SEGMENT_RAW: u64 = 32 << 20;
 /// fjall's default level-0 compaction trigger.
 const MAX_SEGMENTS: usize = 3;
 
+/// The most keyspaces one import creates (format-spec §1.1 allows 65,536 in
+/// an archive; this is a limit of the reader, not of the format). fjall
+/// records each new keyspace in its meta keyspace and compacts that at once,
+/// rewriting every earlier keyspace's entry, so creating the n-th keyspace
+/// costs time proportional to n and creating N costs N²: 4,096 take minutes,
+/// 65,536 would take hours (BENCHMARKS.md, "Many keyspaces"). Beyond the
+/// limit an import is refused before anything is created.
+pub const MAX_IMPORT_KEYSPACES: usize = 4096;
+
 /// Import settings.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
@@ -49,6 +58,9 @@ pub struct ImportOptions {
     /// least this many raw bytes; 0 means automatic (`MIN_SEGMENT_RAW`, or
     /// an even share of the archive if larger).
     pub segment_bytes: u64,
+    /// Refuse to create more keyspaces than this; 0 means
+    /// [`MAX_IMPORT_KEYSPACES`].
+    pub max_keyspaces: usize,
 }
 
 /// What an import did.
@@ -79,6 +91,25 @@ fn selected(entries: &[KeyspaceEntry], wanted: &Option<Vec<String>>) -> Result<V
     }
     out.sort_unstable();
     Ok(out)
+}
+
+/// Refuses an import of more keyspaces than `opts` allows (see
+/// [`MAX_IMPORT_KEYSPACES`]), before anything is created.
+fn check_keyspace_count(archive: &str, sel: &[usize], opts: &ImportOptions) -> Result<()> {
+    let max = match opts.max_keyspaces {
+        0 => MAX_IMPORT_KEYSPACES,
+        n => n,
+    };
+    if sel.len() > max {
+        return Err(Error::InvalidArgument(format!(
+            "{archive}: importing {} keyspaces, but floe imports at most {max} at once: fjall's cost of creating a \
+             keyspace grows with the number already created, so {} would take hours (BENCHMARKS.md, \"Many \
+             keyspaces\"). Import a subset with --keyspace (library: ImportOptions::keyspaces); nothing was created",
+            sel.len(),
+            sel.len()
+        )));
+    }
+    Ok(())
 }
 
 /// §5.1/§10: a selected keyspace carrying an unknown option marked REQUIRED
@@ -140,8 +171,10 @@ pub fn import_archive<B: crate::reader::Source>(
     progress: &dyn Progress,
 ) -> Result<ImportSummary> {
     let start = Instant::now();
+    crate::export::check_threads(opts.threads)?;
     let entries = archive.keyspaces();
     let sel = selected(entries, &opts.keyspaces)?;
+    check_keyspace_count(archive.name(), &sel, opts)?;
     refuse_unknown_required(archive.name(), entries, &sel)?;
     // Check every keyspace's options before touching the file system.
     let mut summary = ImportSummary::default();
@@ -305,11 +338,12 @@ pub fn import_stream<R: Read>(
     let mut s = StreamReader::new(r, name)?;
     let entries = s.keyspaces().to_vec();
     let sel = selected(&entries, &opts.keyspaces)?;
+    check_keyspace_count(name, &sel, opts)?;
     refuse_unknown_required(name, &entries, &sel)?;
     for &i in &sel {
         engine::create_options(&entries[i].name, &entries[i].options)?;
     }
-    let _threads = effective_threads(opts.threads);
+    crate::export::check_threads(opts.threads)?;
     let dir = AtomicDir::create(db_dir, opts.replace, &opts.protect)?;
     let path = dir.path().to_path_buf();
     let db = engine::create_new(&path)?;

@@ -91,25 +91,29 @@ pub fn human(n: u64) -> String {
     }
 }
 
-/// The human-readable `inspect` report.
+/// The human-readable `inspect` report. The archive's own strings (its
+/// name, the writer and engine, keyspace names, section tags) have their
+/// control characters escaped ([`crate::text::escape`]); the JSON document
+/// keeps them exact.
 pub fn inspect_text<B: crate::reader::Source>(a: &Archive<B>) -> String {
     let h = a.header();
     let idx = a.index();
     let mut s = String::new();
+    use crate::text::escape;
     use std::fmt::Write;
-    let _ = writeln!(s, "archive         {} ({})", a.name(), human(a.len()));
+    let _ = writeln!(s, "archive         {} ({})", escape(a.name()), human(a.len()));
     let _ = writeln!(
         s,
         "format          {}.{} (required features {:#x}, optional {:#x})",
         h.format_major, h.format_minor, h.required_features, h.optional_features
     );
-    let _ = writeln!(s, "written by      {}", h.writer);
-    let _ = writeln!(s, "engine          {} {}", h.engine, h.engine_version);
+    let _ = writeln!(s, "written by      {}", escape(&h.writer));
+    let _ = writeln!(s, "engine          {} {}", escape(&h.engine), escape(&h.engine_version));
     let _ = writeln!(s, "snapshot seqno  {}", h.snapshot_seqno);
     let _ = writeln!(s, "created         {} ({})", rfc3339(h.created_unix), h.created_unix);
     let _ = writeln!(s, "compression     zstd level {}, {} blocks", h.level, human(u64::from(h.block_target)));
     for (t, o) in a.skipped_sections() {
-        let _ = writeln!(s, "skipped         optional section '{t}' at offset {o}");
+        let _ = writeln!(s, "skipped         optional section '{}' at offset {o}", escape(t));
     }
     let _ = writeln!(s);
     let _ = writeln!(
@@ -139,7 +143,7 @@ pub fn inspect_text<B: crate::reader::Source>(a: &Archive<B>) -> String {
         let _ = writeln!(
             s,
             "{:<24} {:>12} {:>12} {:>12} {:>7} {:>5.2}x  {}",
-            e.name,
+            escape(&e.name),
             t.record_count,
             human(t.raw_bytes),
             human(t.compressed_bytes),

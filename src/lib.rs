@@ -17,3 +17,4 @@ pub mod inspect;
 pub mod reader;
 pub mod sample;
 pub mod store;
+pub mod text;

@@ -1,15 +1,18 @@
 //! The `floe` command-line tool: a thin front end over the library.
 
+use clap::builder::{RangedI64ValueParser, RangedU64ValueParser};
 use clap::{Args, Parser, Subcommand};
 use floe::backup::BackupError;
-use floe::export::{Destination, ExportOptions, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL};
+use floe::export::{Destination, ExportOptions, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL, MAX_THREADS};
+use floe::format::limits::{MAX_BLOCK_RAW, MIN_BLOCK_TARGET};
 use floe::import::ImportOptions;
 use floe::inspect::human;
 use floe::progress::{Progress, ProgressInfo};
 use floe::store::Location;
+use floe::text::{escape, write_stdout};
 use floe::{EngineError, Error};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -31,10 +34,26 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// `--level`: the linked zstd's range (checked at parse time, exit code 2).
+fn level_parser() -> RangedI64ValueParser<i32> {
+    let r = zstd::compression_level_range();
+    RangedI64ValueParser::new().range(i64::from(*r.start())..=i64::from(*r.end()))
+}
+
+/// `--threads`: 0 (one per core) to `MAX_THREADS`.
+fn threads_parser() -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(0..=MAX_THREADS as u64)
+}
+
+/// `--block-size`: 4096 to 64 MiB (format-spec §1.1).
+fn block_size_parser() -> RangedU64ValueParser<u32> {
+    RangedU64ValueParser::new().range(u64::from(MIN_BLOCK_TARGET)..=u64::from(MAX_BLOCK_RAW))
+}
+
 #[derive(Args)]
 struct Common {
-    /// Worker threads (default: one per core).
-    #[arg(long, short = 't', default_value_t = 0)]
+    /// Worker threads, 0 to 256 (default 0: one per core).
+    #[arg(long, short = 't', default_value_t = 0, value_parser = threads_parser())]
     threads: usize,
     /// No progress bar.
     #[arg(long, short = 'q')]
@@ -52,14 +71,14 @@ enum Cmd {
         /// is aborted on failure (an object).
         #[arg(short = 'o', long = "output")]
         output: String,
-        /// zstd compression level.
-        #[arg(long, default_value_t = DEFAULT_LEVEL, allow_negative_numbers = true)]
+        /// zstd compression level, within the linked zstd's range (-131072 to 22 for zstd 1.5).
+        #[arg(long, default_value_t = DEFAULT_LEVEL, allow_negative_numbers = true, value_parser = level_parser())]
         level: i32,
         /// Export only this keyspace (repeatable).
         #[arg(long = "keyspace", short = 'k')]
         keyspaces: Vec<String>,
         /// Raw block size in bytes (4096 to 67108864).
-        #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE)]
+        #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE, value_parser = block_size_parser())]
         block_size: u32,
         #[command(flatten)]
         common: Common,
@@ -142,8 +161,8 @@ enum BackupCmd {
         /// After publishing, keep only the newest N snapshots (1 to 10000).
         #[arg(long)]
         keep: Option<usize>,
-        /// zstd compression level.
-        #[arg(long, default_value_t = DEFAULT_LEVEL, allow_negative_numbers = true)]
+        /// zstd compression level, within the linked zstd's range (-131072 to 22 for zstd 1.5).
+        #[arg(long, default_value_t = DEFAULT_LEVEL, allow_negative_numbers = true, value_parser = level_parser())]
         level: i32,
         #[command(flatten)]
         lock: LockArgs,
@@ -238,6 +257,24 @@ impl Drop for Bar {
     }
 }
 
+/// A line of human-readable output on standard output, with control
+/// characters in it (from names, ids, remarks and paths) escaped; `?`s the
+/// write error.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        floe::text::print_line(&format!($($arg)*))?
+    };
+}
+
+/// A line on standard error, control characters escaped. A failed write to
+/// standard error is ignored: there is nowhere left to report it.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        let line = format!("{}\n", escape(&format!($($arg)*)));
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }};
+}
+
 fn is_dash(p: &str) -> bool {
     p == "-"
 }
@@ -256,7 +293,7 @@ fn rate(bytes: u64, secs: f64) -> String {
 /// Removes (or restores) what crashed runs left beside `target`, saying so.
 fn report_leftovers(target: &Path) -> Result<(), Error> {
     for note in floe::fsutil::clean_leftovers(target)? {
-        eprintln!("floe: {note}");
+        note!("floe: {note}");
     }
     Ok(())
 }
@@ -283,7 +320,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             drop(bar);
             if !common.quiet {
                 let w = &s.write;
-                eprintln!(
+                note!(
                     "exported {} records in {} keyspaces from snapshot {} ({} raw -> {} archive, {:.2}x) in {:.2}s, {}",
                     w.records,
                     w.keyspaces,
@@ -312,10 +349,10 @@ fn run(cli: Cli) -> Result<(), Error> {
             };
             drop(bar);
             for w in &s.warnings {
-                eprintln!("floe: warning: {w}");
+                note!("floe: warning: {w}");
             }
             if !common.quiet {
-                eprintln!(
+                note!(
                     "imported {} records in {} keyspaces ({}) into {} in {:.2}s, {}",
                     s.records,
                     s.keyspaces,
@@ -341,9 +378,9 @@ fn run(cli: Cli) -> Result<(), Error> {
                     "ok": true, "archive": archive, "quick": r.quick, "archive_bytes": r.archive_bytes,
                     "keyspaces": r.keyspaces, "blocks": r.blocks, "records": r.records, "raw_bytes": r.raw_bytes, "seconds": secs,
                 });
-                println!("{v}");
+                write_stdout(&format!("{v}\n"))?;
             } else {
-                println!(
+                out!(
                     "OK {}: {} keyspaces, {} blocks, {} records, {} raw in {} ({}{:.2}s)",
                     archive,
                     r.keyspaces,
@@ -364,9 +401,11 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             let a = floe::store::open_archive(&archive)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&floe::inspect::inspect_json(&a)).unwrap_or_default());
+                let doc = serde_json::to_string_pretty(&floe::inspect::inspect_json(&a)).unwrap_or_default();
+                write_stdout(&format!("{doc}\n"))?;
             } else {
-                print!("{}", floe::inspect::inspect_text(&a));
+                // inspect_text escapes the archive's strings itself.
+                write_stdout(&floe::inspect::inspect_text(&a))?;
             }
         }
         Cmd::Backup { cmd } => backup(cmd)?,
@@ -386,9 +425,9 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
             let bar = Bar::new(common.quiet, "backup");
             let c = backup::create(&repo, &db, &opts, &bar)?;
             drop(bar);
-            println!("{}", c.id);
+            out!("{}", c.id);
             if !common.quiet {
-                eprintln!(
+                note!(
                     "published snapshot {} ({} records, {} archive, sha256 {}) in {} as manifest generation {}",
                     c.id,
                     c.export.write.records,
@@ -398,7 +437,7 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
                     c.generation
                 );
                 for id in &c.removed {
-                    eprintln!("retention: removed snapshot {id}");
+                    note!("retention: removed snapshot {id}");
                 }
             }
         }
@@ -406,9 +445,9 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
             let repo = Repo::open(&repo)?;
             let m = backup::list(&repo)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&m.doc).unwrap_or_default());
+                write_stdout(&format!("{}\n", serde_json::to_string_pretty(&m.doc).unwrap_or_default()))?;
             } else {
-                println!("{:<26} {:<20} {:>10} {:>12}  remarks", "id", "created", "records", "size");
+                out!("{:<26} {:<20} {:>10} {:>12}  remarks", "id", "created", "records", "size");
                 for e in m.entries() {
                     let s = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
                     let records: u64 = e
@@ -416,14 +455,7 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
                         .and_then(|k| k.as_array())
                         .map_or(0, |a| a.iter().filter_map(|k| k.get("records").and_then(|r| r.as_u64())).sum());
                     let size = e.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
-                    println!(
-                        "{:<26} {:<20} {:>10} {:>12}  {}",
-                        s("id"),
-                        s("created"),
-                        records,
-                        human(size),
-                        s("remarks")
-                    );
+                    out!("{:<26} {:<20} {:>10} {:>12}  {}", s("id"), s("created"), records, human(size), s("remarks"));
                 }
             }
         }
@@ -433,16 +465,18 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
             let r = backup::verify(&repo, &ids, common.threads, &bar)?;
             drop(bar);
             for (id, r) in r {
-                println!(
+                out!(
                     "OK {id}: checksum matches the manifest; {} keyspaces, {} blocks, {} records",
-                    r.keyspaces, r.blocks, r.records
+                    r.keyspaces,
+                    r.blocks,
+                    r.records
                 );
             }
         }
         BackupCmd::Restore { repo, id, db, replace, common } => {
             let repo = Repo::open(&repo)?;
             for note in floe::fsutil::clean_leftovers(&db)? {
-                eprintln!("floe: {note}");
+                note!("floe: {note}");
             }
             let bar = Bar::new(common.quiet, "restore");
             let s = backup::restore(
@@ -454,7 +488,7 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
             )?;
             drop(bar);
             if !common.quiet {
-                eprintln!(
+                note!(
                     "restored snapshot {id}: {} records in {} keyspaces into {}",
                     s.records,
                     s.keyspaces,
@@ -465,7 +499,7 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
         BackupCmd::Delete { repo, ids, lock } => {
             let repo = Repo::open(&repo)?;
             let g = backup::delete(&repo, &ids, lock.break_lock, wait(&lock))?;
-            eprintln!("deleted {} snapshot(s); manifest generation {g}", ids.len());
+            note!("deleted {} snapshot(s); manifest generation {g}", ids.len());
         }
         BackupCmd::Gc { repo, grace, lock } => {
             let repo = Repo::open(&repo)?;
@@ -477,13 +511,9 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
                 eprintln!("gc: left alone {o}: not an object floe wrote");
             }
             for o in &r.orphans {
-                println!("removed orphan {o}");
+                out!("removed orphan {o}");
             }
-            eprintln!(
-                "gc: {} orphaned object(s), {} old manifest generation(s) removed",
-                r.orphans.len(),
-                r.generations
-            );
+            note!("gc: {} orphaned object(s), {} old manifest generation(s) removed", r.orphans.len(), r.generations);
         }
     }
     Ok(())
@@ -526,8 +556,11 @@ fn main() -> ExitCode {
     ));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // A closed standard output (`| head`) is not an error: the reader has
+        // all it wanted. Nothing floe writes to stdout is left half-made.
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("floe: error: {e}");
+            note!("floe: error: {e}");
             let code = match &e {
                 // 128 + the signal, like a shell: 130 SIGINT, 143 SIGTERM, 129 SIGHUP.
                 Error::Cancelled => floe::fsutil::interrupting_signal()

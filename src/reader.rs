@@ -26,6 +26,12 @@ const LOOKAHEAD_PER_THREAD: usize = 4;
 /// then never exceed `max(64 MiB + 1 block, 3 blocks)` ≤ 192 MiB, even for
 /// an archive of tiny frames that each declare a 64 MiB block.
 const LOOKAHEAD_BYTES: usize = 64 << 20;
+/// A keyspace that may hold a record larger than this is never cut into
+/// segments ([`Archive::segments`]): each segment could be reassembling such
+/// a value at the same time, multiplying the memory it needs (README,
+/// "Guarantees"). With segments of a keyspace limited to records of at most
+/// 64 MiB, a larger value is held by one ingestion at a time.
+pub const SEGMENT_MAX_RECORD: u64 = 64 << 20;
 
 /// What verification established.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -448,7 +454,8 @@ impl<B: Source> Archive<B> {
     /// `min_raw` bytes or more), each
     /// starting at a record boundary (after a block without `CONTINUES`).
     /// Segments can be decoded independently and their totals joined with
-    /// [`Totals::append`].
+    /// [`Totals::append`]. A keyspace whose largest record may exceed
+    /// [`SEGMENT_MAX_RECORD`] ([`Archive::largest_record_bound`]) is one segment.
     pub fn segments(&self, k: usize, max: usize, min_raw: u64) -> Vec<std::ops::Range<usize>> {
         let ki = &self.index.keyspaces[k];
         let first = ki.first_block as usize;
@@ -456,7 +463,7 @@ impl<B: Source> Archive<B> {
         // Where a block ends (at a record boundary or not) is known only
         // from its header: an archive read by ranges fetches those lazily,
         // so it is decoded as one segment.
-        if self.block_headers.len() != self.index.blocks.len() {
+        if self.largest_record_bound(k).is_none_or(|r| r > SEGMENT_MAX_RECORD) {
             return vec![first..end];
         }
         let raw = self.raw_bytes_of(first..end);
@@ -473,6 +480,31 @@ impl<B: Source> Archive<B> {
         }
         out.push(start..end);
         out
+    }
+
+    /// An upper bound on the size of keyspace `k`'s largest record (so of
+    /// the largest value an import reassembles for it): the raw bytes of its
+    /// longest run of blocks joined by `CONTINUES`, or of its largest block.
+    /// A record's bytes lie only in the blocks it spans, and the decoder
+    /// refuses a block whose `CONTINUES` flag does not match its records, so
+    /// a lying flag cannot make a value outgrow this. `None` when the block
+    /// headers are not loaded (an archive read by ranges).
+    pub fn largest_record_bound(&self, k: usize) -> Option<u64> {
+        if self.block_headers.len() != self.index.blocks.len() {
+            return None;
+        }
+        let ki = &self.index.keyspaces[k];
+        let first = ki.first_block as usize;
+        let end = first + ki.totals.block_count as usize;
+        let (mut largest, mut run) = (0u64, 0u64);
+        for b in first..end {
+            run += u64::from(self.index.blocks[b].raw_len);
+            largest = largest.max(run);
+            if !self.block_headers[b].continues() {
+                run = 0;
+            }
+        }
+        Some(largest)
     }
 
     /// Raw (decompressed) bytes of the blocks `blocks`, as the index declares.

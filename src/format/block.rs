@@ -121,7 +121,16 @@ pub struct BlockCompressor {
 }
 
 impl BlockCompressor {
+    /// A compressor at zstd `level`; a level outside the linked zstd's
+    /// [`zstd::compression_level_range`] is refused (zstd would silently clamp it).
     pub fn new(level: i32) -> std::io::Result<Self> {
+        let range = zstd::compression_level_range();
+        if !range.contains(&level) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("level {level} is outside zstd's range {}..={}", range.start(), range.end()),
+            ));
+        }
         let mut inner = zstd::bulk::Compressor::new(level)?;
         inner.include_checksum(true)?;
         inner.include_contentsize(true)?;

@@ -63,8 +63,10 @@ impl Header {
         b.put_u64(self.snapshot_seqno);
         b.put_i64(self.created_unix);
         b.put_u32(self.keyspace_count);
+        // A string over the field's 65,535 bytes is cut on a character
+        // boundary: the field must stay valid UTF-8 (§4).
         for s in [&self.engine, &self.engine_version, &self.writer] {
-            b.put_bytes16(&s.as_bytes()[..s.len().min(u16::MAX as usize)]);
+            b.put_bytes16(crate::text::truncate_at_char(s, u16::MAX as usize).as_bytes());
         }
         b
     }
