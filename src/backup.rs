@@ -471,7 +471,7 @@ fn lock_key(dir: &ObjPath, l: u64) -> ObjPath {
 /// highest one (a slot below the current one may have been pruned and be
 /// free again: winning it wins nothing). Prunes generations below `l - 1`.
 fn write_lock_generation(store: &Store, dir: &ObjPath, l: u64, doc: &LockDoc) -> Result<bool> {
-    let body = serde_json::to_vec(doc).map_err(|e| Error::InvalidArgument(format!("encoding the lock: {e}")))?;
+    let body = serde_json::to_vec(doc).map_err(|e| Error::Internal(format!("encoding the lock: {e}")))?;
     if !store.put(&lock_key(dir, l), body, true)? {
         return Ok(false);
     }
@@ -704,7 +704,7 @@ impl Repo {
             m.doc.generation = next;
             validate(&m.doc, next).map_err(|d| self.malformed(format!("the new generation {next}"), d))?;
             let body = serde_json::to_vec_pretty(&m.doc)
-                .map_err(|e| Error::InvalidArgument(format!("encoding the manifest: {e}")))?;
+                .map_err(|e| Error::Internal(format!("encoding the manifest: {e}")))?;
             if self.store.put(&self.manifest_key(m.generation), body, true)? {
                 return Ok(m);
             }

@@ -79,12 +79,85 @@ pub enum Error {
     /// The operation was cancelled by its progress callback or a signal.
     #[error("operation cancelled; nothing was left behind")]
     Cancelled,
+    /// A broken invariant inside floe (a bug), never caused by input.
+    #[error("internal error (a bug in floe; please report it): {0}")]
+    Internal(String),
+}
+
+/// What kind of failure an [`Error`] is: the one classification that every
+/// front end maps from, each exactly once: the CLI to exit codes
+/// (`src/main.rs`), the C ABI to `floe_status` (`ffi/src/error.rs`), Python to
+/// its exception classes (through the C status codes).
+///
+/// New kinds may be added in later versions; match with a wildcard arm.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// An operating-system or object-store I/O error (missing file, permission, disk full, network).
+    Io,
+    /// An archive is damaged, truncated or not a floe archive; a snapshot does not match its
+    /// manifest checksum; a backup manifest is malformed.
+    Corrupt,
+    /// An archive, manifest or repository marker needs a newer floe.
+    Unsupported,
+    /// A database, an import target or a backup repository is locked by another process or job.
+    Locked,
+    /// The import target exists and is not empty.
+    TargetExists,
+    /// The caller passed something invalid (including a location that is not a repository, or a
+    /// snapshot id it does not hold).
+    InvalidArgument,
+    /// The storage engine (fjall) failed.
+    Engine,
+    /// Cancelled by a progress callback or a signal; nothing was left behind.
+    Cancelled,
+    /// A bug in floe: a broken invariant.
+    Internal,
+}
+
+impl ErrorKind {
+    /// A stable lower-case name (`"corrupt"`, `"target_exists"`, ...), for JSON output and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Io => "io",
+            ErrorKind::Corrupt => "corrupt",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Locked => "locked",
+            ErrorKind::TargetExists => "target_exists",
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::Engine => "engine",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Internal => "internal",
+        }
+    }
 }
 
 impl Error {
     /// Wraps an I/O error with context.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io { context: context.into(), source }
+    }
+
+    /// What kind of failure this is (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        use crate::backup::BackupError as B;
+        match self {
+            Error::Io { .. } | Error::Store { .. } => ErrorKind::Io,
+            Error::Archive { source, .. } if source.is_unsupported() => ErrorKind::Unsupported,
+            Error::Archive { .. } => ErrorKind::Corrupt,
+            Error::Engine(EngineError::Locked { .. } | EngineError::TargetLocked { .. }) => ErrorKind::Locked,
+            Error::Engine(_) => ErrorKind::Engine,
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::TargetExists(_) => ErrorKind::TargetExists,
+            Error::Cancelled => ErrorKind::Cancelled,
+            Error::Internal(_) => ErrorKind::Internal,
+            Error::Backup(b) => match b {
+                B::Locked { .. } => ErrorKind::Locked,
+                B::TooNew { .. } | B::RepositoryTooNew { .. } => ErrorKind::Unsupported,
+                B::Malformed { .. } | B::Mismatch { .. } => ErrorKind::Corrupt,
+                _ => ErrorKind::InvalidArgument,
+            },
+        }
     }
 
     /// The format error inside, if any.
@@ -107,5 +180,30 @@ pub(crate) trait ArchiveContext<T> {
 impl<T> ArchiveContext<T> for std::result::Result<T, FormatError> {
     fn ctx(self, name: &str) -> Result<T> {
         self.map_err(|source| Error::Archive { name: name.to_owned(), source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::BackupError;
+
+    #[test]
+    fn kinds_classify_every_family_of_error() {
+        let b = |e: BackupError| Error::Backup(e).kind();
+        assert_eq!(b(BackupError::Locked { repo: "r".into(), holder: "h".into() }), ErrorKind::Locked);
+        assert_eq!(
+            b(BackupError::Malformed { repo: "r".into(), what: "m".into(), detail: "d".into() }),
+            ErrorKind::Corrupt
+        );
+        assert_eq!(
+            b(BackupError::Mismatch { repo: "r".into(), id: "i".into(), detail: "d".into() }),
+            ErrorKind::Corrupt
+        );
+        assert_eq!(b(BackupError::NoSuchSnapshot { repo: "r".into(), id: "i".into() }), ErrorKind::InvalidArgument);
+        assert_eq!(Error::Internal("x".into()).kind(), ErrorKind::Internal);
+        assert_eq!(Error::Cancelled.kind(), ErrorKind::Cancelled);
+        assert_eq!(Error::Engine(EngineError::Locked { path: "p".into() }).kind(), ErrorKind::Locked);
+        assert_eq!(ErrorKind::TargetExists.name(), "target_exists");
     }
 }

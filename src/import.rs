@@ -281,7 +281,7 @@ pub fn import_archive<B: crate::reader::Source>(
         let mut results: Vec<Result<_>> = failed.into_iter().collect();
         results.extend(
             jobs.into_iter()
-                .map(|j| j.join().unwrap_or_else(|_| Err(Error::InvalidArgument("an import worker panicked".into())))),
+                .map(|j| j.join().unwrap_or_else(|_| Err(Error::Internal("an import worker panicked".into())))),
         );
         results
     });

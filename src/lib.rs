@@ -7,7 +7,7 @@ pub mod fsutil;
 pub mod progress;
 pub mod writer;
 
-pub use error::{EngineError, Error, Result};
+pub use error::{EngineError, Error, ErrorKind, Result};
 pub mod backup;
 pub mod demo;
 pub mod engine;

@@ -2,7 +2,6 @@
 
 use clap::builder::{RangedI64ValueParser, RangedU64ValueParser};
 use clap::{Args, Parser, Subcommand};
-use floe::backup::BackupError;
 use floe::export::{Destination, ExportOptions, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL, MAX_THREADS};
 use floe::format::limits::{MAX_BLOCK_RAW, MIN_BLOCK_TARGET};
 use floe::import::ImportOptions;
@@ -10,7 +9,7 @@ use floe::inspect::human;
 use floe::progress::{Progress, ProgressInfo};
 use floe::store::Location;
 use floe::text::{escape, write_stdout};
-use floe::{EngineError, Error};
+use floe::{Error, ErrorKind};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -544,6 +543,21 @@ fn install_signal_handlers(cancellable: bool) {
     }
 }
 
+/// The exit code of an error: the CLI's one mapping of [`floe::ErrorKind`].
+fn exit_code(e: &Error) -> u8 {
+    match e.kind() {
+        // 128 + the signal, like a shell: 130 SIGINT, 143 SIGTERM, 129 SIGHUP.
+        ErrorKind::Cancelled => {
+            floe::fsutil::interrupting_signal().and_then(|s| u8::try_from(128 + s).ok()).unwrap_or(exit::INTERRUPTED)
+        }
+        ErrorKind::Corrupt => exit::CORRUPT,
+        ErrorKind::Unsupported => exit::TOO_NEW,
+        ErrorKind::Locked => exit::LOCKED,
+        ErrorKind::TargetExists => exit::TARGET_EXISTS,
+        _ => exit::ERROR,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     install_signal_handlers(matches!(
@@ -561,22 +575,7 @@ fn main() -> ExitCode {
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             note!("floe: error: {e}");
-            let code = match &e {
-                // 128 + the signal, like a shell: 130 SIGINT, 143 SIGTERM, 129 SIGHUP.
-                Error::Cancelled => floe::fsutil::interrupting_signal()
-                    .and_then(|s| u8::try_from(128 + s).ok())
-                    .unwrap_or(exit::INTERRUPTED),
-                Error::Archive { source, .. } if source.is_unsupported() => exit::TOO_NEW,
-                Error::Archive { .. } => exit::CORRUPT,
-                Error::Engine(EngineError::Locked { .. } | EngineError::TargetLocked { .. }) => exit::LOCKED,
-                Error::TargetExists(_) => exit::TARGET_EXISTS,
-                Error::Backup(BackupError::Locked { .. }) => exit::LOCKED,
-                Error::Backup(BackupError::TooNew { .. } | BackupError::RepositoryTooNew { .. }) => exit::TOO_NEW,
-                Error::Backup(BackupError::Malformed { .. }) => exit::CORRUPT,
-                Error::Backup(BackupError::Mismatch { .. }) => exit::CORRUPT,
-                _ => exit::ERROR,
-            };
-            ExitCode::from(code)
+            ExitCode::from(exit_code(&e))
         }
     }
 }

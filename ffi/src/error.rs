@@ -1,8 +1,7 @@
 //! Status codes, the thread-local last error, panic containment, and the
 //! argument checks every exported function performs.
 
-use floe_core::backup::BackupError;
-use floe_core::{EngineError, Error};
+use floe_core::{Error, ErrorKind};
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -49,6 +48,9 @@ pub enum floe_status {
     /// floe panicked (a bug). The panic was contained; the handle involved
     /// should be freed and not used further.
     FLOE_PANIC = 13,
+    /// A broken invariant inside floe (a bug, never caused by input). The
+    /// message says what; please report it.
+    FLOE_INTERNAL = 14,
 }
 
 /// A failure: a status and its message.
@@ -73,23 +75,22 @@ impl Fail {
     }
 }
 
-/// The status for a library error.
+/// The status for a library error: the C ABI's one mapping of
+/// [`floe_core::ErrorKind`].
 pub(crate) fn status_of(e: &Error) -> floe_status {
     use floe_status::*;
-    match e {
-        Error::Io { .. } => FLOE_IO,
-        Error::Archive { source, .. } if source.is_unsupported() => FLOE_UNSUPPORTED_VERSION,
-        Error::Archive { .. } => FLOE_CORRUPT_ARCHIVE,
-        Error::Engine(EngineError::Locked { .. } | EngineError::TargetLocked { .. }) => FLOE_DATABASE_LOCKED,
-        Error::Engine(_) => FLOE_ENGINE,
-        Error::InvalidArgument(_) => FLOE_INVALID_ARGUMENT,
-        Error::TargetExists(_) => FLOE_TARGET_EXISTS,
-        Error::Cancelled => FLOE_CANCELLED,
-        Error::Store { .. } => FLOE_IO,
-        Error::Backup(BackupError::Locked { .. }) => FLOE_DATABASE_LOCKED,
-        Error::Backup(BackupError::TooNew { .. }) => FLOE_UNSUPPORTED_VERSION,
-        Error::Backup(BackupError::Mismatch { .. }) => FLOE_CORRUPT_ARCHIVE,
-        Error::Backup(_) => FLOE_INVALID_ARGUMENT,
+    match e.kind() {
+        ErrorKind::Io => FLOE_IO,
+        ErrorKind::Corrupt => FLOE_CORRUPT_ARCHIVE,
+        ErrorKind::Unsupported => FLOE_UNSUPPORTED_VERSION,
+        ErrorKind::Locked => FLOE_DATABASE_LOCKED,
+        ErrorKind::TargetExists => FLOE_TARGET_EXISTS,
+        ErrorKind::InvalidArgument => FLOE_INVALID_ARGUMENT,
+        ErrorKind::Engine => FLOE_ENGINE,
+        ErrorKind::Cancelled => FLOE_CANCELLED,
+        ErrorKind::Internal => FLOE_INTERNAL,
+        // A kind added to the core later than this mapping: still an error, never success.
+        _ => FLOE_INTERNAL,
     }
 }
 
@@ -258,4 +259,28 @@ pub(crate) unsafe fn write_out<T>(p: *mut T, v: T) {
 pub(crate) fn owned_c_string(s: String) -> *mut c_char {
     let c = CString::new(s.replace('\0', "\\0")).unwrap_or_default();
     c.into_raw()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use floe_core::backup::BackupError;
+
+    #[test]
+    fn statuses_follow_the_core_error_kinds() {
+        use floe_status::*;
+        let malformed =
+            Error::Backup(BackupError::Malformed { repo: "r".into(), what: "manifest".into(), detail: "x".into() });
+        let cases = [
+            (Error::Internal("x".into()), FLOE_INTERNAL),
+            (malformed, FLOE_CORRUPT_ARCHIVE),
+            (Error::Cancelled, FLOE_CANCELLED),
+            (Error::InvalidArgument("x".into()), FLOE_INVALID_ARGUMENT),
+            (Error::TargetExists("t".into()), FLOE_TARGET_EXISTS),
+            (Error::io("x", std::io::Error::other("y")), FLOE_IO),
+        ];
+        for (e, want) in cases {
+            assert_eq!(status_of(&e), want, "{e}");
+        }
+    }
 }

@@ -185,6 +185,7 @@ fn status_name(status: i32) -> &'static std::ffi::CStr {
         11 => c"FLOE_TARGET_EXISTS",
         12 => c"FLOE_CANCELLED",
         13 => c"FLOE_PANIC",
+        14 => c"FLOE_INTERNAL",
         _ => c"FLOE_UNKNOWN_STATUS",
     }
 }
@@ -228,6 +229,7 @@ mod tests {
             FLOE_TARGET_EXISTS,
             FLOE_CANCELLED,
             FLOE_PANIC,
+            FLOE_INTERNAL,
         ] {
             // SAFETY: static NUL-terminated strings.
             let name = unsafe { std::ffi::CStr::from_ptr(floe_status_name(s as i32)) }.to_str().unwrap();

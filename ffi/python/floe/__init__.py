@@ -85,6 +85,7 @@ __all__ = [
     "TargetExistsError",
     "CancelledError",
     "PanicError",
+    "InternalError",
 ]
 
 #: A path argument: str, bytes or os.PathLike.
@@ -203,6 +204,12 @@ class PanicError(FloeError):
     """floe panicked (a bug); the panic was contained."""
 
     statuses = (Status.PANIC,)
+
+
+class InternalError(FloeError):
+    """A broken invariant inside floe (a bug, never caused by input)."""
+
+    statuses = (Status.INTERNAL,)
 
 
 def _error_table() -> Dict[int, Type[FloeError]]:

@@ -63,6 +63,7 @@ class Status(IntEnum):
     TARGET_EXISTS = 11
     CANCELLED = 12
     PANIC = 13
+    INTERNAL = 14
 
 
 class Phase(IntEnum):
