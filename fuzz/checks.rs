@@ -8,8 +8,10 @@
 //!   to match (to get past the CRCs into the structure checks), through both
 //!   readers. Both must agree: accept with the same records, or both refuse.
 //! * [`round_trip`]: fuzzer-chosen keyspaces, options and records written with
-//!   both writer paths; the archives must be identical (§12) and read back
-//!   identically through both readers.
+//!   the export pipeline's pieces and with [`RecordWriter`] (the writer C and
+//!   Python use): in table order, and in a fuzzer-chosen order with the table
+//!   declared up front or not, spooling in memory or to a file. Every archive
+//!   must be identical (§12) and read back identically through both readers.
 //! * [`mutate_archive`]: a valid archive with fuzzer-chosen flips, insertions,
 //!   deletions, truncations and splices must be refused, or read back exactly
 //!   as written. Every byte of an archive is covered by a CRC (spec §2) and
@@ -388,11 +390,57 @@ fn arbitrary_options(u: &mut Unstructured<'_>) -> AResult<KeyspaceOptions> {
 
 // ---------------------------------------------------------------- writing
 
-/// Writes with [`RecordWriter`] (the C ABI / Python path).
+/// Writes with [`RecordWriter`], keyspaces in table order (streamed straight
+/// through, nothing spooled).
 pub fn write_records(p: &Plan) -> Vec<u8> {
     let mut w = RecordWriter::new(Vec::new(), p.header.clone(), p.content.keyspaces.clone()).expect("record writer");
     for (ks, recs) in p.content.keyspaces.iter().zip(&p.content.records) {
         w.begin_keyspace(&ks.name).expect("begin_keyspace");
+        for (k, v) in recs {
+            w.put(k, v).expect("put");
+        }
+    }
+    w.finish().expect("finish").0
+}
+
+/// How [`write_any_order`] drives the [`RecordWriter`].
+#[derive(Debug, Clone)]
+pub struct Order {
+    /// The order keyspaces are begun in (positions in the plan's table).
+    pub begin: Vec<usize>,
+    /// Declared only: leave empty keyspaces un-begun (written empty at finish).
+    pub skip_empty: bool,
+    /// Spool to the temporary file from the first block instead of memory.
+    pub spool_to_file: bool,
+}
+
+/// A fuzzer-chosen [`Order`] for `n` keyspaces.
+pub fn arbitrary_order(u: &mut Unstructured<'_>, n: usize) -> AResult<Order> {
+    let mut begin: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        begin.swap(i, u.int_in_range(0..=i)?);
+    }
+    Ok(Order { begin, skip_empty: u.arbitrary()?, spool_to_file: u.arbitrary()? })
+}
+
+/// Writes with [`RecordWriter`], keyspaces begun in `o.begin`'s order: with
+/// the table declared up front ([`RecordWriter::new`]) or learnt as keyspaces
+/// are begun ([`RecordWriter::undeclared`], as the C ABI and Python do).
+pub fn write_any_order(p: &Plan, o: &Order, declared: bool) -> Vec<u8> {
+    let mut w = if declared {
+        RecordWriter::new(Vec::new(), p.header.clone(), p.content.keyspaces.clone()).expect("record writer")
+    } else {
+        RecordWriter::undeclared(Vec::new(), p.header.clone()).expect("undeclared record writer")
+    };
+    if o.spool_to_file {
+        w = w.spool_memory_limit(0);
+    }
+    for &k in &o.begin {
+        let (ks, recs) = (&p.content.keyspaces[k], &p.content.records[k]);
+        if declared && o.skip_empty && recs.is_empty() {
+            continue;
+        }
+        w.begin_keyspace_with(&ks.name, ks.options.clone()).expect("begin_keyspace");
         for (k, v) in recs {
             w.put(k, v).expect("put");
         }
@@ -448,6 +496,12 @@ pub fn read_archive(data: &[u8]) {
 pub fn round_trip(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let Ok(plan) = arbitrary_plan(&mut u, 256 << 10) else { return };
+    let n = plan.content.keyspaces.len();
+    let order = arbitrary_order(&mut u, n).unwrap_or(Order {
+        begin: (0..n).rev().collect(),
+        skip_empty: false,
+        spool_to_file: false,
+    });
     let mut extras = Vec::new();
     while !u.is_empty() && extras.len() < 3 {
         let Ok(mut tag) = u.arbitrary::<[u8; 4]>() else { break };
@@ -462,6 +516,13 @@ pub fn round_trip(data: &[u8]) {
     let a = write_records(&plan);
     let b = write_blocks(&plan, &[]);
     assert!(a == b, "the record writer and the block pipeline wrote different archives for the same content (§12)");
+    for declared in [true, false] {
+        let c = write_any_order(&plan, &order, declared);
+        assert!(
+            a == c,
+            "the record writer wrote a different archive for keyspaces begun in another order ({order:?}, declared: {declared}) (§12)"
+        );
+    }
     let mut want = plan.header.clone();
     want.keyspace_count = plan.content.keyspaces.len() as u32;
     let arch = Archive::from_bytes(&a[..], "fuzz").expect("reopening a fresh archive");

@@ -5,6 +5,7 @@ pub mod error;
 pub mod format;
 pub mod fsutil;
 pub mod progress;
+pub mod spool;
 pub mod writer;
 
 pub use error::{EngineError, Error, ErrorKind, Result};

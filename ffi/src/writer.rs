@@ -1,31 +1,24 @@
-//! The archive writer: records in, a normal floe archive out.
-//!
-//! The format puts the keyspace table before the data, but a C caller names
-//! its keyspaces one at a time. So the writer compresses each keyspace's
-//! blocks as they fill and spools them to an anonymous temporary file in the
-//! target's directory; floe_writer_finish() then writes header and table,
-//! copies the spooled blocks in table order and adds index and trailer, all
-//! into a temporary sibling of the target that is renamed into place.
-//! Memory stays bounded by one block (plus one spooled frame while copying)
-//! and ~50 bytes per block of bookkeeping, whatever the archive size.
+//! The archive writer: records in, a normal floe archive out. A thin wrapper
+//! over the core's [`RecordWriter::undeclared`], which takes keyspaces in any
+//! order and spools their compressed blocks until floe_writer_finish() (see
+//! `floe_core::spool`: in memory up to 8 MiB, beyond that in an anonymous
+//! temporary file in the target's directory, gone with the writer). The
+//! archive is written into a temporary sibling of the target, renamed into
+//! place on success. Memory stays bounded by one block, the in-memory part of
+//! the spool and ~50 bytes per block of bookkeeping, whatever the archive size.
 
 use crate::error::{arg_bytes, arg_opt_str, arg_out, arg_str, guard, guard_void, write_out, FResult, Fail};
 use crate::floe_status;
 use crate::ops::floe_write_summary;
 use floe_core::export::{creation_time, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL};
-use floe_core::format::block::{BlockCompressor, BlockHeader};
 use floe_core::format::header::Header;
-use floe_core::format::keyspace_table::{check_name, KeyspaceEntry};
-use floe_core::format::limits::{MAX_BLOCK_RAW, MAX_KEYSPACES, MIN_BLOCK_TARGET};
 use floe_core::format::options::KeyspaceOptions;
-use floe_core::format::record::{BlockBuilder, RawBlock};
 use floe_core::fsutil::AtomicFile;
-use floe_core::writer::{ArchiveWriter, EncodedBlock};
+use floe_core::writer::RecordWriter;
 use floe_core::Error;
-use std::collections::HashSet;
 use std::ffi::c_char;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::BufWriter;
 use std::path::PathBuf;
 
 /// Writer settings. All-zero (or passing NULL) means the defaults.
@@ -38,59 +31,12 @@ pub struct floe_writer_options {
     pub block_size: u32,
 }
 
-struct SpooledBlock {
-    header: BlockHeader,
-    offset: u64,
-    key_bytes: u64,
-    value_bytes: u64,
-}
-
-struct SpooledKeyspace {
-    name: String,
-    options: KeyspaceOptions,
-    blocks: Vec<SpooledBlock>,
-    first_key: Option<Vec<u8>>,
-    last_key: Option<Vec<u8>>,
-}
-
-struct Spool {
-    file: BufWriter<File>,
-    len: u64,
-    compressor: BlockCompressor,
-}
-
-impl Spool {
-    fn emit(&mut self, ks: &mut SpooledKeyspace, raw: RawBlock) -> floe_core::Result<()> {
-        let b = EncodedBlock::compress(raw, &mut self.compressor)?;
-        self.file.write_all(&b.frame).map_err(|e| Error::io("writing the writer's temporary spool file", e))?;
-        ks.blocks.push(SpooledBlock {
-            header: b.header,
-            offset: self.len,
-            key_bytes: b.key_bytes,
-            value_bytes: b.value_bytes,
-        });
-        self.len += b.frame.len() as u64;
-        if ks.first_key.is_none() {
-            ks.first_key = b.first_key;
-        }
-        if b.last_key.is_some() {
-            ks.last_key = b.last_key;
-        }
-        Ok(())
-    }
-}
-
 struct Open {
     target: PathBuf,
+    /// The temporary sibling the archive goes to; removed unless committed.
     out: AtomicFile,
-    level: i32,
-    block_size: u32,
-    spool: Spool,
-    /// In the order they were begun.
-    keyspaces: Vec<SpooledKeyspace>,
-    names: HashSet<String>,
-    /// The keyspace receiving records: its position in `keyspaces` and builder.
-    current: Option<(usize, BlockBuilder)>,
+    /// Writes into `out`'s file (through its own handle on it).
+    writer: RecordWriter<BufWriter<File>>,
 }
 
 enum State {
@@ -107,94 +53,30 @@ pub struct floe_writer {
     state: State,
 }
 
+/// A refusal because of the writer's state (keyspace begun twice, put before
+/// begin): the core reports those as invalid arguments.
+fn state_error(e: Error) -> Fail {
+    match e {
+        Error::InvalidArgument(m) => Fail::state(m),
+        e => e.into(),
+    }
+}
+
 impl Open {
-    fn end_keyspace(&mut self) -> floe_core::Result<()> {
-        if let Some((i, b)) = self.current.take() {
-            let (spool, ks) = (&mut self.spool, &mut self.keyspaces[i]);
-            b.finish(&mut |raw| spool.emit(ks, raw))?;
-        }
-        Ok(())
-    }
-
     fn begin(&mut self, name: &str, options: KeyspaceOptions) -> FResult<()> {
-        check_name(name.as_bytes()).map_err(|m| Fail::invalid(format!("keyspace '{name}': {m}")))?;
-        if self.keyspaces.len() as u64 >= u64::from(MAX_KEYSPACES) {
-            return Err(Fail::invalid(format!("an archive holds at most {MAX_KEYSPACES} keyspaces")));
-        }
-        if self.names.contains(name) {
-            return Err(Fail::state(format!(
-                "keyspace '{name}' was already begun; each keyspace is written in one go"
-            )));
-        }
-        self.end_keyspace()?;
-        self.names.insert(name.to_owned());
-        let i = self.keyspaces.len();
-        self.keyspaces.push(SpooledKeyspace {
-            name: name.to_owned(),
-            options,
-            blocks: Vec::new(),
-            first_key: None,
-            last_key: None,
-        });
-        self.current = Some((i, BlockBuilder::new(i as u32, name, self.block_size)));
-        Ok(())
+        let twice = self.writer.is_begun(name);
+        self.writer.begin_keyspace_with(name, options).map_err(|e| if twice { state_error(e) } else { e.into() })
     }
 
-    fn put(&mut self, key: &[u8], value: &[u8]) -> floe_core::Result<()> {
-        let Some((i, b)) = self.current.as_mut() else { unreachable!("checked by the caller") };
-        let (spool, ks) = (&mut self.spool, &mut self.keyspaces[*i]);
-        b.push(key, value, &mut |raw| spool.emit(ks, raw))
+    fn put(&mut self, key: &[u8], value: &[u8]) -> FResult<()> {
+        let before_begin = !self.writer.in_keyspace();
+        self.writer.put(key, value).map_err(|e| if before_begin { state_error(e) } else { e.into() })
     }
 
-    fn finish(mut self) -> FResult<floe_write_summary> {
-        self.end_keyspace()?;
-        let Open { target, mut out, level, block_size, spool, mut keyspaces, .. } = self;
-        let name = target.display().to_string();
-        let spool_file = spool
-            .file
-            .into_inner()
-            .map_err(|e| Error::io("flushing the writer's temporary spool file", e.into_error()))?;
-        let mut spool_file = BufReader::with_capacity(1 << 20, spool_file);
-        keyspaces.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-        let entries: Vec<KeyspaceEntry> =
-            keyspaces.iter().map(|k| KeyspaceEntry { name: k.name.clone(), options: k.options.clone() }).collect();
-        let mut header = Header::new(level, block_size, 0);
-        header.engine = String::new();
-        header.engine_version = String::new();
-        header.created_unix = creation_time(None);
-        let buf = BufWriter::with_capacity(1 << 20, out.file());
-        let mut w = ArchiveWriter::new(buf, header, &entries)?;
-        let mut frame = Vec::new();
-        for (pos, ks) in keyspaces.iter().enumerate() {
-            let n = ks.blocks.len();
-            if let Some(first) = ks.blocks.first() {
-                spool_file
-                    .seek(SeekFrom::Start(first.offset))
-                    .map_err(|e| Error::io("reading the writer's temporary spool file", e))?;
-            }
-            for (j, sb) in ks.blocks.iter().enumerate() {
-                frame.clear();
-                frame.resize(sb.header.frame_len as usize, 0);
-                spool_file
-                    .read_exact(&mut frame)
-                    .map_err(|e| Error::io("reading the writer's temporary spool file", e))?;
-                let mut header = sb.header;
-                header.keyspace = pos as u32;
-                let block = EncodedBlock {
-                    header,
-                    frame: std::mem::take(&mut frame),
-                    key_bytes: sb.key_bytes,
-                    value_bytes: sb.value_bytes,
-                    first_key: if j == 0 { ks.first_key.clone() } else { None },
-                    last_key: if j + 1 == n { ks.last_key.clone() } else { None },
-                };
-                w.write_block(&block)?;
-                frame = block.frame;
-            }
-        }
-        let (buf, summary) = w.finish()?;
-        buf.into_inner().map_err(|e| Error::io(format!("writing {name}"), e.into_error()))?;
-        drop(spool_file);
+    fn finish(self) -> FResult<floe_write_summary> {
+        let Open { target, out, writer } = self;
+        let (buf, summary) = writer.finish()?;
+        buf.into_inner().map_err(|e| Error::io(format!("writing {}", target.display()), e.into_error()))?;
         out.commit()?;
         Ok((&summary).into())
     }
@@ -251,28 +133,21 @@ pub unsafe extern "C" fn floe_writer_create(
         let o = unsafe { options.as_ref() }.copied().unwrap_or(floe_writer_options { level: 0, block_size: 0 });
         let level = if o.level == 0 { DEFAULT_LEVEL } else { o.level };
         let block_size = if o.block_size == 0 { DEFAULT_BLOCK_SIZE } else { o.block_size };
-        if !(MIN_BLOCK_TARGET..=MAX_BLOCK_RAW).contains(&block_size) {
-            return Err(Fail::invalid(format!("block size {block_size} outside {MIN_BLOCK_TARGET}..={MAX_BLOCK_RAW}")));
-        }
-        let compressor = BlockCompressor::new(level).map_err(|e| Fail::invalid(format!("zstd level {level}: {e}")))?;
+        let mut header = Header::new(level, block_size, 0);
+        header.created_unix = creation_time(None);
         let target = PathBuf::from(path);
-        let out = AtomicFile::create(&target)?;
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let spool = tempfile::tempfile_in(&dir)
-            .map_err(|e| Error::io(format!("creating a temporary spool file in {}", dir.display()), e))?;
-        let open = Open {
-            target,
-            out,
-            level,
-            block_size,
-            spool: Spool { file: BufWriter::with_capacity(1 << 20, spool), len: 0, compressor },
-            keyspaces: Vec::new(),
-            names: HashSet::new(),
-            current: None,
-        };
+        RecordWriter::<BufWriter<File>>::check_header(&header)?;
+        let mut out = AtomicFile::create(&target)?;
+        let file = out
+            .file()
+            .try_clone()
+            .map_err(|e| Error::io(format!("opening a second handle on the temporary file for {path}"), e))?;
+        let writer = RecordWriter::undeclared(BufWriter::with_capacity(1 << 20, file), header)?.spool_in(dir);
+        let open = Open { target, out, writer };
         let w = Box::new(floe_writer { state: State::Open(Box::new(open)) });
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_writer, Box::into_raw(w)) };
@@ -351,10 +226,7 @@ pub unsafe extern "C" fn floe_writer_put(
         let key = unsafe { arg_bytes(key, key_len, "key") }?;
         // SAFETY: per the function contract.
         let value = unsafe { arg_bytes(value, value_len, "value") }?;
-        if w.open()?.current.is_none() {
-            return Err(Fail::state("put before floe_writer_begin_keyspace()"));
-        }
-        w.with_open(|o| o.put(key, value).map_err(Fail::from))?;
+        w.with_open(|o| o.put(key, value))?;
         Ok(floe_status::FLOE_OK)
     })
 }

@@ -1,5 +1,7 @@
 //! Structure-aware round trip: arbitrary keyspaces, options and records are
-//! written with both writer paths and must read back identically.
+//! written with the block pipeline and with the record writer (in table order
+//! and in an arbitrary order); the archives must be identical and read back
+//! identically.
 //! Properties: ../checks.rs (shared with tests/fuzz_replay.rs).
 #![no_main]
 

@@ -20,7 +20,10 @@ pytestmark = pytest.mark.skipif(os.environ.get("FLOE_EXPECT_WHEEL") != "1", reas
 
 def test_installed_from_the_wheel():
     here = Path(floe.__file__).resolve()
-    assert REPO not in here.parents, f"floe was imported from the source tree: {here}"
+    # The venv may live anywhere, also under the repository (target/ffi-venv): what matters
+    # is that the package comes from an installed distribution, not from ffi/python/.
+    assert REPO / "ffi" / "python" not in here.parents, f"floe was imported from the source tree: {here}"
+    assert "site-packages" in here.parts, f"floe was not imported from an install: {here}"
     assert Path(_native.library_path).resolve() == here.parent / _native.LIBRARY_FILE
     assert not os.environ.get("FLOE_LIBRARY")
 
