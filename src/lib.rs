@@ -9,6 +9,7 @@ pub mod writer;
 
 pub use error::{EngineError, Error, Result};
 pub mod backup;
+pub mod cursor;
 pub mod demo;
 pub mod engine;
 pub mod export;
