@@ -77,7 +77,10 @@ enum State {
     /// Keyspace `k` has no more records for this cursor: it was read to its
     /// end (`totals` then holds its checked totals), or the cursor was
     /// positioned past its last key.
-    End { k: usize, totals: Option<Totals> },
+    End {
+        k: usize,
+        totals: Option<Totals>,
+    },
     /// The archive has no keyspaces.
     Empty,
     /// An error was returned; the cursor must be positioned again.
@@ -405,13 +408,13 @@ where
                 let before = dec.totals().record_count;
                 let (mut first, mut in_block) = (None, 0u32);
                 dec.feed_located(&h, &self.raw, offset, |at, _, _| -> std::result::Result<(), FormatError> {
-                        if let RecordAt::Block(p) = at {
-                            first.get_or_insert(p);
-                            in_block += 1;
-                        }
-                        Ok(())
-                    })
-                    .ctx(a.name())?;
+                    if let RecordAt::Block(p) = at {
+                        first.get_or_insert(p);
+                        in_block += 1;
+                    }
+                    Ok(())
+                })
+                .ctx(a.name())?;
                 self.spanned = dec.take_spanned();
                 self.pos = first.unwrap_or(self.raw.len());
                 self.left = in_block;

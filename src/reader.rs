@@ -415,7 +415,9 @@ impl<B: Source> Archive<B> {
         while let Some(r) = c.next_tracked(tracker)? {
             f(r.key, materialize.then_some(r.value))?;
         }
-        c.totals().cloned().ok_or_else(|| Error::InvalidArgument("internal error: the cursor ended without totals".into()))
+        c.totals()
+            .cloned()
+            .ok_or_else(|| Error::InvalidArgument("internal error: the cursor ended without totals".into()))
     }
 
     /// As [`Archive::for_each_record`], decompressing on `pool`.

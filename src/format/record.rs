@@ -482,7 +482,18 @@ impl KeyspaceDecoder {
             if let Some(p) = self.partial.take_if(|_| complete) {
                 let v = self.materialize.then_some(p.value.as_slice());
                 let (base, name) = (self.index_base, &self.name);
-                Self::emit(&mut self.totals, base, name, offset, seq, &p.key, p.value_len, v, RecordAt::Spanned, &mut f)?;
+                Self::emit(
+                    &mut self.totals,
+                    base,
+                    name,
+                    offset,
+                    seq,
+                    &p.key,
+                    p.value_len,
+                    v,
+                    RecordAt::Spanned,
+                    &mut f,
+                )?;
                 if self.keep_spanned {
                     self.spanned = Some((p.key, p.value));
                 }
