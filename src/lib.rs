@@ -10,6 +10,7 @@ pub mod writer;
 
 pub use error::{EngineError, Error, ErrorKind, Result};
 pub mod backup;
+pub mod cursor;
 pub mod demo;
 pub mod engine;
 pub mod export;

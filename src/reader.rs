@@ -412,18 +412,26 @@ impl<B: Source> Archive<B> {
         Ok(f.header)
     }
 
-    /// Decodes keyspace `k`'s records in order, calling `f` on this thread.
-    /// Blocks are decompressed in parallel ahead of `f` on the current rayon
-    /// pool (the global one outside a pool). Returns its totals, already
-    /// checked against the index.
+    /// Decodes keyspace `k`'s records in order, calling `f` on this thread
+    /// (`None` for every value unless `materialize`), with a
+    /// [`RecordCursor`](crate::cursor::RecordCursor): one block at a time.
+    /// Returns its totals, already checked against the index. Fails if there
+    /// is no keyspace `k`. (To decompress ahead on a pool, see
+    /// [`Archive::for_each_record_in`].)
     pub fn for_each_record(
         &self,
         k: usize,
         materialize: bool,
         tracker: Option<&Tracker<'_>>,
-        f: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
+        mut f: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
     ) -> Result<Totals> {
-        self.for_each_record_in(None, k, materialize, tracker, f)
+        let mut c = crate::cursor::RecordCursor::keyspace(self, k)?.with_values(materialize);
+        while let Some(r) = c.next_tracked(tracker)? {
+            f(r.key, materialize.then_some(r.value))?;
+        }
+        c.totals()
+            .cloned()
+            .ok_or_else(|| Error::InvalidArgument("internal error: the cursor ended without totals".into()))
     }
 
     /// As [`Archive::for_each_record`], decompressing on `pool`.
@@ -435,7 +443,13 @@ impl<B: Source> Archive<B> {
         tracker: Option<&Tracker<'_>>,
         f: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
     ) -> Result<Totals> {
-        let ki = &self.index.keyspaces[k];
+        let ki = self.index.keyspaces.get(k).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "keyspace index {k} out of range: the archive {} has {} keyspaces",
+                self.name,
+                self.keyspaces.len()
+            ))
+        })?;
         let first = ki.first_block as usize;
         let totals = self.for_each_record_of_segment(
             pool,

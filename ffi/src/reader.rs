@@ -4,13 +4,10 @@
 use crate::error::{arg_bytes, arg_out, arg_str, guard, guard_void, owned_c_string, write_out, FResult, Fail};
 use crate::floe_status;
 use crate::ops::{floe_progress_callback, floe_verify_report, inspect_string, report_of, verify_archive, Callback};
-use floe_core::format::block::BlockHeader;
+use floe_core::cursor::{Record, RecordCursor};
 use floe_core::format::index::Index;
 use floe_core::format::keyspace_table::KeyspaceEntry;
-use floe_core::format::record::KeyspaceDecoder;
-use floe_core::format::FormatError;
-use floe_core::reader::{Archive, VerifyReport};
-use floe_core::Error;
+use floe_core::reader::{Archive, Source, VerifyReport};
 use std::ffi::{c_char, c_void};
 use std::path::Path;
 use std::sync::Arc;
@@ -20,13 +17,24 @@ trait AnyArchive: Send + Sync {
     fn name(&self) -> &str;
     fn keyspaces(&self) -> &[KeyspaceEntry];
     fn index(&self) -> &Index;
-    fn index_offset(&self) -> u64;
-    fn read_block(&self, i: usize, out: &mut Vec<u8>) -> floe_core::Result<BlockHeader>;
+    /// A cursor over keyspace `k`, or over the whole archive (`None`).
+    fn cursor(self: Arc<Self>, k: Option<usize>) -> floe_core::Result<Box<dyn AnyCursor>>;
     fn inspect(&self) -> FResult<String>;
     fn verify(&self, quick: bool, threads: u32, cb: &Callback) -> FResult<VerifyReport>;
 }
 
-impl<B: AsRef<[u8]> + Send + Sync> AnyArchive for Archive<B> {
+/// A [`RecordCursor`] over an `Archive<B>`, whatever `B` is.
+trait AnyCursor {
+    fn next(&mut self) -> floe_core::Result<Option<Record<'_>>>;
+}
+
+impl<B: Source> AnyCursor for RecordCursor<Arc<Archive<B>>> {
+    fn next(&mut self) -> floe_core::Result<Option<Record<'_>>> {
+        RecordCursor::next(self)
+    }
+}
+
+impl<B: AsRef<[u8]> + Send + Sync + 'static> AnyArchive for Archive<B> {
     fn name(&self) -> &str {
         Archive::name(self)
     }
@@ -36,11 +44,11 @@ impl<B: AsRef<[u8]> + Send + Sync> AnyArchive for Archive<B> {
     fn index(&self) -> &Index {
         Archive::index(self)
     }
-    fn index_offset(&self) -> u64 {
-        self.trailer().index_offset
-    }
-    fn read_block(&self, i: usize, out: &mut Vec<u8>) -> floe_core::Result<BlockHeader> {
-        Archive::read_block(self, i, out)
+    fn cursor(self: Arc<Self>, k: Option<usize>) -> floe_core::Result<Box<dyn AnyCursor>> {
+        Ok(match k {
+            Some(k) => Box::new(RecordCursor::keyspace(self, k)?),
+            None => Box::new(RecordCursor::new(self)),
+        })
     }
     fn inspect(&self) -> FResult<String> {
         inspect_string(self)
@@ -336,14 +344,6 @@ pub struct floe_record {
     pub value_len: usize,
 }
 
-/// Where a decoded key or value lives: inside the block's raw bytes, or in
-/// the arena (records that spanned blocks were reassembled by the decoder).
-#[derive(Clone, Copy)]
-enum Span {
-    Raw(usize, usize),
-    Arena(usize, usize),
-}
-
 /// An iterator over the records of one keyspace or of all keyspaces
 /// (opaque). Create with floe_reader_iter_keyspace() or
 /// floe_reader_iter_all(); free with floe_iter_free().
@@ -356,139 +356,50 @@ enum Span {
 /// its last record has been returned. An iterator is not thread-safe; use it
 /// from one thread at a time.
 pub struct floe_iter {
-    archive: Arc<dyn AnyArchive>,
-    /// Next keyspace to start, and one past the last.
-    next_keyspace: usize,
-    end_keyspace: usize,
-    /// Keyspace being decoded: index, decoder, next block, end block.
-    current: Option<(usize, KeyspaceDecoder, usize, usize)>,
-    raw: Vec<u8>,
-    arena: Vec<u8>,
-    records: Vec<(usize, Span, Span)>,
-    pos: usize,
+    /// The core's record cursor (it keeps the archive alive); dropped at the
+    /// end so that its buffers are released.
+    cursor: Option<Box<dyn AnyCursor>>,
     failed: Option<(floe_status, String)>,
-    done: bool,
 }
 
 static EMPTY: [u8; 1] = [0];
 
+/// A pointer for C: never NULL, even for an empty slice.
+fn c_slice(s: &[u8]) -> (*const u8, usize) {
+    if s.is_empty() {
+        (EMPTY.as_ptr(), 0)
+    } else {
+        (s.as_ptr(), s.len())
+    }
+}
+
 impl floe_iter {
-    fn new(archive: Arc<dyn AnyArchive>, first: usize, end: usize) -> Self {
-        floe_iter {
-            archive,
-            next_keyspace: first,
-            end_keyspace: end,
-            current: None,
-            raw: Vec::new(),
-            arena: Vec::new(),
-            records: Vec::new(),
-            pos: 0,
-            failed: None,
-            done: false,
-        }
-    }
-
-    /// Decodes the next block into `records`. Returns false at the end.
-    fn fill(&mut self) -> FResult<bool> {
-        loop {
-            let Some((k, dec, next, end)) = self.current.as_mut() else {
-                if self.next_keyspace >= self.end_keyspace {
-                    return Ok(false);
-                }
-                let k = self.next_keyspace;
-                self.next_keyspace += 1;
-                let ki = &self.archive.index().keyspaces[k];
-                let first = ki.first_block as usize;
-                let dec = KeyspaceDecoder::new(k as u32, &self.archive.keyspaces()[k].name, true);
-                self.current = Some((k, dec, first, first + ki.totals.block_count as usize));
-                continue;
-            };
-            let k = *k;
-            if *next >= *end {
-                let (_, dec, _, _) = self.current.take().unwrap_or_else(|| unreachable!());
-                let at = self.archive.index_offset();
-                let totals = dec
-                    .finish(at)
-                    .map_err(|source| Fail::from(Error::Archive { name: self.archive.name().to_owned(), source }))?;
-                let want = &self.archive.index().keyspaces[k].totals;
-                let ks = &self.archive.keyspaces()[k].name;
-                floe_core::reader::check_totals(self.archive.name(), ks, k, &totals, want, at)?;
-                continue;
-            }
-            let b = *next;
-            *next += 1;
-            let h = self.archive.read_block(b, &mut self.raw)?;
-            let offset = self.archive.index().blocks[b].offset;
-            self.records.clear();
-            self.arena.clear();
-            self.pos = 0;
-            let raw_start = self.raw.as_ptr() as usize;
-            let raw_len = self.raw.len();
-            let (records, arena) = (&mut self.records, &mut self.arena);
-            let mut place = |s: &[u8]| -> Span {
-                let p = s.as_ptr() as usize;
-                if p >= raw_start && p + s.len() <= raw_start + raw_len && !s.is_empty() {
-                    Span::Raw(p - raw_start, s.len())
-                } else {
-                    let at = arena.len();
-                    arena.extend_from_slice(s);
-                    Span::Arena(at, s.len())
-                }
-            };
-            dec.feed(&h, &self.raw, offset, |key: &[u8], value: Option<&[u8]>| -> Result<(), FormatError> {
-                let ks = place(key);
-                let vs = place(value.unwrap_or_default());
-                records.push((k, ks, vs));
-                Ok(())
-            })
-            .map_err(|source| Fail::from(Error::Archive { name: self.archive.name().to_owned(), source }))?;
-            if !self.records.is_empty() {
-                return Ok(true);
-            }
-        }
-    }
-
-    fn slice(&self, s: Span) -> (*const u8, usize) {
-        let (buf, at, n) = match s {
-            Span::Raw(a, n) => (&self.raw, a, n),
-            Span::Arena(a, n) => (&self.arena, a, n),
-        };
-        if n == 0 {
-            (EMPTY.as_ptr(), 0)
-        } else {
-            (buf[at..at + n].as_ptr(), n)
-        }
+    fn new(archive: Arc<dyn AnyArchive>, k: Option<usize>) -> FResult<Self> {
+        Ok(floe_iter { cursor: Some(archive.cursor(k)?), failed: None })
     }
 
     fn next(&mut self) -> FResult<Option<floe_record>> {
         if let Some((status, message)) = &self.failed {
             return Err(Fail::new(*status, format!("the iterator failed earlier: {message}")));
         }
-        if self.done {
-            return Ok(None);
-        }
-        if self.pos >= self.records.len() {
-            match self.fill() {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.done = true;
-                    self.records.clear();
-                    self.raw = Vec::new();
-                    self.arena = Vec::new();
-                    return Ok(None);
-                }
-                Err(e) => {
-                    self.failed = Some((e.status, e.message.clone()));
-                    self.records.clear();
-                    return Err(e);
-                }
+        let Some(cursor) = self.cursor.as_mut() else { return Ok(None) };
+        match cursor.next() {
+            Ok(Some(r)) => {
+                let (key, key_len) = c_slice(r.key);
+                let (value, value_len) = c_slice(r.value);
+                Ok(Some(floe_record { keyspace: r.keyspace, key, key_len, value, value_len }))
+            }
+            Ok(None) => {
+                self.cursor = None;
+                Ok(None)
+            }
+            Err(e) => {
+                let e = Fail::from(e);
+                self.failed = Some((e.status, e.message.clone()));
+                self.cursor = None;
+                Err(e)
             }
         }
-        let (k, ks, vs) = self.records[self.pos];
-        self.pos += 1;
-        let (key, key_len) = self.slice(ks);
-        let (value, value_len) = self.slice(vs);
-        Ok(Some(floe_record { keyspace: k, key, key_len, value, value_len }))
     }
 }
 
@@ -506,7 +417,7 @@ pub unsafe extern "C" fn floe_reader_iter_keyspace(
         let r = reader_ref(reader)?;
         arg_out(out_iter, "out_iter")?;
         check_index(r, index)?;
-        let it = Box::new(floe_iter::new(Arc::clone(&r.archive), index, index + 1));
+        let it = Box::new(floe_iter::new(Arc::clone(&r.archive), Some(index))?);
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_iter, Box::into_raw(it)) };
         Ok(floe_status::FLOE_OK)
@@ -526,7 +437,7 @@ pub unsafe extern "C" fn floe_reader_iter_all(
     guard("floe_reader_iter_all", || {
         let r = reader_ref(reader)?;
         arg_out(out_iter, "out_iter")?;
-        let it = Box::new(floe_iter::new(Arc::clone(&r.archive), 0, r.names.len()));
+        let it = Box::new(floe_iter::new(Arc::clone(&r.archive), None)?);
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_iter, Box::into_raw(it)) };
         Ok(floe_status::FLOE_OK)

@@ -288,11 +288,24 @@ struct Partial {
     value_seen: u64,
 }
 
+/// Where a record handed out by [`KeyspaceDecoder::feed_located`] lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordAt {
+    /// Whole inside the block fed: its header starts at this offset of the
+    /// block's raw bytes.
+    Block(usize),
+    /// It began in an earlier block (`CONTINUES`) and was reassembled.
+    Spanned,
+}
+
 /// Decodes and checks one keyspace's raw blocks, in order.
 pub struct KeyspaceDecoder {
     keyspace: u32,
     name: String,
     materialize: bool,
+    /// Keep the record reassembled by the last `feed` for [`KeyspaceDecoder::take_spanned`].
+    keep_spanned: bool,
+    spanned: Option<(Vec<u8>, Vec<u8>)>,
     next_seq: u32,
     /// Index of the first record this decoder sees within its keyspace
     /// (non-zero when decoding a later segment of the keyspace; for messages).
@@ -318,6 +331,8 @@ impl KeyspaceDecoder {
             keyspace,
             name: name.to_owned(),
             materialize,
+            keep_spanned: false,
+            spanned: None,
             next_seq: sequence,
             index_base,
             partial: None,
@@ -330,6 +345,21 @@ impl KeyspaceDecoder {
         &self.totals
     }
 
+    /// Keeps the key and value of the record that spanned blocks and was
+    /// completed by the last [`KeyspaceDecoder::feed`], for
+    /// [`KeyspaceDecoder::take_spanned`] (a pull-style reader hands it out
+    /// after `feed` returns, without copying it).
+    pub fn keep_spanned(&mut self, keep: bool) {
+        self.keep_spanned = keep;
+    }
+
+    /// The key and value (empty unless materializing) of the record that the
+    /// last `feed` completed from earlier blocks, when [`KeyspaceDecoder::keep_spanned`]
+    /// is on. It was handed to that `feed`'s callback as [`RecordAt::Spanned`].
+    pub fn take_spanned(&mut self) -> Option<(Vec<u8>, Vec<u8>)> {
+        self.spanned.take()
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn emit<E: From<FormatError>>(
         totals: &mut Totals,
@@ -340,7 +370,8 @@ impl KeyspaceDecoder {
         key: &[u8],
         value_len: u64,
         value: Option<&[u8]>,
-        f: &mut impl FnMut(&[u8], Option<&[u8]>) -> std::result::Result<(), E>,
+        at: RecordAt,
+        f: &mut impl FnMut(RecordAt, &[u8], Option<&[u8]>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
         let prev = (totals.record_count > 0).then_some(totals.last_key.as_slice());
         check_record(name, index_base + totals.record_count, key, value_len, prev).map_err(|e| match e {
@@ -359,7 +390,7 @@ impl KeyspaceDecoder {
         totals.record_count += 1;
         totals.key_bytes += key.len() as u64;
         totals.value_bytes += value_len;
-        f(key, value)
+        f(at, key, value)
     }
 
     /// Feeds the next block of this keyspace. `offset` is the absolute offset of
@@ -371,6 +402,19 @@ impl KeyspaceDecoder {
         offset: u64,
         mut f: impl FnMut(&[u8], Option<&[u8]>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
+        self.feed_located(h, raw, offset, |_, key, value| f(key, value))
+    }
+
+    /// As [`KeyspaceDecoder::feed`], also telling the callback where each
+    /// record lies.
+    pub fn feed_located<E: From<FormatError>>(
+        &mut self,
+        h: &BlockHeader,
+        raw: &[u8],
+        offset: u64,
+        mut f: impl FnMut(RecordAt, &[u8], Option<&[u8]>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        self.spanned = None;
         let seq = h.sequence;
         let corrupt = |detail: String| {
             FormatError::corrupt("block", offset, format!("keyspace '{}', block {seq}: {detail}", self.name))
@@ -435,10 +479,24 @@ impl KeyspaceDecoder {
             }
             pos += used;
             let complete = p.hdr_len == RECORD_HEADER && p.key.len() == p.key_len && p.value_seen == p.value_len;
-            if complete {
-                let p = self.partial.take().unwrap_or_else(|| unreachable!());
+            if let Some(p) = self.partial.take_if(|_| complete) {
                 let v = self.materialize.then_some(p.value.as_slice());
-                Self::emit(&mut self.totals, self.index_base, &self.name, offset, seq, &p.key, p.value_len, v, &mut f)?;
+                let (base, name) = (self.index_base, &self.name);
+                Self::emit(
+                    &mut self.totals,
+                    base,
+                    name,
+                    offset,
+                    seq,
+                    &p.key,
+                    p.value_len,
+                    v,
+                    RecordAt::Spanned,
+                    &mut f,
+                )?;
+                if self.keep_spanned {
+                    self.spanned = Some((p.key, p.value));
+                }
             }
         }
         while pos < raw.len() {
@@ -479,6 +537,7 @@ impl KeyspaceDecoder {
                     key,
                     value_len as u64,
                     v,
+                    RecordAt::Block(pos),
                     &mut f,
                 )?;
                 pos += total;
