@@ -131,6 +131,11 @@ typedef enum floe_status {
    * should be freed and not used further.
    */
   FLOE_PANIC = 13,
+  /**
+   * A broken invariant inside floe (a bug, never caused by input). The
+   * message says what; please report it.
+   */
+  FLOE_INTERNAL = 14,
 } floe_status;
 
 /**
