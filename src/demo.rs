@@ -33,9 +33,14 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
     let src = root.join("sample-db");
     let archive = root.join("sample.floe");
     let dst = root.join("imported-db");
-    for p in [&src, &dst] {
-        if p.exists() {
-            std::fs::remove_dir_all(p).map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
+    // The demo never deletes or overwrites: in a --keep directory, whatever is
+    // already there under the demo's names may be the user's.
+    for p in [&src, &archive, &dst] {
+        if std::fs::symlink_metadata(p).is_ok() {
+            return Err(Error::InvalidArgument(format!(
+                "{} already exists; the demo never deletes or overwrites anything: remove it, or pass --keep with a new directory",
+                p.display()
+            )));
         }
     }
     say!("floe demo: building a sample fjall database with ~{records} records in {}", src.display());

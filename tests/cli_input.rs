@@ -257,3 +257,25 @@ fn imports_of_too_many_keyspaces_are_refused_before_anything_is_created() {
     assert_eq!(import(12, "t12").unwrap().keyspaces, 12);
     assert_eq!(read_db_at(&d.join("t12")).len(), 12);
 }
+
+/// `demo --keep DIR` never deletes or overwrites what is already in DIR under its names.
+#[test]
+fn demo_keep_never_deletes_what_is_already_there() {
+    let d = tempfile::tempdir().unwrap();
+    let precious = d.path().join("sample-db").join("IMPORTANT.txt");
+    std::fs::create_dir_all(precious.parent().unwrap()).unwrap();
+    std::fs::write(&precious, b"mine").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args(["demo", "--records", "100", "--keep"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "demo ran over an existing sample-db");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&precious).unwrap(), b"mine");
+    assert!(!d.path().join("sample.floe").exists());
+}
