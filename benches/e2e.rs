@@ -233,7 +233,7 @@ fn for_each_raw(r: impl Read, mut f: impl FnMut(Option<&[u8]>, &[u8]) -> Result<
 /// Keyspace options as the archive carries them (so bounds and peers create
 /// exactly what `floe import` creates).
 fn archive_options(archive: &Path) -> Result<BTreeMap<String, KeyspaceCreateOptions>, String> {
-    let a = floe::reader::Archive::open(archive).map_err(|e| e.to_string())?;
+    let a = floe::read::Archive::open(archive).map_err(|e| e.to_string())?;
     let mut m = BTreeMap::new();
     for e in a.keyspaces() {
         let (o, _) = floe::engine::create_options(&e.name, &e.options).map_err(|e| e.to_string())?;

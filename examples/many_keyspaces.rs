@@ -1,7 +1,7 @@
 //! Import cost by keyspace count (BENCHMARKS.md, "Many keyspaces").
 //!
 //! `cargo run --release --example many_keyspaces -- N [DIR]` writes an archive
-//! of N keyspaces of one small record each with `floe::writer::RecordWriter`,
+//! of N keyspaces of one small record each with `floe::write::RecordWriter`,
 //! imports it with `floe::import::import_file` and prints the time, the peak
 //! RSS and the size of the database built, ignoring floe's limit of
 //! `MAX_IMPORT_KEYSPACES`. Every 30 s it prints how many keyspaces the
@@ -11,7 +11,7 @@
 
 use floe::format::header::Header;
 use floe::format::keyspace_table::KeyspaceEntry;
-use floe::writer::RecordWriter;
+use floe::write::RecordWriter;
 use std::path::Path;
 use std::time::Instant;
 
@@ -97,7 +97,11 @@ fn main() {
             std::process::exit(0);
         }
     });
-    let opts = floe::import::ImportOptions { max_keyspaces: usize::MAX, ..Default::default() };
+    let opts = {
+        let mut o = floe::import::ImportOptions::default();
+        o.max_keyspaces = usize::MAX;
+        o
+    };
     let s = floe::import::import_file(&archive, &target, &opts, &floe::progress::NoProgress);
     let secs = t.elapsed().as_secs_f64();
     match s {

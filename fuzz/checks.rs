@@ -27,8 +27,8 @@ use floe::format::options::{Compaction, Compression, FilterEntry, KeyspaceOption
 use floe::format::record::{BlockBuilder, RawBlock};
 use floe::format::section::{section_crc, tags, SECTION_MAGIC, ZSTD_FRAME_MAGIC};
 use floe::progress::NoProgress;
-use floe::reader::{verify_stream, Archive, StreamReader};
-use floe::writer::{ArchiveWriter, EncodedBlock, RecordWriter};
+use floe::read::{verify_stream, Archive, StreamReader};
+use floe::write::{ArchiveWriter, EncodedBlock, RecordWriter};
 use std::collections::BTreeMap;
 
 /// One keyspace's records, in key order.

@@ -41,6 +41,13 @@ cargo fmt --all --check
 echo "== cargo build (release)"
 cargo build --release --workspace --locked
 
+echo "== features: the library builds without the CLI and S3; the C ABI links no CLI crate"
+cargo check -p floe --no-default-features --lib --locked --quiet
+if cargo tree -p floe-ffi -e normal --prefix none --locked | grep -E '^(clap|indicatif|signal-hook|tracing-subscriber|ctrlc) '; then
+    echo "floe-ffi depends on a CLI-only crate (above); keep it behind floe's \`cli\` feature" >&2
+    exit 1
+fi
+
 echo "== supply chain: cargo deny (advisories, bans, licenses, sources)"
 bash scripts/supply-chain.sh
 

@@ -20,12 +20,13 @@
 //! of format-spec.md II.1, in a location recognised as a repository (II.0),
 //! never following a symbolic link or descending into a folder.
 
+use crate::error::BackupError;
 use crate::export::{export_database, ExportOptions, ExportSummary};
 use crate::import::{import_archive, ImportOptions, ImportSummary};
-use crate::inspect::{hex, rfc3339};
 use crate::progress::Progress;
-use crate::reader::{Archive, VerifyReport};
+use crate::read::{Archive, VerifyReport};
 use crate::store::{EntryKind, Object, Store};
+use crate::util::text::{escape, hex, rfc3339};
 use crate::{Error, Result};
 use object_store::path::Path as ObjPath;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -52,42 +53,6 @@ pub const KEEP_GENERATIONS: u64 = 2;
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
 /// Attempts at publishing a manifest generation before giving up.
 const CAS_ATTEMPTS: usize = 100;
-
-/// Errors of the backup catalog.
-#[derive(Debug, thiserror::Error)]
-pub enum BackupError {
-    /// `holder` says which job holds the lock, where, since and until when.
-    #[error("repository {repo} is locked by {holder}")]
-    Locked { repo: String, holder: String },
-    #[error("repository {repo}: manifest generation {generation} has version {version}; this floe writes version {MANIFEST_VERSION} and refuses to {action} (it needs a newer floe)")]
-    TooNew { repo: String, generation: u64, version: u64, action: String },
-    #[error("repository {repo}: its marker {MARKER} has version {version}; this floe writes version {REPOSITORY_VERSION} and refuses to {action} (it needs a newer floe)")]
-    RepositoryTooNew { repo: String, version: u64, action: String },
-    #[error("repository {repo}: {what} is malformed: {detail}")]
-    Malformed { repo: String, what: String, detail: String },
-    #[error("repository {repo} has no snapshot {id}")]
-    NoSuchSnapshot { repo: String, id: String },
-    #[error("snapshot {id} in {repo}: {detail}")]
-    Mismatch { repo: String, id: String, detail: String },
-    #[error("repository {repo}: {detail}")]
-    Invalid { repo: String, detail: String },
-    /// The location holds no floe repository (format-spec.md II.0).
-    #[error("{repo} is not a floe backup repository: {detail}")]
-    NotARepository { repo: String, detail: String },
-}
-
-/// `s` with control characters escaped (`\n`, `\u{1b}`), for human-readable messages.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 fn now_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
@@ -635,7 +600,9 @@ impl Repo {
                 if v > REPOSITORY_VERSION && usage != Use::Read {
                     return Err(BackupError::RepositoryTooNew {
                         repo: self.url.clone(),
+                        marker: MARKER.into(),
                         version: v,
+                        supported: REPOSITORY_VERSION,
                         action: action.into(),
                     }
                     .into());
@@ -672,6 +639,7 @@ impl Repo {
                 repo: self.url.clone(),
                 generation: m.generation,
                 version: m.version(),
+                supported: MANIFEST_VERSION,
                 action: action.into(),
             }
             .into());
@@ -746,7 +714,7 @@ impl Repo {
             if let Some(h) = &held {
                 match h.stale(now) {
                     Some(why) if break_lock => {
-                        eprintln!("floe: breaking the lock of {} held by {}: {why}", escape(&self.url), h.describe());
+                        tracing::warn!(repo = %escape(&self.url), holder = %h.describe(), "breaking the lock: {why}");
                     }
                     Some(why) => {
                         return Err(BackupError::Locked {
@@ -785,7 +753,7 @@ impl Repo {
             let d: LockDoc = serde_json::from_slice(&b).unwrap_or_default();
             match d.stale(now) {
                 Some(why) if break_lock => {
-                    eprintln!("floe: breaking the lock of {} held by {}: {why}", escape(&self.url), d.describe());
+                    tracing::warn!(repo = %escape(&self.url), holder = %d.describe(), "breaking the lock: {why}");
                     self.store.delete(&key)?;
                     return Ok(());
                 }
@@ -841,11 +809,11 @@ impl Repo {
         let src = o.source()?;
         let mut h = Sha256::new();
         let mut n = 0u64;
-        let size = crate::reader::Source::size(&src);
+        let size = crate::read::Source::size(&src);
         const CHUNK: u64 = 8 << 20;
         while n < size {
             let len = CHUNK.min(size - n);
-            let b = crate::reader::Source::fetch(&src, n, len).wait()?;
+            let b = crate::read::Source::fetch(&src, n, len).wait()?;
             if b.len() as u64 != len {
                 return Err(Error::io(
                     format!("reading {}", o.describe()),
@@ -882,12 +850,13 @@ impl Repo {
         m.snapshots(&self.url)?
             .into_iter()
             .find(|s| s.id == id)
-            .ok_or_else(|| BackupError::NoSuchSnapshot { repo: self.url.clone(), id: escape(id) }.into())
+            .ok_or_else(|| BackupError::NoSuchSnapshot { repo: self.url.clone(), id: escape(id).into_owned() }.into())
     }
 }
 
 /// Settings of `backup create`.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct CreateOptions {
     pub export: ExportOptions,
     pub remarks: Option<String>,
@@ -899,6 +868,7 @@ pub struct CreateOptions {
 
 /// What `backup create` did.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Created {
     pub id: String,
     pub size: u64,
@@ -931,7 +901,7 @@ impl<W: Write> Write for Hashing<W> {
 /// The snapshots retention removes after `just_published` was published:
 /// the oldest others, so that `keep` remain counting the new one, which is
 /// never among them (even when an older entry is dated after it).
-pub fn retention_victims(m: &Manifest, just_published: &str, keep: usize) -> Vec<String> {
+pub(crate) fn retention_victims(m: &Manifest, just_published: &str, keep: usize) -> Vec<String> {
     let others: Vec<String> =
         m.snapshots("").unwrap_or_default().into_iter().map(|s| s.id).filter(|id| id != just_published).collect();
     let keep_others = keep.saturating_sub(1);
@@ -1097,6 +1067,7 @@ pub fn restore(
 
 /// What gc removed, kept and left alone.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct GcReport {
     /// Unreferenced snapshot objects and partial writes removed (names relative to the repository).
     pub orphans: Vec<String>,
@@ -1158,7 +1129,7 @@ pub fn gc(repo: &Repo, break_lock: bool, wait: Duration, grace: Duration) -> Res
             SnapshotName::Object(id) if keep.contains(id) => continue,
             SnapshotName::Object(_) | SnapshotName::Partial => {}
             SnapshotName::Foreign => {
-                report.foreign.push(escape(&rel));
+                report.foreign.push(escape(&rel).into_owned());
                 continue;
             }
         }
@@ -1213,7 +1184,7 @@ mod tests {
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
         assert!(parse_duration("h").is_err() && parse_duration("-1s").is_err() && parse_duration("1w").is_err());
-        assert_eq!(escape("a\x1b[2Jb\nc"), "a\\u{1b}[2Jb\\nc");
+        assert_eq!(escape("a\x1b[2Jb\nc"), "a\\x1b[2Jb\\nc");
     }
 
     #[test]

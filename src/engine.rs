@@ -27,7 +27,7 @@ fn fjall_err(path: &Path, action: &str, e: fjall::Error) -> EngineError {
 
 /// Runs an engine call, turning a panic into an error (fjall asserts on some inputs;
 /// floe validates first, this is the last line of defence).
-pub fn guarded<T>(path: &Path, action: &str, f: impl FnOnce() -> fjall::Result<T>) -> Result<T, EngineError> {
+pub(crate) fn guarded<T>(path: &Path, action: &str, f: impl FnOnce() -> fjall::Result<T>) -> Result<T, EngineError> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r.map_err(|e| fjall_err(path, action, e)),
         Err(p) => {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 /// Errors from the fjall engine adapter.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// The database is open in another process.
     #[error(
@@ -52,6 +53,7 @@ fn disk_full(e: &fjall::Error) -> &'static str {
 
 /// floe's top-level error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An I/O error, with what floe was doing and on which file.
     #[error("{context}: {source}")]
@@ -75,13 +77,37 @@ pub enum Error {
     Store { context: String, source: object_store::Error },
     /// A backup repository operation failed (see `floe::backup`).
     #[error(transparent)]
-    Backup(#[from] crate::backup::BackupError),
+    Backup(#[from] BackupError),
     /// The operation was cancelled by its progress callback or a signal.
     #[error("operation cancelled; nothing was left behind")]
     Cancelled,
     /// A broken invariant inside floe (a bug), never caused by input.
     #[error("internal error (a bug in floe; please report it): {0}")]
     Internal(String),
+}
+
+/// Errors of the backup catalog (`floe::backup`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    /// `holder` says which job holds the lock, where, since and until when.
+    #[error("repository {repo} is locked by {holder}")]
+    Locked { repo: String, holder: String },
+    #[error("repository {repo}: manifest generation {generation} has version {version}; this floe writes version {supported} and refuses to {action} (it needs a newer floe)")]
+    TooNew { repo: String, generation: u64, version: u64, supported: u64, action: String },
+    #[error("repository {repo}: its marker {marker} has version {version}; this floe writes version {supported} and refuses to {action} (it needs a newer floe)")]
+    RepositoryTooNew { repo: String, marker: String, version: u64, supported: u64, action: String },
+    #[error("repository {repo}: {what} is malformed: {detail}")]
+    Malformed { repo: String, what: String, detail: String },
+    #[error("repository {repo} has no snapshot {id}")]
+    NoSuchSnapshot { repo: String, id: String },
+    #[error("snapshot {id} in {repo}: {detail}")]
+    Mismatch { repo: String, id: String, detail: String },
+    #[error("repository {repo}: {detail}")]
+    Invalid { repo: String, detail: String },
+    /// The location holds no floe repository (format-spec.md II.0).
+    #[error("{repo} is not a floe backup repository: {detail}")]
+    NotARepository { repo: String, detail: String },
 }
 
 /// What kind of failure an [`Error`] is: the one classification that every
@@ -140,7 +166,7 @@ impl Error {
 
     /// What kind of failure this is (see [`ErrorKind`]).
     pub fn kind(&self) -> ErrorKind {
-        use crate::backup::BackupError as B;
+        use BackupError as B;
         match self {
             Error::Io { .. } | Error::Store { .. } => ErrorKind::Io,
             Error::Archive { source, .. } if source.is_unsupported() => ErrorKind::Unsupported,
@@ -186,7 +212,6 @@ impl<T> ArchiveContext<T> for std::result::Result<T, FormatError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup::BackupError;
 
     #[test]
     fn kinds_classify_every_family_of_error() {

@@ -22,9 +22,10 @@ use crate::format::block::BlockCompressor;
 use crate::format::header::Header;
 use crate::format::keyspace_table::KeyspaceEntry;
 use crate::format::record::{BlockBuilder, BufferPool, RawBlock};
-use crate::fsutil::AtomicFile;
 use crate::progress::{Phase, Progress, Tracker};
-use crate::writer::{ArchiveWriter, EncodedBlock, WriteSummary};
+use crate::util::fs::AtomicFile;
+use crate::util::threads::{effective_threads, pool_for};
+use crate::write::{ArchiveWriter, EncodedBlock, WriteSummary};
 use crate::{EngineError, Error, Result};
 use fjall::{Database, Keyspace, Readable};
 use std::cell::RefCell;
@@ -45,10 +46,11 @@ pub const DEFAULT_LEVEL: i32 = 1;
 /// bounded.
 pub const DEFAULT_BLOCK_SIZE: u32 = 4 << 20;
 /// Compressions queued per producer beyond the block being built.
-pub const QUEUE_PER_PRODUCER: usize = 3;
+pub(crate) const QUEUE_PER_PRODUCER: usize = 3;
 
 /// Export settings.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ExportOptions {
     /// zstd level (1–22, or negative for fast modes).
     pub level: i32,
@@ -76,42 +78,11 @@ impl Default for ExportOptions {
 
 /// What an export produced.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ExportSummary {
     pub write: WriteSummary,
     pub snapshot_seqno: u64,
     pub elapsed: Duration,
-}
-
-/// The most worker threads a `threads` option (`--threads`) may ask for.
-pub const MAX_THREADS: usize = 256;
-
-/// Threads to use for a `threads` option (0 = cores, at most [`MAX_THREADS`]).
-pub fn effective_threads(threads: usize) -> usize {
-    if threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(MAX_THREADS)
-    } else {
-        threads
-    }
-}
-
-/// Refuses a `threads` option over [`MAX_THREADS`].
-pub fn check_threads(threads: usize) -> Result<()> {
-    if threads > MAX_THREADS {
-        return Err(Error::InvalidArgument(format!(
-            "threads {threads} is outside 0..={MAX_THREADS} (0 = one per core)"
-        )));
-    }
-    Ok(())
-}
-
-/// A rayon pool with `threads` workers (0 = cores).
-pub fn pool_for(threads: usize) -> Result<rayon::ThreadPool> {
-    check_threads(threads)?;
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(effective_threads(threads))
-        .thread_name(|i| format!("floe-worker-{i}"))
-        .build()
-        .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))
 }
 
 /// Creation time per the rules of format-spec §4.
@@ -300,6 +271,7 @@ fn produce(
 }
 
 /// Where an export goes.
+#[non_exhaustive]
 pub enum Destination<'a> {
     /// A file, written atomically (temporary sibling, fsync, rename, fsync
     /// dir). An existing character device or FIFO there (or a symlink to
@@ -310,6 +282,16 @@ pub enum Destination<'a> {
     /// An object in an object store, streamed through a multipart upload
     /// (aborted on any failure, so no object appears).
     Object(crate::store::Object),
+}
+
+impl<'a> From<&'a crate::store::Location> for Destination<'a> {
+    /// Where an export to this location goes.
+    fn from(l: &'a crate::store::Location) -> Self {
+        match l {
+            crate::store::Location::Local(p) => Destination::File(p),
+            crate::store::Location::Object(o) => Destination::Object(o.clone()),
+        }
+    }
 }
 
 /// Prefixes an I/O error's context with the output file (the writer itself
@@ -324,6 +306,7 @@ fn naming_file(e: Error, p: &Path) -> Error {
 
 /// How [`export_path`] writes a local output path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OutputKind {
     /// A regular file (or nothing yet): written atomically, replaced by rename.
     File,
@@ -388,46 +371,67 @@ fn open_stream(p: &Path) -> Result<std::fs::File> {
 }
 
 /// Opens the database at `db_dir` (which must not be open in another process)
-/// and exports it.
+/// and exports it to `dest`. A local output is checked first
+/// ([`check_output`]: never inside the database, no clobbering unless
+/// [`ExportOptions::overwrite`]).
 pub fn export_path(
     db_dir: &Path,
     dest: Destination<'_>,
     opts: &ExportOptions,
     progress: &dyn Progress,
 ) -> Result<ExportSummary> {
-    let kind = match &dest {
-        Destination::File(p) => Some(check_output(db_dir, p)?),
-        _ => None,
-    };
+    if let Destination::File(p) = &dest {
+        check_output(db_dir, p)?;
+    }
     let db = engine::open_existing(db_dir)?;
+    export_to(&db, dest, opts, progress)
+}
+
+/// Exports one consistent snapshot of an open database to `dest`: the online
+/// export of an application's own handle, with the same durability as the
+/// CLI's. A file is written under a temporary name, fsynced and renamed into
+/// place; an object is uploaded in parts and appears
+/// only when complete; a failure or cancellation leaves nothing behind.
+/// Keep the output outside the database's directory.
+pub fn export_to(
+    db: &Database,
+    dest: Destination<'_>,
+    opts: &ExportOptions,
+    progress: &dyn Progress,
+) -> Result<ExportSummary> {
+    let stream = match &dest {
+        Destination::File(p) => {
+            use std::os::unix::fs::FileTypeExt;
+            std::fs::metadata(p).is_ok_and(|m| m.file_type().is_char_device() || m.file_type().is_fifo())
+        }
+        _ => false,
+    };
     match dest {
-        Destination::File(p) if kind == Some(OutputKind::Stream) => {
+        Destination::File(p) if stream => {
             let buf = std::io::BufWriter::with_capacity(1 << 20, open_stream(p)?);
-            let (mut buf, summary) = export_database(&db, buf, opts, progress).map_err(|e| naming_file(e, p))?;
+            let (mut buf, summary) = export_database(db, buf, opts, progress).map_err(|e| naming_file(e, p))?;
             buf.flush().map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
             Ok(summary)
         }
         Destination::File(p) => {
             let mut f = AtomicFile::create(p)?;
             let buf = std::io::BufWriter::with_capacity(1 << 20, f.file());
-            let (buf, summary) = export_database(&db, buf, opts, progress).map_err(|e| naming_file(e, p))?;
+            let (buf, summary) = export_database(db, buf, opts, progress).map_err(|e| naming_file(e, p))?;
             buf.into_inner().map_err(|e| Error::io(format!("writing {}", p.display()), e.into_error()))?;
-            drop(db);
             f.commit()?;
             Ok(summary)
         }
         Destination::Object(o) => {
             let buf = std::io::BufWriter::with_capacity(1 << 20, o.writer()?);
-            let (buf, summary) = export_database(&db, buf, opts, progress)?;
+            let (buf, summary) = export_database(db, buf, opts, progress)?;
             let w = buf.into_inner().map_err(|e| Error::io(format!("uploading {}", o.describe()), e.into_error()))?;
-            drop(db);
             w.finish()?;
             Ok(summary)
         }
         Destination::Stdout => {
             let out = std::io::stdout().lock();
             let buf = std::io::BufWriter::with_capacity(1 << 20, out);
-            let (mut buf, summary) = export_database(&db, buf, opts, progress)?;
+            let (mut buf, summary) = export_database(db, buf, opts, progress)?;
             buf.flush().map_err(|e| Error::io("writing to standard output", e))?;
             Ok(summary)
         }

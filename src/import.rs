@@ -9,12 +9,12 @@
 //! untouched.
 
 use crate::engine;
-use crate::export::{effective_threads, pool_for};
 use crate::format::keyspace_table::KeyspaceEntry;
 use crate::format::record::Totals;
-use crate::fsutil::AtomicDir;
 use crate::progress::{Phase, Progress, Tracker};
-use crate::reader::{Archive, StreamReader};
+use crate::read::{Archive, StreamReader};
+use crate::util::fs::AtomicDir;
+use crate::util::threads::{effective_threads, pool_for};
 use crate::{EngineError, Error, Result};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::io::Read;
@@ -39,6 +39,7 @@ pub const MAX_IMPORT_KEYSPACES: usize = 4096;
 
 /// Import settings.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ImportOptions {
     /// Worker threads; 0 means one per core.
     pub threads: usize,
@@ -65,6 +66,7 @@ pub struct ImportOptions {
 
 /// What an import did.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ImportSummary {
     pub keyspaces: usize,
     pub records: u64,
@@ -164,14 +166,14 @@ fn seal(db: Database, handles: Vec<Option<Keyspace>>, dir: AtomicDir) -> Result<
 }
 
 /// Imports a random-access archive (already opened and structurally checked).
-pub fn import_archive<B: crate::reader::Source>(
+pub fn import_archive<B: crate::read::Source>(
     archive: &Archive<B>,
     db_dir: &Path,
     opts: &ImportOptions,
     progress: &dyn Progress,
 ) -> Result<ImportSummary> {
     let start = Instant::now();
-    crate::export::check_threads(opts.threads)?;
+    crate::util::threads::check_threads(opts.threads)?;
     let entries = archive.keyspaces();
     let sel = selected(entries, &opts.keyspaces)?;
     check_keyspace_count(archive.name(), &sel, opts)?;
@@ -343,7 +345,7 @@ pub fn import_stream<R: Read>(
     for &i in &sel {
         engine::create_options(&entries[i].name, &entries[i].options)?;
     }
-    crate::export::check_threads(opts.threads)?;
+    crate::util::threads::check_threads(opts.threads)?;
     let dir = AtomicDir::create(db_dir, opts.replace, &opts.protect)?;
     let path = dir.path().to_path_buf();
     let db = engine::create_new(&path)?;

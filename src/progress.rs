@@ -4,7 +4,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// Which operation is reporting.
+/// Which operation is reporting. (Exhaustive on purpose: a front end that
+/// maps phases, like the C ABI, must fail to compile when one is added.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Export,
@@ -14,6 +15,7 @@ pub enum Phase {
 
 /// A progress report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProgressInfo {
     pub phase: Phase,
     /// Bytes processed so far (raw record-stream bytes).
@@ -96,7 +98,7 @@ impl<'a> Tracker<'a> {
 
     /// `Err(Cancelled)` once cancelled, by the callback or by a signal.
     pub fn check(&self) -> crate::Result<()> {
-        if self.cancelled.load(Ordering::Relaxed) || crate::fsutil::interrupted() {
+        if self.cancelled.load(Ordering::Relaxed) || crate::util::interrupt::interrupted() {
             Err(crate::Error::Cancelled)
         } else {
             Ok(())

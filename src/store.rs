@@ -9,14 +9,14 @@
 //!   most [`PARTS_IN_FLIGHT`] parts of [`PART_SIZE`] bytes in flight, plus the
 //!   part being filled. A writer dropped before [`ObjectWriter::finish`] (an
 //!   error, a cancellation) aborts the upload: no object, no parts.
-//! * Reading is by ranges ([`ObjectSource`], a [`crate::reader::Source`]):
+//! * Reading is by ranges ([`ObjectSource`], a [`crate::read::Source`]):
 //!   the reader fetches the trailer, index, header and keyspace table, then
 //!   each block with its own ranged GET, several in flight.
 //!
 //! S3 credentials, region and endpoint come from the standard AWS environment
 //! variables (README, "Object stores").
 
-use crate::reader::{Archive, Fetch, Source};
+use crate::read::{Archive, Fetch, Source};
 use crate::{Error, Result};
 use futures_util::TryStreamExt;
 use object_store::path::Path as ObjPath;
@@ -24,6 +24,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+#[cfg(feature = "s3")]
 use std::time::Duration;
 
 /// Size of one multipart-upload part (S3 needs at least 5 MiB but the last).
@@ -64,12 +65,14 @@ pub struct Store {
 /// rename, fsync the folder; listing with `lstat`, never following a link.
 #[derive(Clone)]
 enum Backend {
+    #[cfg_attr(not(feature = "s3"), expect(dead_code, reason = "only the s3 feature makes remote stores"))]
     Remote(Arc<dyn ObjectStore>),
     Local(Arc<PathBuf>),
 }
 
 /// What a name in a listed folder is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EntryKind {
     /// A regular file or an object.
     File,
@@ -95,10 +98,10 @@ pub struct DirEntry {
 }
 
 /// The suffix of floe's local temporaries: `NAME.floe-tmp-` then 16 lowercase hex digits.
-pub const TMP_MARK: &str = ".floe-tmp-";
+pub(crate) const TMP_MARK: &str = ".floe-tmp-";
 
 /// True for `NAME.floe-tmp-XXXXXXXXXXXXXXXX` with a non-empty `NAME`; returns `NAME`.
-pub fn temp_target(name: &str) -> Option<&str> {
+pub(crate) fn temp_target(name: &str) -> Option<&str> {
     let i = name.rfind(TMP_MARK)?;
     let (base, tail) = (&name[..i], &name[i + TMP_MARK.len()..]);
     (!base.is_empty() && tail.len() == 16 && tail.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
@@ -129,7 +132,7 @@ fn ensure_dir(dir: &Path) -> Result<()> {
         Err(e) => return Err(Error::io(format!("creating {}", dir.display()), e)),
     }
     match dir.parent() {
-        Some(p) => crate::fsutil::fsync_dir(if p.as_os_str().is_empty() { Path::new(".") } else { p }),
+        Some(p) => crate::util::fs::fsync_dir(if p.as_os_str().is_empty() { Path::new(".") } else { p }),
         None => Ok(()),
     }
 }
@@ -181,7 +184,7 @@ impl LocalTemp {
         }
         let _ = std::fs::remove_file(&self.tmp);
         let dir = self.dest.parent().unwrap_or(Path::new("."));
-        crate::fsutil::fsync_dir(dir)?;
+        crate::util::fs::fsync_dir(dir)?;
         Ok(true)
     }
 }
@@ -201,6 +204,7 @@ pub struct Object {
 }
 
 /// Where an archive is read from or written to.
+#[non_exhaustive]
 pub enum Location {
     /// A local file (a plain path or a `file://` URL).
     Local(PathBuf),
@@ -223,14 +227,6 @@ impl Location {
                 Location::Object(Object { store: Store::s3(&bucket)?, key })
             }
         })
-    }
-
-    /// Where an export to this location goes.
-    pub fn destination(&self) -> crate::export::Destination<'_> {
-        match self {
-            Location::Local(p) => crate::export::Destination::File(p),
-            Location::Object(o) => crate::export::Destination::Object(o.clone()),
-        }
     }
 
     /// True for a string with a URL scheme (`scheme://`).
@@ -278,6 +274,7 @@ fn split_url(s: &str) -> Result<Option<Parsed>> {
 
 impl Store {
     /// An S3 (or S3-compatible) bucket configured from the AWS environment.
+    #[cfg(feature = "s3")]
     pub fn s3(bucket: &str) -> Result<Store> {
         let secs = std::env::var("FLOE_RETRY_TIMEOUT_SECS")
             .ok()
@@ -290,6 +287,14 @@ impl Store {
             .build()
             .map_err(|e| store_err(format!("configuring s3://{bucket} from the AWS_* environment"), e))?;
         Ok(Store { backend: Backend::Remote(Arc::new(s3)), url: format!("s3://{bucket}") })
+    }
+
+    /// Without the `s3` cargo feature there is no S3 client: `s3://` URLs are refused.
+    #[cfg(not(feature = "s3"))]
+    pub fn s3(bucket: &str) -> Result<Store> {
+        Err(Error::InvalidArgument(format!(
+            "s3://{bucket}: this floe was built without S3 support; rebuild it with the `s3` cargo feature (on by default)"
+        )))
     }
 
     /// A local directory, read and written with `std::fs` (durably, II.6);
@@ -410,7 +415,7 @@ impl Store {
             Backend::Local(_) => {
                 let p = self.local_path(key).unwrap_or_default();
                 return match std::fs::remove_file(&p) {
-                    Ok(()) => crate::fsutil::fsync_dir(p.parent().unwrap_or(Path::new("."))),
+                    Ok(()) => crate::util::fs::fsync_dir(p.parent().unwrap_or(Path::new("."))),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                     Err(e) => Err(Error::io(format!("deleting {}", p.display()), e)),
                 };
@@ -427,7 +432,7 @@ impl Store {
     pub fn delete_entry(&self, e: &DirEntry) -> Result<()> {
         match &e.path {
             Some(p) => match std::fs::remove_file(p) {
-                Ok(()) => crate::fsutil::fsync_dir(p.parent().unwrap_or(Path::new("."))),
+                Ok(()) => crate::util::fs::fsync_dir(p.parent().unwrap_or(Path::new("."))),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(err) => Err(Error::io(format!("deleting {}", p.display()), err)),
             },

@@ -510,10 +510,7 @@ fn a_dead_holder_on_this_host_is_broken_at_once_a_live_one_never() {
     let o = floe(&["backup", "gc", "--repo", p(&repo), "--break-lock"]);
     assert_code(&o, 0);
     let err = stderr(&o);
-    assert!(
-        !err.contains('\u{1b}') && !err.contains('\u{7}') && err.contains("x\\u{1b}[2J\\nfloe: fake line"),
-        "{err}"
-    );
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}') && err.contains("x\\x1b[2J\\nfloe: fake line"), "{err}");
 }
 
 // Item 9.

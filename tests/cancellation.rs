@@ -9,7 +9,7 @@ use common::*;
 use floe::export::{export_database, export_path, Destination};
 use floe::import::{import_file, import_stream, ImportOptions};
 use floe::progress::{NoProgress, ProgressInfo};
-use floe::reader::Archive;
+use floe::read::Archive;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -85,7 +85,11 @@ fn cancelled_import_leaves_no_target() {
     for n in [1u64, 2, 10] {
         for threads in [1, 2] {
             let calls = AtomicU64::new(0);
-            let o = ImportOptions { threads, ..Default::default() };
+            let o = {
+                let mut o = ImportOptions::default();
+                o.threads = threads;
+                o
+            };
             let e = import_file(&f, &target, &o, &cancel_at(n, &calls)).unwrap_err();
             assert!(matches!(e, floe::Error::Cancelled), "import_file cancel at {n}: {e}");
             expect_clean(&format!("import_file, cancel at call {n}, {threads} threads"));
@@ -101,7 +105,11 @@ fn cancelled_import_leaves_no_target() {
     old.insert("old".into(), [(b"k".to_vec(), b"v".to_vec())].into());
     make_db_dir(&target, &old, &BTreeSet::new());
     let calls = AtomicU64::new(0);
-    let o = ImportOptions { replace: true, ..Default::default() };
+    let o = {
+        let mut o = ImportOptions::default();
+        o.replace = true;
+        o
+    };
     assert!(matches!(import_file(&f, &target, &o, &cancel_at(5, &calls)), Err(floe::Error::Cancelled)));
     assert_models_eq(&read_db_at(&target), &old);
     assert_no_temporaries(dir.path());
@@ -128,7 +136,7 @@ fn cancelled_verify_stops() {
         let e = a.verify(quick, &cancel_at(2, &calls)).unwrap_err();
         assert!(matches!(e, floe::Error::Cancelled), "{e}");
         let calls = AtomicU64::new(0);
-        let e = floe::reader::verify_stream(bytes.as_slice(), "s", quick, &cancel_at(2, &calls)).unwrap_err();
+        let e = floe::read::verify_stream(bytes.as_slice(), "s", quick, &cancel_at(2, &calls)).unwrap_err();
         assert!(matches!(e, floe::Error::Cancelled), "{e}");
     }
     a.verify(false, &NoProgress).unwrap();

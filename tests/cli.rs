@@ -62,7 +62,7 @@ fn export_writes_atomically_and_replaces_an_existing_file() {
     let o = floe(&["export", p(&src), "-o", p(&out)]);
     assert_code(&o, 0);
     assert!(stderr(&o).contains("exported 41 records in 4 keyspaces"), "{}", stderr(&o));
-    let a = floe::reader::Archive::open(&out).unwrap();
+    let a = floe::read::Archive::open(&out).unwrap();
     a.verify(false, &NoProgress).unwrap();
     assert_eq!(dir_names(dir.path()), vec!["db".to_string(), "x.floe".to_string()]);
 }
@@ -76,7 +76,7 @@ fn failed_import_leaves_no_target_and_replace_is_atomic() {
     assert_code(&floe(&["export", "-q", p(&src), "-o", p(&good)]), 0);
     let mut bytes = std::fs::read(&good).unwrap();
     // Corrupt a data frame in the last keyspace: detected only while ingesting.
-    let a = floe::reader::Archive::from_bytes(bytes.clone(), "g").unwrap();
+    let a = floe::read::Archive::from_bytes(bytes.clone(), "g").unwrap();
     let last = a.index().blocks.last().unwrap();
     let at = last.offset as usize + 52 + last.frame_len as usize / 2;
     bytes[at] ^= 0x01;
@@ -144,7 +144,7 @@ fn locked_database_gives_exit_5_and_points_to_the_library() {
     assert_no_temporaries(dir.path());
     // The library path from inside the owning process works.
     let bytes = export_bytes(&db, &opts(4096, 1));
-    floe::reader::Archive::from_bytes(bytes, "x").unwrap().verify(false, &NoProgress).unwrap();
+    floe::read::Archive::from_bytes(bytes, "x").unwrap().verify(false, &NoProgress).unwrap();
     drop(db);
     // Once closed, the CLI can export it.
     assert_code(&floe(&["export", "-q", p(&dir.path().join("db")), "-o", p(&out)]), 0);
@@ -158,7 +158,7 @@ fn keyspace_subsets_on_export_and_import() {
     // Export a subset (order and repetition on the command line do not matter).
     let f = dir.path().join("sub.floe");
     assert_code(&floe(&["export", "-q", p(&src), "-o", p(&f), "-k", "c", "--keyspace", "a", "-k", "c"]), 0);
-    let a = floe::reader::Archive::open(&f).unwrap();
+    let a = floe::read::Archive::open(&f).unwrap();
     let names: Vec<&str> = a.keyspaces().iter().map(|k| k.name.as_str()).collect();
     assert_eq!(names, ["a", "c"]);
     let t = dir.path().join("t1");
@@ -312,7 +312,11 @@ fn replace_never_leaves_the_target_missing() {
             let r = floe::import::import_file(
                 &f,
                 &target,
-                &floe::import::ImportOptions { replace: true, ..Default::default() },
+                &{
+                    let mut o = floe::import::ImportOptions::default();
+                    o.replace = true;
+                    o
+                },
                 &NoProgress,
             );
             done.store(true, Ordering::SeqCst);

@@ -112,16 +112,24 @@ fn out_of_range_arguments_are_refused_at_parse_time() {
         assert_code(&floe(&["verify", p(&out), "--threads", "256"]), 0);
     }
     // The library refuses them too (C and Python callers skip the parser).
-    assert!(floe::export::pool_for(257).is_err());
+    assert!(floe::threads::pool_for(257).is_err());
     assert!(floe::format::block::BlockCompressor::new(r.end() + 1).is_err());
-    let mut opts = floe::export::ExportOptions { level: 99, ..Default::default() };
+    let mut opts = {
+        let mut o = floe::export::ExportOptions::default();
+        o.level = 99;
+        o
+    };
     let dest = floe::export::Destination::File(&d.join("lib.floe"));
     assert!(floe::export::export_path(&db, dest, &opts, &floe::progress::NoProgress).is_err());
     opts.level = 1;
     opts.threads = 1000;
     let dest = floe::export::Destination::File(&d.join("lib.floe"));
     assert!(floe::export::export_path(&db, dest, &opts, &floe::progress::NoProgress).is_err());
-    let io = floe::import::ImportOptions { threads: 257, ..Default::default() };
+    let io = {
+        let mut o = floe::import::ImportOptions::default();
+        o.threads = 257;
+        o
+    };
     let e = floe::import::import_file(&a, &d.join("lib-db"), &io, &floe::progress::NoProgress).unwrap_err();
     assert!(e.to_string().contains("0..=256"), "{e}");
     assert!(!d.join("lib.floe").exists() && !d.join("lib-db").exists());
@@ -135,11 +143,11 @@ fn header_strings_are_cut_on_a_character_boundary() {
     h.writer = long.clone();
     h.engine = format!("x{long}");
     let ks = vec![floe::format::keyspace_table::KeyspaceEntry { name: "ks".into(), options: Default::default() }];
-    let mut w = floe::writer::RecordWriter::new(Vec::new(), h, ks).unwrap();
+    let mut w = floe::write::RecordWriter::new(Vec::new(), h, ks).unwrap();
     w.begin_keyspace("ks").unwrap();
     w.put(b"k", b"v").unwrap();
     let bytes = w.finish().unwrap().0;
-    let a = floe::reader::Archive::from_bytes(bytes.as_slice(), "long.floe").unwrap();
+    let a = floe::read::Archive::from_bytes(bytes.as_slice(), "long.floe").unwrap();
     a.verify(false, &floe::progress::NoProgress).unwrap();
     assert_eq!(a.header().writer, "€".repeat(21_845));
     assert_eq!(a.header().engine, format!("x{}", "€".repeat(21_844)));
@@ -248,7 +256,11 @@ fn imports_of_too_many_keyspaces_are_refused_before_anything_is_created() {
     let small = d.join("small.floe");
     std::fs::write(&small, empty_keyspaces(12)).unwrap();
     let import = |max_keyspaces, target: &str| {
-        let o = floe::import::ImportOptions { max_keyspaces, ..Default::default() };
+        let o = {
+            let mut o = floe::import::ImportOptions::default();
+            o.max_keyspaces = max_keyspaces;
+            o
+        };
         floe::import::import_file(&small, &d.join(target), &o, &floe::progress::NoProgress)
     };
     let e = import(11, "t11").unwrap_err();

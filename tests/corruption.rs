@@ -26,7 +26,7 @@ mod common;
 use common::*;
 use floe::import::{import_file, ImportOptions};
 use floe::progress::NoProgress;
-use floe::reader::{verify_stream, Archive};
+use floe::read::{verify_stream, Archive};
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

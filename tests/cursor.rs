@@ -1,4 +1,4 @@
-//! The record cursor (floe::cursor::RecordCursor) against an in-memory model:
+//! The record cursor (floe::read::cursor::RecordCursor) against an in-memory model:
 //! iterating, seeking to present, absent, prefix, before-first, after-last and
 //! 0xff… keys, on archives with records spanning blocks and empty keyspaces,
 //! in memory and over a ranged source; and corruption found through it.
@@ -6,14 +6,14 @@
 mod common;
 
 use common::{Model, Ranged};
-use floe::cursor::RecordCursor;
 use floe::format::block::BlockCompressor;
 use floe::format::header::Header;
 use floe::format::keyspace_table::KeyspaceEntry;
 use floe::format::options::KeyspaceOptions;
 use floe::format::record::{put_marker, put_record, RawBlock};
-use floe::reader::{Archive, Source};
-use floe::writer::{ArchiveWriter, EncodedBlock, RecordWriter};
+use floe::read::cursor::RecordCursor;
+use floe::read::{Archive, Source};
+use floe::write::{ArchiveWriter, EncodedBlock, RecordWriter};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::ops::Deref;

@@ -23,7 +23,7 @@ fn thread_count_does_not_change_the_bytes() {
             let other = export_bytes(&db, &opts(bs, threads));
             assert!(one == other, "block size {bs}: threads=1 and threads={threads} differ");
         }
-        let a = floe::reader::Archive::from_bytes(one.as_slice(), "a").unwrap();
+        let a = floe::read::Archive::from_bytes(one.as_slice(), "a").unwrap();
         assert!(a.index().blocks.len() > 3);
     }
 }

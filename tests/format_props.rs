@@ -10,8 +10,8 @@ use floe::format::header::Header;
 use floe::format::keyspace_table::KeyspaceEntry;
 use floe::format::options::KeyspaceOptions;
 use floe::progress::NoProgress;
-use floe::reader::{verify_stream, Archive, StreamReader};
-use floe::writer::RecordWriter;
+use floe::read::{verify_stream, Archive, StreamReader};
+use floe::write::RecordWriter;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 

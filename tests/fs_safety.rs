@@ -33,7 +33,11 @@ fn archive(root: &Path, n: usize) -> (Model, PathBuf, PathBuf) {
 }
 
 fn replace() -> ImportOptions {
-    ImportOptions { replace: true, ..Default::default() }
+    {
+        let mut o = ImportOptions::default();
+        o.replace = true;
+        o
+    }
 }
 
 /// Item 10: a target directory that appears while an import runs (created
@@ -239,7 +243,12 @@ fn replace_refuses_what_is_not_a_database_or_holds_the_source() {
     assert_code(&floe(&["backup", "verify", "-q", "--repo", p(&repo)]), 0);
     assert_eq!(db_data_files(&db), before);
     // The library's own list.
-    let opts = ImportOptions { replace: true, protect: vec![repo.clone()], ..Default::default() };
+    let opts = {
+        let mut o = ImportOptions::default();
+        o.replace = true;
+        o.protect = vec![repo.clone()];
+        o
+    };
     let r = import_file(&f, &db, &opts, &floe::progress::NoProgress);
     assert!(matches!(&r, Err(floe::Error::InvalidArgument(s)) if s.contains("reads from")), "{r:?}");
     assert_eq!(db_data_files(&db), before);
@@ -392,7 +401,7 @@ fn export_writes_into_a_fifo_and_keeps_it() {
         assert!(still_fifo, "the FIFO was replaced");
         assert_code(&o, 0);
         assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
-        let a = floe::reader::Archive::open(&copy).unwrap();
+        let a = floe::read::Archive::open(&copy).unwrap();
         a.verify(false, &floe::progress::NoProgress).unwrap();
         fs::remove_file(&copy).unwrap();
         assert_no_temporaries(dir.path());

@@ -107,7 +107,7 @@ fn export_to_a_full_disk_fails_cleanly() {
     // A small export still fits afterwards: the space was given back.
     let small = make_db_dir(&dir.path().join("small"), &small_model(200, 1), &BTreeSet::new());
     assert_code(&floe(&["export", "-q", p(&small), "-o", p(&out)]), 0);
-    floe::reader::Archive::open(&out).unwrap().verify(false, &floe::progress::NoProgress).unwrap();
+    floe::read::Archive::open(&out).unwrap().verify(false, &floe::progress::NoProgress).unwrap();
 }
 
 #[test]

@@ -15,7 +15,7 @@ use common::*;
 use floe::format::options::{KeyspaceOptions, UnknownOption, OPTION_REQUIRED};
 use floe::import::{import_file, import_stream, ImportOptions};
 use floe::progress::NoProgress;
-use floe::reader::{verify_stream, Archive};
+use floe::read::{verify_stream, Archive};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -287,7 +287,11 @@ fn unknown_keyspace_options_follow_the_required_bit() {
     let s = import_file(
         &f,
         &t,
-        &ImportOptions { keyspaces: Some(vec!["alpha".into()]), ..Default::default() },
+        &{
+            let mut o = ImportOptions::default();
+            o.keyspaces = Some(vec!["alpha".into()]);
+            o
+        },
         &NoProgress,
     )
     .unwrap();

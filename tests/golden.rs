@@ -20,7 +20,7 @@ mod common;
 use common::*;
 use floe::import::{import_file, import_stream, ImportOptions};
 use floe::progress::NoProgress;
-use floe::reader::{verify_stream, Archive};
+use floe::read::{verify_stream, Archive};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -177,7 +177,11 @@ fn golden_fixture_still_imports_with_exactly_its_content() {
         bytes.as_slice(),
         "fixture",
         &dir.path().join("b"),
-        &ImportOptions { threads: 1, ..Default::default() },
+        &{
+            let mut o = ImportOptions::default();
+            o.threads = 1;
+            o
+        },
         &NoProgress,
     )
     .unwrap();
@@ -208,12 +212,14 @@ fn regenerate_golden_fixture() {
     let (m, kv) = golden_model();
     let dir = tempdir();
     let db = create_db(&dir.path().join("db"), &m, &kv);
-    let o = floe::export::ExportOptions {
-        level: 3,
-        threads: 1,
-        keyspaces: None,
-        block_size: BLOCK_SIZE,
-        created_unix: Some(CREATED_UNIX),
+    let o = {
+        let mut o = floe::export::ExportOptions::default();
+        o.level = 3;
+        o.threads = 1;
+        o.keyspaces = None;
+        o.block_size = BLOCK_SIZE;
+        o.created_unix = Some(CREATED_UNIX);
+        o
     };
     let bytes = export_bytes(&db, &o);
     drop(db);

@@ -18,7 +18,7 @@ use floe::format::block::BlockCompressor;
 use floe::format::keyspace_table::KeyspaceEntry;
 use floe::format::record::{put_marker, put_record, RawBlock};
 use floe::format::section::{decode_section, encode_section, FLAG_REQUIRED};
-use floe::writer::{ArchiveWriter, EncodedBlock};
+use floe::write::{ArchiveWriter, EncodedBlock};
 use std::collections::BTreeMap;
 
 const MIB: usize = 1 << 20;
@@ -135,8 +135,8 @@ fn refused_when_decoded(bytes: &[u8], what: &str, want: &[&str]) {
 #[track_caller]
 fn full_readers_refuse(bytes: &[u8], what: &str) -> Vec<String> {
     let np = &floe::progress::NoProgress;
-    let ra = floe::reader::Archive::from_bytes(bytes, "x").and_then(|a| a.verify(false, np));
-    let rs = floe::reader::verify_stream(bytes, "x", false, np);
+    let ra = floe::read::Archive::from_bytes(bytes, "x").and_then(|a| a.verify(false, np));
+    let rs = floe::read::verify_stream(bytes, "x", false, np);
     [ra, rs].into_iter().map(|r| r.expect_err(what).to_string()).collect()
 }
 
@@ -402,7 +402,7 @@ fn empty_keys_and_key_lengths() {
     let mut m = Model::new();
     m.insert("ks".into(), [(long[..65_535].to_vec(), b"v".to_vec())].into());
     let a = write_archive(&m, 4096, &BTreeMap::new(), None);
-    floe::reader::Archive::from_bytes(a.as_slice(), "x").unwrap().verify(false, &floe::progress::NoProgress).unwrap();
+    floe::read::Archive::from_bytes(a.as_slice(), "x").unwrap().verify(false, &floe::progress::NoProgress).unwrap();
 }
 
 // ---------------------------------------------------------------------------
@@ -648,8 +648,8 @@ fn huge_values(path: &std::path::Path, keyspaces: usize, values: usize, value_le
     let names: Vec<String> = (0..keyspaces).map(|k| format!("ks{k}")).collect();
     let entries = names.iter().map(|n| KeyspaceEntry { name: n.clone(), options: Default::default() }).collect();
     let out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut w = floe::writer::RecordWriter::new(out, floe::format::header::Header::new(1, 64 * MIB as u32, 0), entries)
-        .unwrap();
+    let mut w =
+        floe::write::RecordWriter::new(out, floe::format::header::Header::new(1, 64 * MIB as u32, 0), entries).unwrap();
     let zeros = vec![0u8; value_len];
     for name in &names {
         w.begin_keyspace(name).unwrap();
@@ -683,7 +683,7 @@ fn huge_values_in_one_keyspace_stay_within_the_memory_bound() {
     // each held one (6.5 GiB against 3.5 GiB).
     let two = d.join("two.floe");
     huge_values(&two, 1, 2, GIB as usize);
-    let a = floe::reader::Archive::open(&two).unwrap();
+    let a = floe::read::Archive::open(&two).unwrap();
     assert!(a.largest_record_bound(0).unwrap() >= GIB);
     assert_eq!(a.segments(0, 3, 1).len(), 1, "a keyspace with 1 GiB values is one segment");
     drop(a);
@@ -696,6 +696,6 @@ fn huge_values_in_one_keyspace_stay_within_the_memory_bound() {
     // Keyspaces of small values are still cut.
     let small = d.join("small.floe");
     huge_values(&small, 1, 6, 48 * MIB);
-    assert_eq!(floe::reader::Archive::open(&small).unwrap().segments(0, 3, 1).len(), 3);
+    assert_eq!(floe::read::Archive::open(&small).unwrap().segments(0, 3, 1).len(), 3);
     eprintln!("{}", results.join("\n"));
 }

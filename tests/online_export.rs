@@ -22,7 +22,7 @@ use common::*;
 use fjall::{Database, KeyspaceCreateOptions};
 use floe::export::export_database;
 use floe::progress::ProgressInfo;
-use floe::reader::Archive;
+use floe::read::Archive;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -165,7 +165,11 @@ fn online_export_sees_exactly_one_snapshot() {
             }
             true
         };
-        let o = floe::export::ExportOptions { threads: 1 + round % 2, ..opts(4096, 1) };
+        let o = {
+            let mut o = opts(4096, 1);
+            o.threads = 1 + round % 2;
+            o
+        };
         let (bytes, summary) = export_database(&db, Vec::new(), &o, &progress).unwrap();
         let after = committed.load(Ordering::SeqCst);
         assert!(summary.write.blocks > 24, "too few blocks ({}) to interleave with writers", summary.write.blocks);

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use floe::import::{import_archive, import_file, import_stream, ImportOptions};
 use floe::progress::NoProgress;
-use floe::reader::{verify_stream, Archive};
+use floe::read::{verify_stream, Archive};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,7 +52,17 @@ fn round_trip(model: &Model, kv_sep: &BTreeSet<String>, block_size: u32, threads
 
     // Random-access import.
     let dst = dir.path().join("dst");
-    let s = import_archive(&a, &dst, &ImportOptions { threads, ..Default::default() }, &NoProgress).expect("import");
+    let s = import_archive(
+        &a,
+        &dst,
+        &{
+            let mut o = ImportOptions::default();
+            o.threads = threads;
+            o
+        },
+        &NoProgress,
+    )
+    .expect("import");
     assert_eq!(s.records, records);
     assert_eq!(s.keyspaces, model.len());
     let imported = open_db(&dst);
@@ -67,7 +77,12 @@ fn round_trip(model: &Model, kv_sep: &BTreeSet<String>, block_size: u32, threads
     // Random-access import with every keyspace of more than one block split
     // into up to three segments, ingested in parallel and joined.
     let dst4 = dir.path().join("dst4");
-    let o = ImportOptions { threads: 3, segment_bytes: 1, ..Default::default() };
+    let o = {
+        let mut o = ImportOptions::default();
+        o.threads = 3;
+        o.segment_bytes = 1;
+        o
+    };
     let s = import_archive(&a, &dst4, &o, &NoProgress).expect("segmented import");
     assert_eq!(s.records, records);
     assert_models_eq(&read_db_at(&dst4), model);
@@ -84,9 +99,18 @@ fn round_trip(model: &Model, kv_sep: &BTreeSet<String>, block_size: u32, threads
     assert_eq!(ranged.verify(false, &NoProgress).expect("ranged verify").records, records);
     assert_eq!(ranged.verify(true, &NoProgress).expect("ranged verify --quick").records, records);
     let dst3 = dir.path().join("dst3");
-    let s =
-        import_archive(&ranged, &dst3, &ImportOptions { threads, segment_bytes: 1, ..Default::default() }, &NoProgress)
-            .expect("ranged import");
+    let s = import_archive(
+        &ranged,
+        &dst3,
+        &{
+            let mut o = ImportOptions::default();
+            o.threads = threads;
+            o.segment_bytes = 1;
+            o
+        },
+        &NoProgress,
+    )
+    .expect("ranged import");
     assert_eq!(s.records, records);
     let imported = open_db(&dst3);
     assert_eq!(floe::sample::compare_databases(&src, &imported), Ok(records));
@@ -331,7 +355,7 @@ fn keyspaces_round_trip(count: u32) {
 fn segment_seam_out_of_order_is_rejected() {
     use floe::format::keyspace_table::KeyspaceEntry;
     use floe::format::record::{BlockBuilder, RawBlock};
-    use floe::writer::{ArchiveWriter, EncodedBlock};
+    use floe::write::{ArchiveWriter, EncodedBlock};
     let mut blocks: Vec<RawBlock> = Vec::new();
     let mut b = BlockBuilder::new(0, "ks", 4096);
     let mut emit = |r: RawBlock| -> floe::Result<()> {
@@ -367,7 +391,12 @@ fn segment_seam_out_of_order_is_rejected() {
     let dir = tempdir();
     for segment_bytes in [0, 1, 3 * 4096] {
         let dst = dir.path().join(format!("dst{segment_bytes}"));
-        let o = ImportOptions { threads: 2, segment_bytes, ..Default::default() };
+        let o = {
+            let mut o = ImportOptions::default();
+            o.threads = 2;
+            o.segment_bytes = segment_bytes;
+            o
+        };
         let e = import_archive(&a, &dst, &o, &NoProgress).expect_err("swapped blocks imported").to_string();
         assert!(e.contains("key out of order"), "segment_bytes {segment_bytes}: {e}");
         assert!(e.contains("swapped") && e.contains("keyspace 'ks'"), "{e}");

@@ -24,8 +24,8 @@ use floe::format::record::{put_marker, put_record, BlockBuilder, RawBlock};
 use floe::format::section::{encode_section, tags};
 use floe::import::{import_file, import_stream, ImportOptions};
 use floe::progress::NoProgress;
-use floe::reader::{verify_stream, Archive};
-use floe::writer::{ArchiveWriter, EncodedBlock};
+use floe::read::{verify_stream, Archive};
+use floe::write::{ArchiveWriter, EncodedBlock};
 use std::collections::BTreeMap;
 use zstd::zstd_safe::{CCtx, CParameter};
 

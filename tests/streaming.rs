@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use floe::import::{import_stream, ImportOptions};
 use floe::progress::NoProgress;
-use floe::reader::verify_stream;
+use floe::read::verify_stream;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -121,7 +121,11 @@ fn library_import_stream_from_a_pipe() {
 
     // Keyspace subset from a stream.
     let dst2 = dir.path().join("dst2");
-    let o = ImportOptions { keyspaces: Some(vec!["gamma ünïcødé".into(), "empty".into()]), ..Default::default() };
+    let o = {
+        let mut o = ImportOptions::default();
+        o.keyspaces = Some(vec!["gamma ünïcødé".into(), "empty".into()]);
+        o
+    };
     let s = import_stream(bytes.as_slice(), "s", &dst2, &o, &NoProgress).unwrap();
     assert_eq!(s.keyspaces, 2);
     let got = read_db_at(&dst2);

@@ -95,7 +95,7 @@ fn zstd_reads_an_exported_database() {
         zstd_t(&f);
         let raw = zstd_dc(&f);
         // The stream's length is what the index says.
-        let a = floe::reader::Archive::from_bytes(bytes.as_slice(), "a").unwrap();
+        let a = floe::read::Archive::from_bytes(bytes.as_slice(), "a").unwrap();
         let raw_total: u64 = a.index().keyspaces.iter().map(|k| k.totals.raw_bytes).sum();
         assert_eq!(raw.len() as u64, raw_total);
         check_stream_equals(&raw, &model);
@@ -106,7 +106,7 @@ fn zstd_reads_an_exported_database() {
 /// §6: every data frame is a single zstd frame (RFC 8878 §3.1.1) with
 /// Frame_Content_Size = raw_len and Content_Checksum_Flag set, so `zstd -t`
 /// checks content too. Parsed from the frame header bytes directly.
-fn check_frame_headers(bytes: &[u8], a: &floe::reader::Archive<&[u8]>) {
+fn check_frame_headers(bytes: &[u8], a: &floe::read::Archive<&[u8]>) {
     for (i, e) in a.index().blocks.iter().enumerate() {
         let start = e.offset as usize + 52;
         let f = &bytes[start..start + e.frame_len as usize];
@@ -154,7 +154,7 @@ fn zstd_reads_empty_archives_and_skips_extension_sections() {
     std::fs::write(&f, &bytes).unwrap();
     zstd_t(&f);
     check_stream_equals(&zstd_dc(&f), &model);
-    let a = floe::reader::Archive::from_bytes(bytes.as_slice(), "ext").unwrap();
+    let a = floe::read::Archive::from_bytes(bytes.as_slice(), "ext").unwrap();
     assert_eq!(a.skipped_sections().len(), 4);
     check_frame_headers(&bytes, &a);
 }

@@ -264,7 +264,7 @@ pub(crate) fn owned_c_string(s: String) -> *mut c_char {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use floe_core::backup::BackupError;
+    use floe_core::BackupError;
 
     #[test]
     fn statuses_follow_the_core_error_kinds() {

@@ -5,7 +5,7 @@ use crate::floe_status;
 use floe_core::export::{export_path, ExportOptions, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL};
 use floe_core::import::{import_archive, ImportOptions};
 use floe_core::progress::{Phase, Progress, ProgressInfo};
-use floe_core::reader::{Archive, Source, VerifyReport};
+use floe_core::read::{Archive, Source, VerifyReport};
 use floe_core::store::{open_archive, Location};
 use std::ffi::{c_char, c_int, c_void};
 use std::path::Path;
@@ -167,8 +167,8 @@ pub struct floe_verify_report {
     pub quick: bool,
 }
 
-impl From<&floe_core::writer::WriteSummary> for floe_write_summary {
-    fn from(w: &floe_core::writer::WriteSummary) -> Self {
+impl From<&floe_core::write::WriteSummary> for floe_write_summary {
+    fn from(w: &floe_core::write::WriteSummary) -> Self {
         floe_write_summary {
             archive_bytes: w.archive_bytes,
             records: w.records,
@@ -233,7 +233,7 @@ pub unsafe extern "C" fn floe_export(
             opts.keyspaces = keyspace_list(o.keyspaces, o.keyspace_count)?;
         }
         let cb = Callback::new(progress, user_data);
-        let s = export_path(Path::new(db), Location::parse(archive)?.destination(), &opts, &cb)?;
+        let s = export_path(Path::new(db), (&Location::parse(archive)?).into(), &opts, &cb)?;
         let out = floe_export_summary {
             write: (&s.write).into(),
             snapshot_seqno: s.snapshot_seqno,
@@ -305,7 +305,7 @@ pub(crate) fn verify_archive<B: Source>(
     threads: u32,
     cb: &Callback,
 ) -> FResult<VerifyReport> {
-    let pool = floe_core::export::pool_for(threads as usize)?;
+    let pool = floe_core::threads::pool_for(threads as usize)?;
     Ok(pool.install(|| a.verify(quick, cb))?)
 }
 

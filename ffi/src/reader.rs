@@ -4,10 +4,10 @@
 use crate::error::{arg_bytes, arg_out, arg_str, guard, guard_void, owned_c_string, write_out, FResult, Fail};
 use crate::floe_status;
 use crate::ops::{floe_progress_callback, floe_verify_report, inspect_string, report_of, verify_archive, Callback};
-use floe_core::cursor::{Record, RecordCursor};
 use floe_core::format::index::Index;
 use floe_core::format::keyspace_table::KeyspaceEntry;
-use floe_core::reader::{Archive, Source, VerifyReport};
+use floe_core::read::cursor::{Record, RecordCursor};
+use floe_core::read::{Archive, Source, VerifyReport};
 use std::ffi::{c_char, c_void};
 use std::path::Path;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The archive writer: records in, a normal floe archive out. A thin wrapper
 //! over the core's [`RecordWriter::undeclared`], which takes keyspaces in any
 //! order and spools their compressed blocks until floe_writer_finish() (see
-//! `floe_core::spool`: in memory up to 8 MiB, beyond that in an anonymous
+//! `floe_core::write::spool`: in memory up to 8 MiB, beyond that in an anonymous
 //! temporary file in the target's directory, gone with the writer). The
 //! archive is written into a temporary sibling of the target, renamed into
 //! place on success. Memory stays bounded by one block, the in-memory part of
@@ -13,8 +13,8 @@ use crate::ops::floe_write_summary;
 use floe_core::export::{creation_time, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL};
 use floe_core::format::header::Header;
 use floe_core::format::options::KeyspaceOptions;
-use floe_core::fsutil::AtomicFile;
-use floe_core::writer::RecordWriter;
+use floe_core::fs::AtomicFile;
+use floe_core::write::RecordWriter;
 use floe_core::Error;
 use std::ffi::c_char;
 use std::fs::File;

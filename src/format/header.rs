@@ -66,7 +66,7 @@ impl Header {
         // A string over the field's 65,535 bytes is cut on a character
         // boundary: the field must stay valid UTF-8 (§4).
         for s in [&self.engine, &self.engine_version, &self.writer] {
-            b.put_bytes16(crate::text::truncate_at_char(s, u16::MAX as usize).as_bytes());
+            b.put_bytes16(crate::util::text::truncate_at_char(s, u16::MAX as usize).as_bytes());
         }
         b
     }

@@ -47,6 +47,7 @@ pub const FORMAT_MINOR: u16 = 0;
 ///
 /// Every variant says what is wrong and at which absolute file offset.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FormatError {
     /// The archive ends before a structure does.
     #[error("truncated archive: {what} at offset {offset} needs {need} bytes, only {have} remain")]

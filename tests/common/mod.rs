@@ -98,7 +98,15 @@ pub fn is_kv_separated(db: &Database, name: &str) -> bool {
 
 /// Deterministic export options: fixed creation time, given block size and threads.
 pub fn opts(block_size: u32, threads: usize) -> ExportOptions {
-    ExportOptions { level: 3, threads, keyspaces: None, block_size, created_unix: Some(1_700_000_000) }
+    {
+        let mut o = ExportOptions::default();
+        o.level = 3;
+        o.threads = threads;
+        o.keyspaces = None;
+        o.block_size = block_size;
+        o.created_unix = Some(1_700_000_000);
+        o
+    }
 }
 
 /// Exports an open database into memory.
@@ -286,7 +294,7 @@ pub fn write_archive(
 ) -> Vec<u8> {
     use floe::format::keyspace_table::KeyspaceEntry;
     use floe::format::record::{BlockBuilder, RawBlock};
-    use floe::writer::{ArchiveWriter, EncodedBlock};
+    use floe::write::{ArchiveWriter, EncodedBlock};
     let entries: Vec<KeyspaceEntry> = model
         .keys()
         .map(|n| KeyspaceEntry { name: n.clone(), options: options.get(n).cloned().unwrap_or_default() })
@@ -444,24 +452,24 @@ pub fn db_data_files(db: &Path) -> BTreeMap<PathBuf, u64> {
 pub fn all_readers_refuse(bytes: &[u8], what: &str) -> Vec<String> {
     let mut errs = Vec::new();
     let ra = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        floe::reader::Archive::from_bytes(bytes, "x").and_then(|a| a.verify(false, &floe::progress::NoProgress))
+        floe::read::Archive::from_bytes(bytes, "x").and_then(|a| a.verify(false, &floe::progress::NoProgress))
     }));
     let rq = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        floe::reader::Archive::from_bytes(bytes, "x").and_then(|a| a.verify(true, &floe::progress::NoProgress))
+        floe::read::Archive::from_bytes(bytes, "x").and_then(|a| a.verify(true, &floe::progress::NoProgress))
     }));
     let rr = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        floe::reader::Archive::from_bytes(Ranged::new(bytes), "x")
+        floe::read::Archive::from_bytes(Ranged::new(bytes), "x")
             .and_then(|a| a.verify(false, &floe::progress::NoProgress))
     }));
     let rrq = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        floe::reader::Archive::from_bytes(Ranged::new(bytes), "x")
+        floe::read::Archive::from_bytes(Ranged::new(bytes), "x")
             .and_then(|a| a.verify(true, &floe::progress::NoProgress))
     }));
     let rs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        floe::reader::verify_stream(bytes, "x", false, &floe::progress::NoProgress)
+        floe::read::verify_stream(bytes, "x", false, &floe::progress::NoProgress)
     }));
     let rsq = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        floe::reader::verify_stream(bytes, "x", true, &floe::progress::NoProgress)
+        floe::read::verify_stream(bytes, "x", true, &floe::progress::NoProgress)
     }));
     let readers = [
         ("random-access verify", ra),
@@ -527,7 +535,7 @@ pub fn check_nothing_left(dir: &Path, target: &Path, what: &str) {
 }
 
 /// An archive read by ranges, as from an object store: the reader sees no
-/// bytes in memory and fetches each range it needs (floe::reader::Source).
+/// bytes in memory and fetches each range it needs (floe::read::Source).
 /// Optionally counts the bytes fetched.
 pub struct Ranged<'a> {
     pub bytes: &'a [u8],
@@ -543,15 +551,15 @@ impl<'a> Ranged<'a> {
     }
 }
 
-impl floe::reader::Source for Ranged<'_> {
+impl floe::read::Source for Ranged<'_> {
     fn size(&self) -> u64 {
         self.bytes.len() as u64
     }
-    fn fetch(&self, start: u64, len: u64) -> floe::reader::Fetch {
+    fn fetch(&self, start: u64, len: u64) -> floe::read::Fetch {
         if let Some(f) = self.fetched {
             f.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
         }
         let b = bytes::Bytes::copy_from_slice(&self.bytes[start as usize..(start + len) as usize]);
-        floe::reader::Fetch::new(move || Ok(b))
+        floe::read::Fetch::new(move || Ok(b))
     }
 }

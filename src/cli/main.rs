@@ -2,18 +2,25 @@
 
 use clap::builder::{RangedI64ValueParser, RangedU64ValueParser};
 use clap::{Args, Parser, Subcommand};
-use floe::export::{Destination, ExportOptions, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL, MAX_THREADS};
+use floe::export::{Destination, ExportOptions, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL};
 use floe::format::limits::{MAX_BLOCK_RAW, MIN_BLOCK_TARGET};
 use floe::import::ImportOptions;
-use floe::inspect::human;
 use floe::progress::{Progress, ProgressInfo};
 use floe::store::Location;
+use floe::text::human;
 use floe::text::{escape, write_stdout};
+use floe::MAX_THREADS;
 use floe::{Error, ErrorKind};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+mod demo;
+mod log;
+mod render;
+
+use log::LogFormat;
 
 /// Exit codes (documented in README).
 mod exit {
@@ -31,6 +38,12 @@ mod exit {
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// More log output on stderr: -v info (phases, timings, snapshot), -vv debug, -vvv trace. RUST_LOG overrides.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Log line format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
 }
 
 /// `--level`: the linked zstd's range (checked at parse time, exit code 2).
@@ -79,6 +92,9 @@ enum Cmd {
         /// Raw block size in bytes (4096 to 67108864).
         #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE, value_parser = block_size_parser())]
         block_size: u32,
+        /// Overwrite an existing output file (by default export refuses to, exit code 6).
+        #[arg(long, short = 'f')]
+        force: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -291,7 +307,7 @@ fn rate(bytes: u64, secs: f64) -> String {
 
 /// Removes (or restores) what crashed runs left beside `target`, saying so.
 fn report_leftovers(target: &Path) -> Result<(), Error> {
-    for note in floe::fsutil::clean_leftovers(target)? {
+    for note in floe::fs::clean_leftovers(target)? {
         note!("floe: {note}");
     }
     Ok(())
@@ -299,13 +315,15 @@ fn report_leftovers(target: &Path) -> Result<(), Error> {
 
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.cmd {
-        Cmd::Export { db, output, level, keyspaces, block_size, common } => {
-            let opts = ExportOptions {
-                level,
-                threads: common.threads,
-                keyspaces: opt_list(keyspaces),
-                block_size,
-                created_unix: None,
+        Cmd::Export { db, output, level, keyspaces, block_size, force, common } => {
+            let opts = {
+                let mut o = ExportOptions::default();
+                o.level = level;
+                o.threads = common.threads;
+                o.keyspaces = opt_list(keyspaces);
+                o.block_size = block_size;
+                o.created_unix = None;
+                o
             };
             let location = if is_dash(&output) { None } else { Some(Location::parse(&output)?) };
             if let Some(Location::Local(path)) = &location {
@@ -314,7 +332,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 }
             }
             let bar = Bar::new(common.quiet, "export");
-            let dest = location.as_ref().map_or(Destination::Stdout, Location::destination);
+            let dest = location.as_ref().map_or(Destination::Stdout, Destination::from);
             let s = floe::export::export_path(&db, dest, &opts, &bar)?;
             drop(bar);
             if !common.quiet {
@@ -333,11 +351,12 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Cmd::Import { archive, db, keyspaces, replace, common } => {
-            let opts = ImportOptions {
-                threads: common.threads,
-                keyspaces: opt_list(keyspaces),
-                replace,
-                ..Default::default()
+            let opts = {
+                let mut o = ImportOptions::default();
+                o.threads = common.threads;
+                o.keyspaces = opt_list(keyspaces);
+                o.replace = replace;
+                o
             };
             report_leftovers(&db)?;
             let bar = Bar::new(common.quiet, "import");
@@ -366,7 +385,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             let bar = Bar::new(common.quiet, "verify");
             let start = std::time::Instant::now();
             let r = if is_dash(&archive) {
-                floe::reader::verify_stream(std::io::stdin().lock(), "<stdin>", quick, &bar)?
+                floe::read::verify_stream(std::io::stdin().lock(), "<stdin>", quick, &bar)?
             } else {
                 floe::store::open_archive(&archive)?.verify_with(common.threads, quick, &bar)?
             };
@@ -404,11 +423,11 @@ fn run(cli: Cli) -> Result<(), Error> {
                 write_stdout(&format!("{doc}\n"))?;
             } else {
                 // inspect_text escapes the archive's strings itself.
-                write_stdout(&floe::inspect::inspect_text(&a))?;
+                write_stdout(&render::inspect_text(&a))?;
             }
         }
         Cmd::Backup { cmd } => backup(cmd)?,
-        Cmd::Demo { records, keep } => floe::demo::run(records, keep.as_deref())?,
+        Cmd::Demo { records, keep } => demo::run(records, keep.as_deref())?,
     }
     Ok(())
 }
@@ -419,8 +438,21 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
     match cmd {
         BackupCmd::Create { db, repo, remarks, keep, level, lock, common } => {
             let repo = Repo::open_or_create(&repo)?;
-            let export = ExportOptions { level, threads: common.threads, ..Default::default() };
-            let opts = backup::CreateOptions { export, remarks, keep, break_lock: lock.break_lock, wait: wait(&lock) };
+            let export = {
+                let mut o = ExportOptions::default();
+                o.level = level;
+                o.threads = common.threads;
+                o
+            };
+            let opts = {
+                let mut o = backup::CreateOptions::default();
+                o.export = export;
+                o.remarks = remarks;
+                o.keep = keep;
+                o.break_lock = lock.break_lock;
+                o.wait = wait(&lock);
+                o
+            };
             let bar = Bar::new(common.quiet, "backup");
             let c = backup::create(&repo, &db, &opts, &bar)?;
             drop(bar);
@@ -474,7 +506,7 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
         }
         BackupCmd::Restore { repo, id, db, replace, common } => {
             let repo = Repo::open(&repo)?;
-            for note in floe::fsutil::clean_leftovers(&db)? {
+            for note in floe::fs::clean_leftovers(&db)? {
                 note!("floe: {note}");
             }
             let bar = Bar::new(common.quiet, "restore");
@@ -482,7 +514,13 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
                 &repo,
                 &id,
                 &db,
-                &ImportOptions { threads: common.threads, keyspaces: None, replace, ..Default::default() },
+                &{
+                    let mut o = ImportOptions::default();
+                    o.threads = common.threads;
+                    o.keyspaces = None;
+                    o.replace = replace;
+                    o
+                },
                 &bar,
             )?;
             drop(bar);
@@ -530,7 +568,7 @@ fn install_signal_handlers(cancellable: bool) {
     if !cancellable {
         return;
     }
-    let (stop, number) = floe::fsutil::signal_flags();
+    let (stop, number) = floe::interrupt::signal_flags();
     for sig in [SIGINT, SIGTERM, SIGHUP] {
         // Run in this order: the default action if a signal already asked
         // to stop, else record this signal and ask the operation to stop.
@@ -548,7 +586,7 @@ fn exit_code(e: &Error) -> u8 {
     match e.kind() {
         // 128 + the signal, like a shell: 130 SIGINT, 143 SIGTERM, 129 SIGHUP.
         ErrorKind::Cancelled => {
-            floe::fsutil::interrupting_signal().and_then(|s| u8::try_from(128 + s).ok()).unwrap_or(exit::INTERRUPTED)
+            floe::interrupt::interrupting_signal().and_then(|s| u8::try_from(128 + s).ok()).unwrap_or(exit::INTERRUPTED)
         }
         ErrorKind::Corrupt => exit::CORRUPT,
         ErrorKind::Unsupported => exit::TOO_NEW,
@@ -560,6 +598,7 @@ fn exit_code(e: &Error) -> u8 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log::init(cli.verbose, cli.log_format);
     install_signal_handlers(matches!(
         &cli.cmd,
         Cmd::Export { .. }

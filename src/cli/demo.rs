@@ -1,18 +1,18 @@
 //! `floe demo`: the README's first command. Builds a sample database, exports
 //! it, verifies the archive, imports it into a fresh directory and compares.
 
-use crate::export::{Destination, ExportOptions};
-use crate::import::ImportOptions;
-use crate::inspect::human;
-use crate::progress::NoProgress;
-use crate::{Error, Result};
+use floe::export::{Destination, ExportOptions};
+use floe::import::ImportOptions;
+use floe::progress::NoProgress;
+use floe::text::human;
+use floe::{Error, Result};
 use std::path::Path;
 use std::time::Instant;
 
 /// A line on standard output (control characters escaped); `?`s a write error.
 macro_rules! say {
     ($($arg:tt)*) => {
-        crate::text::print_line(&format!($($arg)*))?
+        floe::text::print_line(&format!($($arg)*))?
     };
 }
 
@@ -45,7 +45,7 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
     }
     say!("floe demo: building a sample fjall database with ~{records} records in {}", src.display());
     let t = Instant::now();
-    let st = crate::sample::build_sample(&src, records)?;
+    let st = floe::sample::build_sample(&src, records)?;
     say!(
         "  built {} keyspaces, {} of keys and values in {:.2}s",
         st.keyspaces,
@@ -53,7 +53,7 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let s = crate::export::export_path(&src, Destination::File(&archive), &ExportOptions::default(), &NoProgress)?;
+    let s = floe::export::export_path(&src, Destination::File(&archive), &ExportOptions::default(), &NoProgress)?;
     let secs = s.elapsed.as_secs_f64();
     let w = &s.write;
     say!(
@@ -68,7 +68,7 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
         mbps(w.raw_bytes, secs)
     );
 
-    let a = crate::reader::Archive::open(&archive)?;
+    let a = floe::read::Archive::open(&archive)?;
     let t = Instant::now();
     let quick = a.verify_with(0, true, &NoProgress)?;
     let tq = t.elapsed().as_secs_f64();
@@ -85,13 +85,13 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
     );
     drop(a);
 
-    let s = crate::import::import_file(&archive, &dst, &ImportOptions::default(), &NoProgress)?;
+    let s = floe::import::import_file(&archive, &dst, &ImportOptions::default(), &NoProgress)?;
     let secs = s.elapsed.as_secs_f64();
     say!("  import : {} records into {} in {:.2}s = {}", s.records, dst.display(), secs, mbps(s.raw_bytes, secs));
 
-    let a = crate::engine::open_existing(&src)?;
-    let b = crate::engine::open_existing(&dst)?;
-    let n = crate::sample::compare_databases(&a, &b)
+    let a = floe::engine::open_existing(&src)?;
+    let b = floe::engine::open_existing(&dst)?;
+    let n = floe::sample::compare_databases(&a, &b)
         .map_err(|d| Error::InvalidArgument(format!("demo: imported database differs: {d}")))?;
     say!("  compare: {n} records and every keyspace's options identical in source and imported database");
     say!("  try    : zstd -t {0} && zstd -dc {0} | head -c 200 | xxd | head", archive.display());

@@ -12,7 +12,7 @@
 //! one frame plus about 50 bytes per spooled block of bookkeeping.
 
 use crate::format::block::BlockHeader;
-use crate::writer::EncodedBlock;
+use crate::write::EncodedBlock;
 use crate::{Error, Result};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};

@@ -2,6 +2,8 @@
 //! and front-to-back over any `Read` ([`StreamReader`]). Both perform every
 //! check of format-spec §11.
 
+pub mod cursor;
+
 use crate::error::ArchiveContext;
 use crate::format::block::{check_frame, decode_frame, BlockHeader, BLOCK_HEADER_LEN};
 use crate::format::frames::{read_data_item, read_section, DataItem, InMemory, ReadAt};
@@ -35,6 +37,7 @@ pub const SEGMENT_MAX_RECORD: u64 = 64 << 20;
 
 /// What verification established.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifyReport {
     pub archive_bytes: u64,
     pub keyspaces: usize,
@@ -47,7 +50,7 @@ pub struct VerifyReport {
 
 /// Compares decoded totals with the index's (§11 item 8); the error names
 /// every field that differs.
-pub fn check_totals(name: &str, ks: &str, k: usize, got: &Totals, want: &Totals, offset: u64) -> Result<()> {
+pub(crate) fn check_totals(name: &str, ks: &str, k: usize, got: &Totals, want: &Totals, offset: u64) -> Result<()> {
     let mut diffs = Vec::new();
     macro_rules! cmp {
         ($f:ident) => {
@@ -414,7 +417,7 @@ impl<B: Source> Archive<B> {
 
     /// Decodes keyspace `k`'s records in order, calling `f` on this thread
     /// (`None` for every value unless `materialize`), with a
-    /// [`RecordCursor`](crate::cursor::RecordCursor): one block at a time.
+    /// [`RecordCursor`](crate::read::cursor::RecordCursor): one block at a time.
     /// Returns its totals, already checked against the index. Fails if there
     /// is no keyspace `k`. (To decompress ahead on a pool, see
     /// [`Archive::for_each_record_in`].)
@@ -425,7 +428,7 @@ impl<B: Source> Archive<B> {
         tracker: Option<&Tracker<'_>>,
         mut f: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
     ) -> Result<Totals> {
-        let mut c = crate::cursor::RecordCursor::keyspace(self, k)?.with_values(materialize);
+        let mut c = crate::read::cursor::RecordCursor::keyspace(self, k)?.with_values(materialize);
         while let Some(r) = c.next_tracked(tracker)? {
             f(r.key, materialize.then_some(r.value))?;
         }
@@ -640,7 +643,7 @@ impl<B: Source> Archive<B> {
 
     /// Verifies with `threads` workers (0 = one per core).
     pub fn verify_with(&self, threads: usize, quick: bool, progress: &dyn Progress) -> Result<VerifyReport> {
-        let pool = crate::export::pool_for(threads)?;
+        let pool = crate::util::threads::pool_for(threads)?;
         self.verify_in(Some(&pool), quick, progress)
     }
 
@@ -1276,7 +1279,7 @@ impl<R: Read> StreamReader<R> {
 }
 
 /// Blocks a pipelined stream reader runs ahead of its consumer.
-pub const STREAM_AHEAD: usize = 2;
+pub(crate) const STREAM_AHEAD: usize = 2;
 
 /// The keyspace-by-keyspace walk over a source of blocks (the reader itself,
 /// or a channel fed by it on another thread).

@@ -27,7 +27,7 @@ use crate::error::ArchiveContext;
 use crate::format::record::{hex_preview, KeyspaceDecoder, RecordAt, Totals, RECORD_HEADER};
 use crate::format::FormatError;
 use crate::progress::Tracker;
-use crate::reader::{check_totals, Archive, Source};
+use crate::read::{check_totals, Archive, Source};
 use crate::{Error, Result};
 use std::ops::{Deref, Range};
 

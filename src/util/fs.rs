@@ -27,32 +27,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-static SIGNAL: AtomicUsize = AtomicUsize::new(0);
-
-/// True once [`set_interrupted`] was called (the CLI's signal handler).
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::Relaxed)
-}
-
-/// Makes every running operation stop with `Error::Cancelled`.
-pub fn set_interrupted() {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-/// What a signal handler sets, directly in the handler (atomics are
-/// async-signal-safe): the flag [`interrupted`] reads, and the number of the
-/// signal, which [`interrupting_signal`] reads. For the CLI's handlers.
-pub fn signal_flags() -> (&'static AtomicBool, &'static AtomicUsize) {
-    (&INTERRUPTED, &SIGNAL)
-}
-
-/// The signal that interrupted this process, if a handler recorded one.
-pub fn interrupting_signal() -> Option<i32> {
-    i32::try_from(SIGNAL.load(Ordering::SeqCst)).ok().filter(|&s| s != 0)
-}
 
 const TMP_MARK: &str = ".floe-tmp-";
 const OLD_MARK: &str = ".floe-old-";
@@ -76,7 +50,7 @@ static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// never share each other's temporaries.
 fn sibling(target: &Path, mark: &str) -> Result<PathBuf> {
     let (parent, name) = name_of(target)?;
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(parent.join(format!(".{name}{mark}{}-{n}", std::process::id())))
 }
 

@@ -4,7 +4,9 @@
 //! [`ArchiveWriter`] takes already-compressed blocks (the parallel export
 //! pipeline feeds it). [`RecordWriter`] takes records one at a time, its
 //! keyspaces in any order (spooling those that cannot be written yet, see
-//! [`crate::spool`]); the C ABI and Python wrap it.
+//! [`crate::write::spool`]); the C ABI and Python wrap it.
+
+pub mod spool;
 
 use crate::format::block::{BlockCompressor, BlockHeader};
 use crate::format::header::Header;
@@ -16,7 +18,7 @@ use crate::format::record::{BlockBuilder, RawBlock};
 use crate::format::section::{encode_section, tags, FLAG_REQUIRED};
 use crate::format::trailer::{Trailer, TRAILER_LEN};
 use crate::format::FormatError;
-use crate::spool::{Spool, SpooledKeyspace};
+use crate::write::spool::{Spool, SpooledKeyspace};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::io::Write;
@@ -66,6 +68,7 @@ impl EncodedBlock {
 
 /// What a finished archive holds.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct WriteSummary {
     pub archive_bytes: u64,
     pub records: u64,
@@ -77,7 +80,7 @@ pub struct WriteSummary {
 }
 
 /// Validates a keyspace list for writing: names per §1.1, strictly ascending.
-pub fn check_keyspaces(ks: &[KeyspaceEntry]) -> Result<()> {
+pub(crate) fn check_keyspaces(ks: &[KeyspaceEntry]) -> Result<()> {
     if ks.len() as u64 > u64::from(MAX_KEYSPACES) {
         return Err(Error::InvalidArgument(format!(
             "{} keyspaces exceed the format limit of {MAX_KEYSPACES}",
@@ -262,7 +265,7 @@ impl<W: Write> ArchiveWriter<W> {
 /// archive lists keyspaces in ascending name order and cuts blocks per §6,
 /// so the same content always gives the same bytes (§12). A keyspace that
 /// cannot go into the archive yet is compressed into the spool
-/// ([`crate::spool`]: memory up to a limit, then an anonymous temporary file
+/// ([`crate::write::spool`]: memory up to a limit, then an anonymous temporary file
 /// that is gone when the writer is).
 ///
 /// * [`RecordWriter::new`] declares the keyspace table up front and writes
@@ -433,7 +436,7 @@ impl<W: Write> RecordWriter<W> {
 
     /// Keeps at most `bytes` of spooled (compressed) blocks in memory before
     /// moving the spool to a temporary file; 0 spools to the file from the
-    /// first block. Default: [`crate::spool::DEFAULT_MEMORY_LIMIT`].
+    /// first block. Default: [`crate::write::spool::DEFAULT_MEMORY_LIMIT`].
     pub fn spool_memory_limit(mut self, bytes: usize) -> Self {
         self.spool.set_memory_limit(bytes);
         self
@@ -667,7 +670,7 @@ impl From<FormatError> for Error {
 mod tests {
     use super::*;
     use crate::format::limits::{MAX_KEY, MAX_VALUE};
-    use crate::reader::Archive;
+    use crate::read::Archive;
     use std::path::Path;
 
     fn ks(name: &str) -> KeyspaceEntry {
@@ -751,7 +754,7 @@ mod tests {
         assert_eq!(a.keyspaces().iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["a", "b", "c", "d"]);
     }
 
-    const DEFAULT_SPOOL_TEST_LIMIT: usize = crate::spool::DEFAULT_MEMORY_LIMIT;
+    const DEFAULT_SPOOL_TEST_LIMIT: usize = crate::write::spool::DEFAULT_MEMORY_LIMIT;
 
     #[test]
     fn keyspaces_in_table_order_are_never_spooled() {
