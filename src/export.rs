@@ -60,6 +60,12 @@ pub struct ExportOptions {
     pub block_size: u32,
     /// Creation time to record; `None` uses `SOURCE_DATE_EPOCH`, else the clock.
     pub created_unix: Option<i64>,
+    /// Replace an existing output file ([`export_path`] to a
+    /// [`Destination::File`]). When false (the default), an existing output
+    /// is refused with [`Error::OutputExists`] before the database is
+    /// opened, and one that appears meanwhile is never renamed over.
+    /// Devices and FIFOs (written as streams) and objects are not affected.
+    pub overwrite: bool,
 }
 
 impl Default for ExportOptions {
@@ -70,6 +76,7 @@ impl Default for ExportOptions {
             keyspaces: None,
             block_size: DEFAULT_BLOCK_SIZE,
             created_unix: None,
+            overwrite: false,
         }
     }
 }
@@ -399,6 +406,9 @@ pub fn export_path(
         Destination::File(p) => Some(check_output(db_dir, p)?),
         _ => None,
     };
+    if let (Destination::File(p), Some(OutputKind::File)) = (&dest, kind) {
+        crate::fsutil::check_file_target(p, opts.overwrite)?;
+    }
     let db = engine::open_existing(db_dir)?;
     match dest {
         Destination::File(p) if kind == Some(OutputKind::Stream) => {
@@ -408,7 +418,7 @@ pub fn export_path(
             Ok(summary)
         }
         Destination::File(p) => {
-            let mut f = AtomicFile::create(p)?;
+            let mut f = AtomicFile::create_with(p, opts.overwrite)?;
             let buf = std::io::BufWriter::with_capacity(1 << 20, f.file());
             let (buf, summary) = export_database(&db, buf, opts, progress).map_err(|e| naming_file(e, p))?;
             buf.into_inner().map_err(|e| Error::io(format!("writing {}", p.display()), e.into_error()))?;

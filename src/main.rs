@@ -306,6 +306,8 @@ fn run(cli: Cli) -> Result<(), Error> {
                 keyspaces: opt_list(keyspaces),
                 block_size,
                 created_unix: None,
+                // The CLI keeps replacing an existing output until it has its own switch (issue 12 item 6).
+                overwrite: true,
             };
             let location = if is_dash(&output) { None } else { Some(Location::parse(&output)?) };
             if let Some(Location::Local(path)) = &location {

@@ -214,6 +214,7 @@ fn regenerate_golden_fixture() {
         keyspaces: None,
         block_size: BLOCK_SIZE,
         created_unix: Some(CREATED_UNIX),
+        overwrite: false,
     };
     let bytes = export_bytes(&db, &o);
     drop(db);

@@ -98,7 +98,14 @@ pub fn is_kv_separated(db: &Database, name: &str) -> bool {
 
 /// Deterministic export options: fixed creation time, given block size and threads.
 pub fn opts(block_size: u32, threads: usize) -> ExportOptions {
-    ExportOptions { level: 3, threads, keyspaces: None, block_size, created_unix: Some(1_700_000_000) }
+    ExportOptions {
+        level: 3,
+        threads,
+        keyspaces: None,
+        block_size,
+        created_unix: Some(1_700_000_000),
+        overwrite: false,
+    }
 }
 
 /// Exports an open database into memory.
