@@ -316,10 +316,17 @@ mod tests {
             (Error::Cancelled, FLOE_CANCELLED),
             (Error::InvalidArgument("x".into()), FLOE_INVALID_ARGUMENT),
             (Error::TargetExists("t".into()), FLOE_TARGET_EXISTS),
+            (Error::OutputExists("o".into()), FLOE_TARGET_EXISTS),
             (Error::io("x", std::io::Error::other("y")), FLOE_IO),
         ];
         for (e, want) in cases {
             assert_eq!(status_of(&e), want, "{e}");
         }
+        // An existing output is reported in the C ABI's terms; other errors pass through.
+        let f = output_exists(Error::OutputExists("a.floe".into()), "floe_export()", "floe_export_options");
+        assert_eq!(f.status, FLOE_TARGET_EXISTS);
+        assert!(f.message.starts_with("a.floe already exists; floe_export()"), "{}", f.message);
+        assert!(f.message.contains("options->overwrite") && !f.message.contains("--force"), "{}", f.message);
+        assert_eq!(output_exists(Error::Cancelled, "f", "o").status, FLOE_CANCELLED);
     }
 }
