@@ -119,7 +119,9 @@ typedef enum floe_status {
    */
   FLOE_ENGINE = 10,
   /**
-   * The import target exists and is not empty (set `replace` to swap it).
+   * The import target exists and is not empty (set `replace` to swap it),
+   * or the archive file an export or writer would create exists (set
+   * `overwrite` to replace it).
    */
   FLOE_TARGET_EXISTS = 11,
   /**
@@ -217,9 +219,20 @@ typedef struct floe_version_info {
 } floe_version_info;
 
 /**
- * Export settings. All-zero (or passing NULL) means the defaults.
+ * Export settings. Initialise with floe_export_options_default() (or set
+ * `struct_size` to `sizeof(floe_export_options)` and everything else to
+ * zero), then set the fields wanted; passing NULL means the defaults.
+ * Every field's zero value is its default. Fields are only ever appended
+ * (see ffi/README.md, "ABI evolution").
  */
 typedef struct floe_export_options {
+  /**
+   * `sizeof(floe_export_options)` as the caller's header declares it.
+   * The library reads only that many bytes (a struct of an older header
+   * has fewer fields; the missing ones take their defaults). 0 or less
+   * than the first version's size is `FLOE_INVALID_ARGUMENT`.
+   */
+  size_t struct_size;
   /**
    * zstd level: 1 to 22, negative for the fast modes; 0 = default (1).
    */
@@ -238,7 +251,45 @@ typedef struct floe_export_options {
    */
   const char *const *keyspaces;
   size_t keyspace_count;
+  /**
+   * Replace an existing archive file at `archive_path`. Without it (the
+   * default) an existing file is refused with `FLOE_TARGET_EXISTS` before
+   * the database is opened, and a file that appears while the export runs
+   * is never renamed over. (Added after the first version: a struct of the
+   * first version's size does not overwrite. Devices, FIFOs and `s3://`
+   * objects are written whatever it says.)
+   */
+  bool overwrite;
 } floe_export_options;
+
+/**
+ * Import settings. Initialise with floe_import_options_default() (or set
+ * `struct_size` to `sizeof(floe_import_options)` and everything else to
+ * zero); passing NULL means the defaults. Every field's zero value is its
+ * default.
+ */
+typedef struct floe_import_options {
+  /**
+   * `sizeof(floe_import_options)` as the caller's header declares it
+   * (see floe_export_options.struct_size).
+   */
+  size_t struct_size;
+  /**
+   * Worker threads; 0 = one per core.
+   */
+  uint32_t threads;
+  /**
+   * Replace an existing non-empty database directory (atomically swapped
+   * in once the import succeeded). Without it such a target fails with
+   * `FLOE_TARGET_EXISTS`.
+   */
+  bool replace;
+  /**
+   * Import only these keyspaces; NULL with count 0 = all keyspaces.
+   */
+  const char *const *keyspaces;
+  size_t keyspace_count;
+} floe_import_options;
 
 /**
  * A progress report, passed to a floe_progress_callback.
@@ -305,27 +356,6 @@ typedef struct floe_export_summary {
   uint64_t snapshot_seqno;
   double elapsed_seconds;
 } floe_export_summary;
-
-/**
- * Import settings. All-zero (or passing NULL) means the defaults.
- */
-typedef struct floe_import_options {
-  /**
-   * Worker threads; 0 = one per core.
-   */
-  uint32_t threads;
-  /**
-   * Replace an existing non-empty database directory (atomically swapped
-   * in once the import succeeded). Without it such a target fails with
-   * `FLOE_TARGET_EXISTS`.
-   */
-  bool replace;
-  /**
-   * Import only these keyspaces; NULL with count 0 = all keyspaces.
-   */
-  const char *const *keyspaces;
-  size_t keyspace_count;
-} floe_import_options;
 
 /**
  * What floe_import() did.
@@ -410,9 +440,17 @@ typedef struct floe_record {
 } floe_record;
 
 /**
- * Writer settings. All-zero (or passing NULL) means the defaults.
+ * Writer settings. Initialise with floe_writer_options_default() (or set
+ * `struct_size` to `sizeof(floe_writer_options)` and everything else to
+ * zero); passing NULL means the defaults. Every field's zero value is its
+ * default.
  */
 typedef struct floe_writer_options {
+  /**
+   * `sizeof(floe_writer_options)` as the caller's header declares it
+   * (see floe_export_options.struct_size).
+   */
+  size_t struct_size;
   /**
    * zstd level: 1 to 22, negative for the fast modes; 0 = default (1).
    */
@@ -421,6 +459,15 @@ typedef struct floe_writer_options {
    * Raw block size in bytes, 4096 to 67108864; 0 = default (4 MiB).
    */
   uint32_t block_size;
+  /**
+   * Replace an existing file at the path. Without it (the default) an
+   * existing file is refused with `FLOE_TARGET_EXISTS` by
+   * floe_writer_create(), and one that appears before
+   * floe_writer_finish() makes the finish fail with it, the file that
+   * appeared being left alone. (Added after the first version: a struct
+   * of the first version's size does not overwrite.)
+   */
+  bool overwrite;
 } floe_writer_options;
 
 #ifdef __cplusplus
@@ -458,6 +505,34 @@ const char *floe_status_name(int32_t status);
 void floe_string_free(char *s);
 
 /**
+ * Sets `*options` to the defaults: every field zero and `struct_size` =
+ * `struct_size`, which must be `sizeof *options` as the caller's header
+ * declares it (the library writes exactly that many bytes, so a struct of
+ * an older header is never overrun). `FLOE_INVALID_ARGUMENT` (and nothing
+ * written) if `struct_size` is 0 or smaller than the first version.
+ *
+ * ```c
+ * floe_export_options o;
+ * floe_export_options_default(&o, sizeof o);
+ * o.level = 3;
+ * ```
+ *
+ * # Safety
+ * `options` points to `struct_size` writable bytes.
+ */
+enum floe_status floe_export_options_default(struct floe_export_options *options,
+                                             size_t struct_size);
+
+/**
+ * Sets `*options` to the defaults, as floe_export_options_default().
+ *
+ * # Safety
+ * `options` points to `struct_size` writable bytes.
+ */
+enum floe_status floe_import_options_default(struct floe_import_options *options,
+                                             size_t struct_size);
+
+/**
  * Exports the fjall database in the directory `db_path` into the archive
  * `archive_path`: a file (a path or a `file://` URL), written atomically (a
  * temporary sibling renamed into place), or an object (`s3://bucket/key`),
@@ -465,11 +540,15 @@ void floe_string_free(char *s);
  * or cancellation no file or object is left. The database must not
  * be open in another process (`FLOE_DATABASE_LOCKED`).
  *
+ * An existing file at `archive_path` is refused with `FLOE_TARGET_EXISTS`
+ * (nothing is read or written) unless `options->overwrite` is set.
+ *
  * `options` may be NULL (defaults). `progress` may be NULL; `user_data` is
  * passed to it. `out_summary` may be NULL; it is written only on success.
  *
  * # Safety
- * Strings are NUL-terminated; `options`, `out_summary` are NULL or valid.
+ * Strings are NUL-terminated; `options` is NULL or points to
+ * `options->struct_size` readable bytes; `out_summary` is NULL or valid.
  */
 enum floe_status floe_export(const char *db_path,
                              const char *archive_path,
@@ -491,7 +570,8 @@ enum floe_status floe_export(const char *db_path,
  * summary's `warnings` (if not NULL) must be freed with floe_string_free().
  *
  * # Safety
- * Strings are NUL-terminated; `options`, `out_summary` are NULL or valid.
+ * Strings are NUL-terminated; `options` is NULL or points to
+ * `options->struct_size` readable bytes; `out_summary` is NULL or valid.
  */
 enum floe_status floe_import(const char *archive_path,
                              const char *db_path,
@@ -539,6 +619,10 @@ enum floe_status floe_inspect_json(const char *archive_path,
  * (not the data: use floe_reader_verify() or iterate). On success
  * `*out_reader` is a new handle.
  *
+ * `path` is a local path (or a `file://` URL). Any other URL, such as
+ * `s3://bucket/key`, is refused with `FLOE_INVALID_ARGUMENT`: floe_verify(),
+ * floe_inspect_json() and floe_import() read those.
+ *
  * The file must not be modified while it is open.
  *
  * # Safety
@@ -573,6 +657,97 @@ void floe_reader_free(struct floe_reader *reader);
  * `reader` is a live handle; `out_count` is valid.
  */
 enum floe_status floe_reader_keyspace_count(const struct floe_reader *reader, size_t *out_count);
+
+/**
+ * The archive's format version: the header fields `format_major` (always
+ * FLOE_FORMAT_MAJOR in an archive that opened) and `format_minor`, which
+ * may be newer than FLOE_FORMAT_MINOR (format-spec §4, §10).
+ *
+ * # Safety
+ * `reader` is a live handle; `out_major` and `out_minor` are valid.
+ */
+enum floe_status floe_reader_format_version(const struct floe_reader *reader,
+                                            uint16_t *out_major,
+                                            uint16_t *out_minor);
+
+/**
+ * The header field `optional_features`: a bit set of optional features the
+ * writer used; format 1.0 defines none (format-spec §4, §10).
+ *
+ * # Safety
+ * `reader` is a live handle; `out` is valid.
+ */
+enum floe_status floe_reader_optional_features(const struct floe_reader *reader, uint64_t *out);
+
+/**
+ * The header field `level`: the zstd level the writer used (informational).
+ *
+ * # Safety
+ * `reader` is a live handle; `out` is valid.
+ */
+enum floe_status floe_reader_level(const struct floe_reader *reader, int32_t *out);
+
+/**
+ * The header field `block_target`: the raw block size in bytes the writer
+ * aimed for.
+ *
+ * # Safety
+ * `reader` is a live handle; `out` is valid.
+ */
+enum floe_status floe_reader_block_target(const struct floe_reader *reader, uint32_t *out);
+
+/**
+ * The header field `snapshot_seqno`: the engine's sequence number of the
+ * snapshot the archive was exported from (0 for an archive made by a
+ * writer, which reads no snapshot).
+ *
+ * # Safety
+ * `reader` is a live handle; `out` is valid.
+ */
+enum floe_status floe_reader_snapshot_seqno(const struct floe_reader *reader, uint64_t *out);
+
+/**
+ * The header field `created_unix`: when the archive was made, in seconds
+ * since 1970-01-01T00:00:00Z (`SOURCE_DATE_EPOCH` when that was set).
+ *
+ * # Safety
+ * `reader` is a live handle; `out` is valid.
+ */
+enum floe_status floe_reader_created_unix(const struct floe_reader *reader, int64_t *out);
+
+/**
+ * The header field `engine`: the source engine's name, e.g. "fjall" (""
+ * for an archive made by a writer). `*out` is NUL-terminated UTF-8 owned by
+ * the reader, valid until it is freed; `out_len` (may be NULL) receives its
+ * length without the NUL (the string may itself contain NUL bytes).
+ *
+ * # Safety
+ * `reader` is a live handle; `out` is valid; `out_len` is NULL or valid.
+ */
+enum floe_status floe_reader_engine(const struct floe_reader *reader,
+                                    const char **out,
+                                    size_t *out_len);
+
+/**
+ * The header field `engine_version`, e.g. "3.1.13" (as floe_reader_engine()).
+ *
+ * # Safety
+ * `reader` is a live handle; `out` is valid; `out_len` is NULL or valid.
+ */
+enum floe_status floe_reader_engine_version(const struct floe_reader *reader,
+                                            const char **out,
+                                            size_t *out_len);
+
+/**
+ * The header field `writer`: the software that wrote the archive and its
+ * version, e.g. "floe 0.1.0" (as floe_reader_engine()).
+ *
+ * # Safety
+ * `reader` is a live handle; `out` is valid; `out_len` is NULL or valid.
+ */
+enum floe_status floe_reader_writer(const struct floe_reader *reader,
+                                    const char **out,
+                                    size_t *out_len);
 
 /**
  * Describes keyspace number `index` (0-based, in the archive's order, which
@@ -669,15 +844,27 @@ enum floe_status floe_iter_next(struct floe_iter *iter, struct floe_record *out_
 void floe_iter_free(struct floe_iter *iter);
 
 /**
- * Starts writing an archive to the file `path`. Nothing appears at `path`
- * until floe_writer_finish() succeeds: the archive is built in a temporary
- * sibling (`.NAME.floe-tmp-PID`) and renamed into place, replacing an
- * existing file. `options` may be NULL (defaults).
+ * Sets `*options` to the defaults, as floe_export_options_default().
+ *
+ * # Safety
+ * `options` points to `struct_size` writable bytes.
+ */
+enum floe_status floe_writer_options_default(struct floe_writer_options *options,
+                                             size_t struct_size);
+
+/**
+ * Starts writing an archive to the file `path` (a local path: no URL).
+ * Nothing appears at `path` until floe_writer_finish() succeeds: the
+ * archive is built in a temporary sibling (`.NAME.floe-tmp-PID-N`) and
+ * moved into place. An existing file at `path` is refused with
+ * `FLOE_TARGET_EXISTS` unless `options->overwrite` is set (then it is
+ * replaced). `options` may be NULL (defaults).
  *
  * Do not write the same path with two writers at once in one process.
  *
  * # Safety
- * `path` is NUL-terminated; `options` is NULL or valid; `out_writer` is valid.
+ * `path` is NUL-terminated; `options` is NULL or points to
+ * `options->struct_size` readable bytes; `out_writer` is valid.
  */
 enum floe_status floe_writer_create(const char *path,
                                     const struct floe_writer_options *options,

@@ -72,6 +72,14 @@ pub enum Error {
         "target {0} exists and is not empty; pass --replace (library: ImportOptions::replace) to replace it atomically"
     )]
     TargetExists(PathBuf),
+    /// An export or writer output exists and overwriting it was not asked
+    /// for (`ExportOptions::overwrite`, [`crate::fs::AtomicFile::create_new`]).
+    /// Front ends name their own switch (see `ffi/src/error.rs`).
+    #[error(
+        "output {0} already exists; floe does not overwrite it unless asked to (CLI: --force; library: \
+         ExportOptions::overwrite). Choose another path, or remove it first"
+    )]
+    OutputExists(PathBuf),
     /// An object store (S3 and the like) failed, after its retries.
     #[error("{context}: {source}")]
     Store { context: String, source: object_store::Error },
@@ -128,7 +136,8 @@ pub enum ErrorKind {
     Unsupported,
     /// A database, an import target or a backup repository is locked by another process or job.
     Locked,
-    /// The import target exists and is not empty.
+    /// The import target exists and is not empty, or an export output exists and overwriting
+    /// it was not asked for.
     TargetExists,
     /// The caller passed something invalid (including a location that is not a repository, or a
     /// snapshot id it does not hold).
@@ -174,7 +183,7 @@ impl Error {
             Error::Engine(EngineError::Locked { .. } | EngineError::TargetLocked { .. }) => ErrorKind::Locked,
             Error::Engine(_) => ErrorKind::Engine,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
-            Error::TargetExists(_) => ErrorKind::TargetExists,
+            Error::TargetExists(_) | Error::OutputExists(_) => ErrorKind::TargetExists,
             Error::Cancelled => ErrorKind::Cancelled,
             Error::Internal(_) => ErrorKind::Internal,
             Error::Backup(b) => match b {
@@ -230,5 +239,6 @@ mod tests {
         assert_eq!(Error::Cancelled.kind(), ErrorKind::Cancelled);
         assert_eq!(Error::Engine(EngineError::Locked { path: "p".into() }).kind(), ErrorKind::Locked);
         assert_eq!(ErrorKind::TargetExists.name(), "target_exists");
+        assert_eq!(Error::OutputExists("a.floe".into()).kind(), ErrorKind::TargetExists);
     }
 }

@@ -62,6 +62,12 @@ pub struct ExportOptions {
     pub block_size: u32,
     /// Creation time to record; `None` uses `SOURCE_DATE_EPOCH`, else the clock.
     pub created_unix: Option<i64>,
+    /// Replace an existing output file ([`export_path`] to a
+    /// [`Destination::File`]). When false (the default), an existing output
+    /// is refused with [`Error::OutputExists`] before the database is
+    /// opened, and one that appears meanwhile is never renamed over.
+    /// Devices and FIFOs (written as streams) and objects are not affected.
+    pub overwrite: bool,
 }
 
 impl Default for ExportOptions {
@@ -72,6 +78,7 @@ impl Default for ExportOptions {
             keyspaces: None,
             block_size: DEFAULT_BLOCK_SIZE,
             created_unix: None,
+            overwrite: false,
         }
     }
 }
@@ -380,8 +387,12 @@ pub fn export_path(
     opts: &ExportOptions,
     progress: &dyn Progress,
 ) -> Result<ExportSummary> {
-    if let Destination::File(p) = &dest {
-        check_output(db_dir, p)?;
+    let kind = match &dest {
+        Destination::File(p) => Some(check_output(db_dir, p)?),
+        _ => None,
+    };
+    if let (Destination::File(p), Some(OutputKind::File)) = (&dest, kind) {
+        crate::util::fs::check_file_target(p, opts.overwrite)?;
     }
     let db = engine::open_existing(db_dir)?;
     export_to(&db, dest, opts, progress)
@@ -390,7 +401,7 @@ pub fn export_path(
 /// Exports one consistent snapshot of an open database to `dest`: the online
 /// export of an application's own handle, with the same durability as the
 /// CLI's. A file is written under a temporary name, fsynced and renamed into
-/// place; an object is uploaded in parts and appears
+/// place, never over an existing file unless [`ExportOptions::overwrite`]; an object is uploaded in parts and appears
 /// only when complete; a failure or cancellation leaves nothing behind.
 /// Keep the output outside the database's directory.
 pub fn export_to(
@@ -414,7 +425,7 @@ pub fn export_to(
             Ok(summary)
         }
         Destination::File(p) => {
-            let mut f = AtomicFile::create(p)?;
+            let mut f = AtomicFile::create_with(p, opts.overwrite)?;
             let buf = std::io::BufWriter::with_capacity(1 << 20, f.file());
             let (buf, summary) = export_database(db, buf, opts, progress).map_err(|e| naming_file(e, p))?;
             buf.into_inner().map_err(|e| Error::io(format!("writing {}", p.display()), e.into_error()))?;

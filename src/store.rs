@@ -204,7 +204,6 @@ pub struct Object {
 }
 
 /// Where an archive is read from or written to.
-#[non_exhaustive]
 pub enum Location {
     /// A local file (a plain path or a `file://` URL).
     Local(PathBuf),

@@ -53,13 +53,19 @@ fn export_into_a_missing_directory_fails_without_a_file() {
 }
 
 #[test]
-fn export_writes_atomically_and_replaces_an_existing_file() {
+fn export_refuses_an_existing_file_and_replaces_it_atomically_with_force() {
     let dir = disk_tempdir();
     let m = model();
     let src = make_db_dir(&dir.path().join("db"), &m, &BTreeSet::new());
     let out = dir.path().join("x.floe");
     std::fs::write(&out, b"previous contents").unwrap();
+    // No clobbering by default: exit 6, the file untouched, nothing else left.
     let o = floe(&["export", p(&src), "-o", p(&out)]);
+    assert_code(&o, 6);
+    assert!(stderr(&o).contains("already exists") && stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous contents");
+    assert_eq!(dir_names(dir.path()), vec!["db".to_string(), "x.floe".to_string()]);
+    let o = floe(&["export", p(&src), "-o", p(&out), "--force"]);
     assert_code(&o, 0);
     assert!(stderr(&o).contains("exported 41 records in 4 keyspaces"), "{}", stderr(&o));
     let a = floe::read::Archive::open(&out).unwrap();

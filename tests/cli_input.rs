@@ -107,7 +107,20 @@ fn out_of_range_arguments_are_refused_at_parse_time() {
     // The ends of the ranges are accepted.
     let r = zstd::compression_level_range();
     for (level, bs) in [(r.end().to_string(), "4096"), ("1".into(), "67108864")] {
-        let o = floe(&["export", p(&db), "-o", p(&out), "--level", &level, "--block-size", bs, "-t", "256", "-q"]);
+        let o = floe(&[
+            "export",
+            p(&db),
+            "-o",
+            p(&out),
+            "--level",
+            &level,
+            "--block-size",
+            bs,
+            "-t",
+            "256",
+            "-q",
+            "--force",
+        ]);
         assert_code(&o, 0);
         assert_code(&floe(&["verify", p(&out), "--threads", "256"]), 0);
     }

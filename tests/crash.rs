@@ -153,7 +153,7 @@ fn killed_and_interrupted_exports_leave_nothing_or_a_complete_archive() {
     let (src, _m) = dataset(dir.path());
     let before = db_data_files(&src);
     let out = dir.path().join("out.floe");
-    let args = ["export", "-q", "--threads", "2", "--block-size", "262144", p(&src), "-o", p(&out)];
+    let args = ["export", "-q", "--force", "--threads", "2", "--block-size", "262144", p(&src), "-o", p(&out)];
     assert_code(&floe_cmd(&args).output().unwrap(), 0);
     let reference = std::fs::read(&out).unwrap();
     let timing = measure(&args, dir.path(), &|| std::fs::remove_file(&out).unwrap());

@@ -446,3 +446,48 @@ fn export_to_a_device_node_keeps_the_device() {
     assert!(stderr(&o).contains("block device"), "{}", stderr(&o));
     assert!(fs::symlink_metadata(&block).unwrap().file_type().is_block_device());
 }
+
+/// Issue 12 item 6 (library side): `export_path` to a file refuses an
+/// existing output unless `ExportOptions::overwrite`, before opening the
+/// database, and never renames over an output that appeared while it ran.
+#[test]
+fn library_export_overwrites_only_when_asked() {
+    use floe::export::{export_path, Destination, ExportOptions};
+    let dir = tempdir();
+    let (_, src, f) = archive(dir.path(), 3000);
+    let before = fs::read(&f).unwrap();
+    let keep = {
+        let mut o = ExportOptions::default();
+        o.block_size = 4096;
+        o
+    };
+    assert!(!keep.overwrite, "no-clobber is the default");
+    let e = export_path(&src, Destination::File(&f), &keep, &floe::progress::NoProgress).unwrap_err();
+    assert!(matches!(&e, floe::Error::OutputExists(p) if p == &f), "{e}");
+    assert_eq!(e.kind(), floe::ErrorKind::TargetExists);
+    assert!(e.to_string().contains(p(&f)) && e.to_string().contains("already exists"), "{e}");
+    assert_eq!(fs::read(&f).unwrap(), before);
+    // Checked before the database is opened: a missing source is not even looked at.
+    let e = export_path(&dir.path().join("nodb"), Destination::File(&f), &keep, &floe::progress::NoProgress);
+    assert!(matches!(e, Err(floe::Error::OutputExists(_))), "{e:?}");
+    // An output that appears mid-run is left alone.
+    let late = dir.path().join("late.floe");
+    let appeared = std::sync::Once::new();
+    let hook = |_: &floe::progress::ProgressInfo| {
+        appeared.call_once(|| fs::write(&late, b"the user's file").unwrap());
+        true
+    };
+    let e = export_path(&src, Destination::File(&late), &keep, &hook).unwrap_err();
+    assert!(appeared.is_completed(), "the hook never ran");
+    assert!(matches!(e, floe::Error::OutputExists(_)), "{e}");
+    assert_eq!(fs::read(&late).unwrap(), b"the user's file");
+    assert_no_temporaries(dir.path());
+    // With overwrite, the existing output is replaced.
+    let force = {
+        let mut o = keep;
+        o.overwrite = true;
+        o
+    };
+    export_path(&src, Destination::File(&late), &force, &floe::progress::NoProgress).unwrap();
+    floe::read::Archive::open(&late).unwrap().verify(false, &floe::progress::NoProgress).unwrap();
+}

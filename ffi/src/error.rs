@@ -41,7 +41,9 @@ pub enum floe_status {
     FLOE_DATABASE_LOCKED = 9,
     /// The fjall engine failed (including: the source is not a fjall database).
     FLOE_ENGINE = 10,
-    /// The import target exists and is not empty (set `replace` to swap it).
+    /// The import target exists and is not empty (set `replace` to swap it),
+    /// or the archive file an export or writer would create exists (set
+    /// `overwrite` to replace it).
     FLOE_TARGET_EXISTS = 11,
     /// The progress callback asked to stop. Nothing was left behind.
     FLOE_CANCELLED = 12,
@@ -97,6 +99,23 @@ pub(crate) fn status_of(e: &Error) -> floe_status {
 impl From<Error> for Fail {
     fn from(e: Error) -> Fail {
         Fail { status: status_of(&e), message: e.to_string() }
+    }
+}
+
+/// An existing output that `func` would not overwrite, in the C ABI's own
+/// terms (the `overwrite` field of the option struct `options`); any other
+/// error as it is.
+pub(crate) fn output_exists(e: Error, func: &str, options: &str) -> Fail {
+    match e {
+        Error::OutputExists(p) => Fail::new(
+            floe_status::FLOE_TARGET_EXISTS,
+            format!(
+                "{} already exists; {func} does not overwrite it unless options->overwrite is set ({options}). \
+                 Choose another path, or remove it first",
+                p.display()
+            ),
+        ),
+        e => e.into(),
     }
 }
 
@@ -233,6 +252,26 @@ pub(crate) unsafe fn arg_str_array(p: *const *const c_char, n: usize, what: &str
         .collect()
 }
 
+/// A path argument of a function that takes local files only (the reader
+/// and writer handles): a plain path or a `file://` URL. Any other URL
+/// (`s3://...`) is refused with `FLOE_INVALID_ARGUMENT`, saying so and what
+/// takes URLs instead (`instead`), rather than failing as a missing file.
+pub(crate) fn local_path(path: &str, func: &str, instead: &str) -> FResult<std::path::PathBuf> {
+    use floe_core::store::Location;
+    let scheme = path.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme {
+        Some(s) if Location::is_url(path) && s != "file" => Err(Fail::invalid(format!(
+            "{func} takes local paths only (a path or a file:// URL), not the URL {path}; {instead}"
+        ))),
+        _ => match Location::parse(path)? {
+            Location::Local(p) => Ok(p),
+            Location::Object(o) => {
+                Err(Error::Internal(format!("{} parsed as an object, not a file", o.describe())).into())
+            }
+        },
+    }
+}
+
 /// Checks that a required output pointer is not NULL.
 pub(crate) fn arg_out<T>(p: *mut T, what: &str) -> FResult<()> {
     if p.is_null() {
@@ -277,10 +316,17 @@ mod tests {
             (Error::Cancelled, FLOE_CANCELLED),
             (Error::InvalidArgument("x".into()), FLOE_INVALID_ARGUMENT),
             (Error::TargetExists("t".into()), FLOE_TARGET_EXISTS),
+            (Error::OutputExists("o".into()), FLOE_TARGET_EXISTS),
             (Error::io("x", std::io::Error::other("y")), FLOE_IO),
         ];
         for (e, want) in cases {
             assert_eq!(status_of(&e), want, "{e}");
         }
+        // An existing output is reported in the C ABI's terms; other errors pass through.
+        let f = output_exists(Error::OutputExists("a.floe".into()), "floe_export()", "floe_export_options");
+        assert_eq!(f.status, FLOE_TARGET_EXISTS);
+        assert!(f.message.starts_with("a.floe already exists; floe_export()"), "{}", f.message);
+        assert!(f.message.contains("options->overwrite") && !f.message.contains("--force"), "{}", f.message);
+        assert_eq!(output_exists(Error::Cancelled, "f", "o").status, FLOE_CANCELLED);
     }
 }

@@ -17,6 +17,7 @@ mod error;
 mod ops;
 mod options;
 mod reader;
+mod sized;
 mod writer;
 
 pub use error::floe_status;

@@ -1,6 +1,6 @@
 //! Whole operations: export, import, verify, inspect; progress callbacks.
 
-use crate::error::{arg_out, arg_str, arg_str_array, guard, owned_c_string, write_out, FResult, Fail};
+use crate::error::{arg_out, arg_str, arg_str_array, guard, output_exists, owned_c_string, write_out, FResult, Fail};
 use crate::floe_status;
 use floe_core::export::{export_path, ExportOptions, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL};
 use floe_core::import::{import_archive, ImportOptions};
@@ -84,10 +84,19 @@ impl Progress for Callback {
     }
 }
 
-/// Export settings. All-zero (or passing NULL) means the defaults.
+/// Export settings. Initialise with floe_export_options_default() (or set
+/// `struct_size` to `sizeof(floe_export_options)` and everything else to
+/// zero), then set the fields wanted; passing NULL means the defaults.
+/// Every field's zero value is its default. Fields are only ever appended
+/// (see ffi/README.md, "ABI evolution").
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct floe_export_options {
+    /// `sizeof(floe_export_options)` as the caller's header declares it.
+    /// The library reads only that many bytes (a struct of an older header
+    /// has fewer fields; the missing ones take their defaults). 0 or less
+    /// than the first version's size is `FLOE_INVALID_ARGUMENT`.
+    pub struct_size: usize,
     /// zstd level: 1 to 22, negative for the fast modes; 0 = default (1).
     pub level: i32,
     /// Worker threads; 0 = one per core.
@@ -98,12 +107,26 @@ pub struct floe_export_options {
     /// count 0 = all keyspaces.
     pub keyspaces: *const *const c_char,
     pub keyspace_count: usize,
+    /// Replace an existing archive file at `archive_path`. Without it (the
+    /// default) an existing file is refused with `FLOE_TARGET_EXISTS` before
+    /// the database is opened, and a file that appears while the export runs
+    /// is never renamed over. (Added after the first version: a struct of the
+    /// first version's size does not overwrite. Devices, FIFOs and `s3://`
+    /// objects are written whatever it says.)
+    pub overwrite: bool,
 }
+crate::sized::sized_struct!(floe_export_options, "floe_export_options_default", keyspace_count: usize);
 
-/// Import settings. All-zero (or passing NULL) means the defaults.
+/// Import settings. Initialise with floe_import_options_default() (or set
+/// `struct_size` to `sizeof(floe_import_options)` and everything else to
+/// zero); passing NULL means the defaults. Every field's zero value is its
+/// default.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct floe_import_options {
+    /// `sizeof(floe_import_options)` as the caller's header declares it
+    /// (see floe_export_options.struct_size).
+    pub struct_size: usize,
     /// Worker threads; 0 = one per core.
     pub threads: u32,
     /// Replace an existing non-empty database directory (atomically swapped
@@ -113,6 +136,49 @@ pub struct floe_import_options {
     /// Import only these keyspaces; NULL with count 0 = all keyspaces.
     pub keyspaces: *const *const c_char,
     pub keyspace_count: usize,
+}
+crate::sized::sized_struct!(floe_import_options, "floe_import_options_default", keyspace_count: usize);
+
+/// Sets `*options` to the defaults: every field zero and `struct_size` =
+/// `struct_size`, which must be `sizeof *options` as the caller's header
+/// declares it (the library writes exactly that many bytes, so a struct of
+/// an older header is never overrun). `FLOE_INVALID_ARGUMENT` (and nothing
+/// written) if `struct_size` is 0 or smaller than the first version.
+///
+/// ```c
+/// floe_export_options o;
+/// floe_export_options_default(&o, sizeof o);
+/// o.level = 3;
+/// ```
+///
+/// # Safety
+/// `options` points to `struct_size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn floe_export_options_default(
+    options: *mut floe_export_options,
+    struct_size: usize,
+) -> floe_status {
+    guard("floe_export_options_default", || {
+        // SAFETY: per the function contract.
+        unsafe { crate::sized::init(options, struct_size) }?;
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// Sets `*options` to the defaults, as floe_export_options_default().
+///
+/// # Safety
+/// `options` points to `struct_size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn floe_import_options_default(
+    options: *mut floe_import_options,
+    struct_size: usize,
+) -> floe_status {
+    guard("floe_import_options_default", || {
+        // SAFETY: per the function contract.
+        unsafe { crate::sized::init(options, struct_size) }?;
+        Ok(floe_status::FLOE_OK)
+    })
 }
 
 /// What an archive written by floe holds.
@@ -205,11 +271,15 @@ fn keyspace_list(p: *const *const c_char, n: usize) -> FResult<Option<Vec<String
 /// or cancellation no file or object is left. The database must not
 /// be open in another process (`FLOE_DATABASE_LOCKED`).
 ///
+/// An existing file at `archive_path` is refused with `FLOE_TARGET_EXISTS`
+/// (nothing is read or written) unless `options->overwrite` is set.
+///
 /// `options` may be NULL (defaults). `progress` may be NULL; `user_data` is
 /// passed to it. `out_summary` may be NULL; it is written only on success.
 ///
 /// # Safety
-/// Strings are NUL-terminated; `options`, `out_summary` are NULL or valid.
+/// Strings are NUL-terminated; `options` is NULL or points to
+/// `options->struct_size` readable bytes; `out_summary` is NULL or valid.
 #[no_mangle]
 pub unsafe extern "C" fn floe_export(
     db_path: *const c_char,
@@ -225,15 +295,17 @@ pub unsafe extern "C" fn floe_export(
         // SAFETY: per the function contract.
         let archive = unsafe { arg_str(archive_path, "archive_path") }?;
         let mut opts = ExportOptions::default();
-        // SAFETY: NULL or a valid struct per the contract.
-        if let Some(o) = unsafe { options.as_ref() } {
+        // SAFETY: NULL or a valid struct of `struct_size` bytes per the contract.
+        if let Some(o) = unsafe { crate::sized::read(options) }? {
             opts.level = if o.level == 0 { DEFAULT_LEVEL } else { o.level };
             opts.threads = o.threads as usize;
             opts.block_size = if o.block_size == 0 { DEFAULT_BLOCK_SIZE } else { o.block_size };
             opts.keyspaces = keyspace_list(o.keyspaces, o.keyspace_count)?;
+            opts.overwrite = o.overwrite;
         }
         let cb = Callback::new(progress, user_data);
-        let s = export_path(Path::new(db), (&Location::parse(archive)?).into(), &opts, &cb)?;
+        let s = export_path(Path::new(db), (&Location::parse(archive)?).into(), &opts, &cb)
+            .map_err(|e| output_exists(e, "floe_export()", "floe_export_options"))?;
         let out = floe_export_summary {
             write: (&s.write).into(),
             snapshot_seqno: s.snapshot_seqno,
@@ -257,7 +329,8 @@ pub unsafe extern "C" fn floe_export(
 /// summary's `warnings` (if not NULL) must be freed with floe_string_free().
 ///
 /// # Safety
-/// Strings are NUL-terminated; `options`, `out_summary` are NULL or valid.
+/// Strings are NUL-terminated; `options` is NULL or points to
+/// `options->struct_size` readable bytes; `out_summary` is NULL or valid.
 #[no_mangle]
 pub unsafe extern "C" fn floe_import(
     archive_path: *const c_char,
@@ -273,8 +346,8 @@ pub unsafe extern "C" fn floe_import(
         // SAFETY: per the function contract.
         let db = unsafe { arg_str(db_path, "db_path") }?;
         let mut opts = ImportOptions::default();
-        // SAFETY: NULL or a valid struct per the contract.
-        if let Some(o) = unsafe { options.as_ref() } {
+        // SAFETY: NULL or a valid struct of `struct_size` bytes per the contract.
+        if let Some(o) = unsafe { crate::sized::read(options) }? {
             opts.threads = o.threads as usize;
             opts.replace = o.replace;
             opts.keyspaces = keyspace_list(o.keyspaces, o.keyspace_count)?;

@@ -1,15 +1,17 @@
 //! The archive reader: open a file or a memory buffer, list keyspaces, and
 //! iterate records one block at a time with bounded memory.
 
-use crate::error::{arg_bytes, arg_out, arg_str, guard, guard_void, owned_c_string, write_out, FResult, Fail};
+use crate::error::{
+    arg_bytes, arg_out, arg_str, guard, guard_void, local_path, owned_c_string, write_out, FResult, Fail,
+};
 use crate::floe_status;
 use crate::ops::{floe_progress_callback, floe_verify_report, inspect_string, report_of, verify_archive, Callback};
+use floe_core::format::header::Header;
 use floe_core::format::index::Index;
 use floe_core::format::keyspace_table::KeyspaceEntry;
 use floe_core::read::cursor::{Record, RecordCursor};
 use floe_core::read::{Archive, Source, VerifyReport};
 use std::ffi::{c_char, c_void};
-use std::path::Path;
 use std::sync::Arc;
 
 /// What the C handles need from an `Archive<B>`, whatever `B` is.
@@ -17,6 +19,7 @@ trait AnyArchive: Send + Sync {
     fn name(&self) -> &str;
     fn keyspaces(&self) -> &[KeyspaceEntry];
     fn index(&self) -> &Index;
+    fn header(&self) -> &Header;
     /// A cursor over keyspace `k`, or over the whole archive (`None`).
     fn cursor(self: Arc<Self>, k: Option<usize>) -> floe_core::Result<Box<dyn AnyCursor>>;
     fn inspect(&self) -> FResult<String>;
@@ -44,6 +47,9 @@ impl<B: AsRef<[u8]> + Send + Sync + 'static> AnyArchive for Archive<B> {
     fn index(&self) -> &Index {
         Archive::index(self)
     }
+    fn header(&self) -> &Header {
+        Archive::header(self)
+    }
     fn cursor(self: Arc<Self>, k: Option<usize>) -> floe_core::Result<Box<dyn AnyCursor>> {
         Ok(match k {
             Some(k) => Box::new(RecordCursor::keyspace(self, k)?),
@@ -68,6 +74,8 @@ pub struct floe_reader {
     archive: Arc<dyn AnyArchive>,
     /// NUL-terminated keyspace names, in table order.
     names: Vec<Vec<u8>>,
+    /// The header's `engine`, `engine_version` and `writer`, NUL-terminated.
+    header_strings: [Vec<u8>; 3],
 }
 
 /// A keyspace of an open archive, with the totals from the archive's index.
@@ -104,7 +112,13 @@ fn new_reader(archive: Arc<dyn AnyArchive>) -> Box<floe_reader> {
             n
         })
         .collect();
-    Box::new(floe_reader { archive, names })
+    let h = archive.header();
+    let header_strings = [&h.engine, &h.engine_version, &h.writer].map(|s| {
+        let mut v = s.as_bytes().to_vec();
+        v.push(0);
+        v
+    });
+    Box::new(floe_reader { archive, names, header_strings })
 }
 
 fn reader_ref<'a>(r: *const floe_reader) -> FResult<&'a floe_reader> {
@@ -117,6 +131,10 @@ fn reader_ref<'a>(r: *const floe_reader) -> FResult<&'a floe_reader> {
 /// (not the data: use floe_reader_verify() or iterate). On success
 /// `*out_reader` is a new handle.
 ///
+/// `path` is a local path (or a `file://` URL). Any other URL, such as
+/// `s3://bucket/key`, is refused with `FLOE_INVALID_ARGUMENT`: floe_verify(),
+/// floe_inspect_json() and floe_import() read those.
+///
 /// The file must not be modified while it is open.
 ///
 /// # Safety
@@ -127,7 +145,13 @@ pub unsafe extern "C" fn floe_reader_open(path: *const c_char, out_reader: *mut 
         // SAFETY: per the function contract.
         let path = unsafe { arg_str(path, "path") }?;
         arg_out(out_reader, "out_reader")?;
-        let a = Archive::open(Path::new(path))?;
+        let local = local_path(
+            path,
+            "floe_reader_open()",
+            "floe_verify(), floe_inspect_json() and floe_import() read s3:// URLs (so does the floe CLI); to iterate \
+             over the records, download the object to a local file first",
+        )?;
+        let a = Archive::open(&local)?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_reader, Box::into_raw(new_reader(Arc::new(a)))) };
         Ok(floe_status::FLOE_OK)
@@ -188,6 +212,157 @@ pub unsafe extern "C" fn floe_reader_keyspace_count(reader: *const floe_reader, 
         unsafe { write_out(out_count, r.names.len()) };
         Ok(floe_status::FLOE_OK)
     })
+}
+
+/// Writes one header field of an open archive to `out`.
+fn header_field<T>(func: &str, reader: *const floe_reader, out: *mut T, f: impl FnOnce(&Header) -> T) -> floe_status {
+    guard(func, || {
+        let r = reader_ref(reader)?;
+        arg_out(out, "out")?;
+        // SAFETY: checked non-NULL above; valid per the caller's contract.
+        unsafe { write_out(out, f(r.archive.header())) };
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// One of the header's strings (`which` indexes `header_strings`).
+fn header_string(
+    func: &str,
+    reader: *const floe_reader,
+    which: usize,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> floe_status {
+    guard(func, || {
+        let r = reader_ref(reader)?;
+        arg_out(out, "out")?;
+        let s = &r.header_strings[which];
+        // SAFETY: checked non-NULL above; `out_len` is NULL or valid per the contract.
+        unsafe {
+            write_out(out, s.as_ptr().cast::<c_char>());
+            write_out(out_len, s.len() - 1);
+        }
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// The archive's format version: the header fields `format_major` (always
+/// FLOE_FORMAT_MAJOR in an archive that opened) and `format_minor`, which
+/// may be newer than FLOE_FORMAT_MINOR (format-spec §4, §10).
+///
+/// # Safety
+/// `reader` is a live handle; `out_major` and `out_minor` are valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_format_version(
+    reader: *const floe_reader,
+    out_major: *mut u16,
+    out_minor: *mut u16,
+) -> floe_status {
+    guard("floe_reader_format_version", || {
+        let r = reader_ref(reader)?;
+        arg_out(out_major, "out_major")?;
+        arg_out(out_minor, "out_minor")?;
+        let h = r.archive.header();
+        // SAFETY: checked non-NULL above.
+        unsafe {
+            write_out(out_major, h.format_major);
+            write_out(out_minor, h.format_minor);
+        }
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// The header field `optional_features`: a bit set of optional features the
+/// writer used; format 1.0 defines none (format-spec §4, §10).
+///
+/// # Safety
+/// `reader` is a live handle; `out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_optional_features(reader: *const floe_reader, out: *mut u64) -> floe_status {
+    header_field("floe_reader_optional_features", reader, out, |h| h.optional_features)
+}
+
+/// The header field `level`: the zstd level the writer used (informational).
+///
+/// # Safety
+/// `reader` is a live handle; `out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_level(reader: *const floe_reader, out: *mut i32) -> floe_status {
+    header_field("floe_reader_level", reader, out, |h| h.level)
+}
+
+/// The header field `block_target`: the raw block size in bytes the writer
+/// aimed for.
+///
+/// # Safety
+/// `reader` is a live handle; `out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_block_target(reader: *const floe_reader, out: *mut u32) -> floe_status {
+    header_field("floe_reader_block_target", reader, out, |h| h.block_target)
+}
+
+/// The header field `snapshot_seqno`: the engine's sequence number of the
+/// snapshot the archive was exported from (0 for an archive made by a
+/// writer, which reads no snapshot).
+///
+/// # Safety
+/// `reader` is a live handle; `out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_snapshot_seqno(reader: *const floe_reader, out: *mut u64) -> floe_status {
+    header_field("floe_reader_snapshot_seqno", reader, out, |h| h.snapshot_seqno)
+}
+
+/// The header field `created_unix`: when the archive was made, in seconds
+/// since 1970-01-01T00:00:00Z (`SOURCE_DATE_EPOCH` when that was set).
+///
+/// # Safety
+/// `reader` is a live handle; `out` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_created_unix(reader: *const floe_reader, out: *mut i64) -> floe_status {
+    header_field("floe_reader_created_unix", reader, out, |h| h.created_unix)
+}
+
+/// The header field `engine`: the source engine's name, e.g. "fjall" (""
+/// for an archive made by a writer). `*out` is NUL-terminated UTF-8 owned by
+/// the reader, valid until it is freed; `out_len` (may be NULL) receives its
+/// length without the NUL (the string may itself contain NUL bytes).
+///
+/// # Safety
+/// `reader` is a live handle; `out` is valid; `out_len` is NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_engine(
+    reader: *const floe_reader,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> floe_status {
+    header_string("floe_reader_engine", reader, 0, out, out_len)
+}
+
+/// The header field `engine_version`, e.g. "3.1.13" (as floe_reader_engine()).
+///
+/// # Safety
+/// `reader` is a live handle; `out` is valid; `out_len` is NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_engine_version(
+    reader: *const floe_reader,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> floe_status {
+    header_string("floe_reader_engine_version", reader, 1, out, out_len)
+}
+
+/// The header field `writer`: the software that wrote the archive and its
+/// version, e.g. "floe 0.1.0" (as floe_reader_engine()).
+///
+/// # Safety
+/// `reader` is a live handle; `out` is valid; `out_len` is NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_writer(
+    reader: *const floe_reader,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> floe_status {
+    header_string("floe_reader_writer", reader, 2, out, out_len)
 }
 
 fn check_index(r: &floe_reader, index: usize) -> FResult<()> {

@@ -7,7 +7,9 @@
 //! place on success. Memory stays bounded by one block, the in-memory part of
 //! the spool and ~50 bytes per block of bookkeeping, whatever the archive size.
 
-use crate::error::{arg_bytes, arg_opt_str, arg_out, arg_str, guard, guard_void, write_out, FResult, Fail};
+use crate::error::{
+    arg_bytes, arg_opt_str, arg_out, arg_str, guard, guard_void, local_path, output_exists, write_out, FResult, Fail,
+};
 use crate::floe_status;
 use crate::ops::floe_write_summary;
 use floe_core::export::{creation_time, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL};
@@ -21,14 +23,44 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;
 
-/// Writer settings. All-zero (or passing NULL) means the defaults.
+/// Writer settings. Initialise with floe_writer_options_default() (or set
+/// `struct_size` to `sizeof(floe_writer_options)` and everything else to
+/// zero); passing NULL means the defaults. Every field's zero value is its
+/// default.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct floe_writer_options {
+    /// `sizeof(floe_writer_options)` as the caller's header declares it
+    /// (see floe_export_options.struct_size).
+    pub struct_size: usize,
     /// zstd level: 1 to 22, negative for the fast modes; 0 = default (1).
     pub level: i32,
     /// Raw block size in bytes, 4096 to 67108864; 0 = default (4 MiB).
     pub block_size: u32,
+    /// Replace an existing file at the path. Without it (the default) an
+    /// existing file is refused with `FLOE_TARGET_EXISTS` by
+    /// floe_writer_create(), and one that appears before
+    /// floe_writer_finish() makes the finish fail with it, the file that
+    /// appeared being left alone. (Added after the first version: a struct
+    /// of the first version's size does not overwrite.)
+    pub overwrite: bool,
+}
+crate::sized::sized_struct!(floe_writer_options, "floe_writer_options_default", block_size: u32);
+
+/// Sets `*options` to the defaults, as floe_export_options_default().
+///
+/// # Safety
+/// `options` points to `struct_size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn floe_writer_options_default(
+    options: *mut floe_writer_options,
+    struct_size: usize,
+) -> floe_status {
+    guard("floe_writer_options_default", || {
+        // SAFETY: per the function contract.
+        unsafe { crate::sized::init(options, struct_size) }?;
+        Ok(floe_status::FLOE_OK)
+    })
 }
 
 struct Open {
@@ -77,7 +109,7 @@ impl Open {
         let Open { target, out, writer } = self;
         let (buf, summary) = writer.finish()?;
         buf.into_inner().map_err(|e| Error::io(format!("writing {}", target.display()), e.into_error()))?;
-        out.commit()?;
+        out.commit().map_err(|e| output_exists(e, "floe_writer_finish()", "floe_writer_options"))?;
         Ok((&summary).into())
     }
 }
@@ -110,15 +142,18 @@ impl floe_writer {
     }
 }
 
-/// Starts writing an archive to the file `path`. Nothing appears at `path`
-/// until floe_writer_finish() succeeds: the archive is built in a temporary
-/// sibling (`.NAME.floe-tmp-PID`) and renamed into place, replacing an
-/// existing file. `options` may be NULL (defaults).
+/// Starts writing an archive to the file `path` (a local path: no URL).
+/// Nothing appears at `path` until floe_writer_finish() succeeds: the
+/// archive is built in a temporary sibling (`.NAME.floe-tmp-PID-N`) and
+/// moved into place. An existing file at `path` is refused with
+/// `FLOE_TARGET_EXISTS` unless `options->overwrite` is set (then it is
+/// replaced). `options` may be NULL (defaults).
 ///
 /// Do not write the same path with two writers at once in one process.
 ///
 /// # Safety
-/// `path` is NUL-terminated; `options` is NULL or valid; `out_writer` is valid.
+/// `path` is NUL-terminated; `options` is NULL or points to
+/// `options->struct_size` readable bytes; `out_writer` is valid.
 #[no_mangle]
 pub unsafe extern "C" fn floe_writer_create(
     path: *const c_char,
@@ -129,19 +164,30 @@ pub unsafe extern "C" fn floe_writer_create(
         // SAFETY: per the function contract.
         let path = unsafe { arg_str(path, "path") }?;
         arg_out(out_writer, "out_writer")?;
-        // SAFETY: NULL or valid per the contract.
-        let o = unsafe { options.as_ref() }.copied().unwrap_or(floe_writer_options { level: 0, block_size: 0 });
+        // SAFETY: NULL or a valid struct of `struct_size` bytes per the contract.
+        let o = unsafe { crate::sized::read(options) }?.unwrap_or(floe_writer_options {
+            struct_size: std::mem::size_of::<floe_writer_options>(),
+            level: 0,
+            block_size: 0,
+            overwrite: false,
+        });
         let level = if o.level == 0 { DEFAULT_LEVEL } else { o.level };
         let block_size = if o.block_size == 0 { DEFAULT_BLOCK_SIZE } else { o.block_size };
         let mut header = Header::new(level, block_size, 0);
         header.created_unix = creation_time(None);
-        let target = PathBuf::from(path);
+        let target = local_path(
+            path,
+            "floe_writer_create()",
+            "floe_export() writes s3:// URLs from a database (so does the floe CLI); to upload records written here, \
+             write a local file and upload it",
+        )?;
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
         RecordWriter::<BufWriter<File>>::check_header(&header)?;
-        let mut out = AtomicFile::create(&target)?;
+        let mut out = AtomicFile::create_with(&target, o.overwrite)
+            .map_err(|e| output_exists(e, "floe_writer_create()", "floe_writer_options"))?;
         let file = out
             .file()
             .try_clone()

@@ -323,6 +323,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 o.keyspaces = opt_list(keyspaces);
                 o.block_size = block_size;
                 o.created_unix = None;
+                o.overwrite = force;
                 o
             };
             let location = if is_dash(&output) { None } else { Some(Location::parse(&output)?) };

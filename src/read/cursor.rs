@@ -14,7 +14,7 @@
 //!
 //! ```no_run
 //! # fn main() -> floe::Result<()> {
-//! let archive = floe::reader::Archive::open(std::path::Path::new("db.floe"))?;
+//! let archive = floe::read::Archive::open(std::path::Path::new("db.floe"))?;
 //! let mut c = archive.cursor();
 //! c.seek_named("users", b"m")?; // first key >= "m" of keyspace "users"
 //! while let Some(r) = c.next()? {

@@ -234,6 +234,33 @@ pub struct AtomicFile {
     tmp: PathBuf,
     target: PathBuf,
     file: Option<File>,
+    /// Replace an existing target on commit ([`AtomicFile::create`]); when
+    /// false ([`AtomicFile::create_new`]) the commit never replaces anything.
+    overwrite: bool,
+}
+
+/// Checks that an [`AtomicFile`] may be created for `target`, before any
+/// work: an existing `target` must be a regular file (or a symlink, which
+/// the commit replaces), never a directory, device, FIFO or socket; and when
+/// `overwrite` is false nothing may be there at all, a dangling symlink
+/// neither ([`Error::OutputExists`]; the commit checks again, atomically).
+pub fn check_file_target(target: &Path, overwrite: bool) -> Result<()> {
+    if let Ok(meta) = fs::metadata(target) {
+        if meta.is_dir() {
+            return Err(Error::InvalidArgument(format!("{} is a directory", target.display())));
+        }
+        if !meta.is_file() {
+            return Err(Error::InvalidArgument(format!(
+                "{} exists and is not a regular file (a device, FIFO or socket); floe replaces only regular \
+                 files and never renames over anything else",
+                target.display()
+            )));
+        }
+    }
+    if !overwrite && fs::symlink_metadata(target).is_ok() {
+        return Err(Error::OutputExists(target.to_path_buf()));
+    }
+    Ok(())
 }
 
 impl AtomicFile {
@@ -242,18 +269,21 @@ impl AtomicFile {
     /// which the commit replaces); a directory, device, FIFO or socket is
     /// refused, never renamed over.
     pub fn create(target: &Path) -> Result<Self> {
-        if let Ok(meta) = fs::metadata(target) {
-            if meta.is_dir() {
-                return Err(Error::InvalidArgument(format!("{} is a directory", target.display())));
-            }
-            if !meta.is_file() {
-                return Err(Error::InvalidArgument(format!(
-                    "{} exists and is not a regular file (a device, FIFO or socket); floe replaces only regular \
-                     files and never renames over anything else",
-                    target.display()
-                )));
-            }
-        }
+        Self::create_with(target, true)
+    }
+
+    /// As [`AtomicFile::create`], but never replaces anything: an existing
+    /// `target` is refused here with [`Error::OutputExists`], and one that
+    /// appears before the commit makes the commit fail with it (the rename
+    /// is `renameat2(RENAME_NOREPLACE)`, or a hard link where that is
+    /// unsupported), the temporary being removed.
+    pub fn create_new(target: &Path) -> Result<Self> {
+        Self::create_with(target, false)
+    }
+
+    /// [`AtomicFile::create`] when `overwrite`, else [`AtomicFile::create_new`].
+    pub fn create_with(target: &Path, overwrite: bool) -> Result<Self> {
+        check_file_target(target, overwrite)?;
         clean_leftovers(target)?;
         let (parent, _) = name_of(target)?;
         let tmp = sibling(target, TMP_MARK)?;
@@ -267,7 +297,7 @@ impl AtomicFile {
         // A file system without flock leaves it unlocked: cleaners there
         // cannot lock it either, so they leave it alone.
         let _ = try_flock(&file);
-        Ok(AtomicFile { tmp, target: target.to_path_buf(), file: Some(file) })
+        Ok(AtomicFile { tmp, target: target.to_path_buf(), file: Some(file), overwrite })
     }
 
     /// The open temporary file.
@@ -280,8 +310,18 @@ impl AtomicFile {
         let mut f = self.file.take().unwrap_or_else(|| unreachable!("file is present until commit"));
         let r = (|| {
             f.flush().and_then(|()| f.sync_all()).map_err(|e| Error::io(format!("fsync {}", self.tmp.display()), e))?;
-            fs::rename(&self.tmp, &self.target)
-                .map_err(|e| Error::io(format!("renaming {} to {}", self.tmp.display(), self.target.display()), e))
+            let renamed = if self.overwrite {
+                fs::rename(&self.tmp, &self.target)
+            } else {
+                link_noreplace(&self.tmp, &self.target)
+            };
+            renamed.map_err(|e| {
+                if !self.overwrite && exists_error(&e) {
+                    Error::OutputExists(self.target.clone())
+                } else {
+                    Error::io(format!("renaming {} to {}", self.tmp.display(), self.target.display()), e)
+                }
+            })
         })();
         if r.is_err() {
             let _ = fs::remove_file(&self.tmp);
@@ -578,6 +618,19 @@ fn rename_noreplace(a: &Path, b: &Path) -> std::io::Result<()> {
     fs::rename(a, b)
 }
 
+/// Moves file `a` to `b`, failing (`EEXIST`) if anything is at `b`:
+/// `renameat2(RENAME_NOREPLACE)`, or where that is unsupported a hard link
+/// (which never replaces) and the removal of `a`.
+fn link_noreplace(a: &Path, b: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    match renameat2(a, b, libc::RENAME_NOREPLACE) {
+        Err(e) if unsupported_error(&e) => {}
+        r => return r,
+    }
+    fs::hard_link(a, b)?;
+    fs::remove_file(a)
+}
+
 #[cfg(target_os = "linux")]
 fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     renameat2(a, b, libc::RENAME_EXCHANGE)
@@ -605,6 +658,42 @@ mod tests {
         f.file().write_all(b"y").unwrap();
         f.commit().unwrap();
         assert_eq!(fs::read(&t).unwrap(), b"y");
+    }
+
+    #[test]
+    fn atomic_file_without_overwrite_never_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path().join("a.floe");
+        fs::write(&t, b"mine").unwrap();
+        // Refused up front, before a temporary exists.
+        assert!(matches!(AtomicFile::create_new(&t), Err(Error::OutputExists(p)) if p == t));
+        assert!(matches!(check_file_target(&t, false), Err(Error::OutputExists(_))));
+        check_file_target(&t, true).unwrap();
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+        // A target that appears between create and commit is not renamed over.
+        let n = d.path().join("n.floe");
+        let mut f = AtomicFile::create_new(&n).unwrap();
+        f.file().write_all(b"new").unwrap();
+        fs::write(&n, b"appeared").unwrap();
+        assert!(matches!(f.commit(), Err(Error::OutputExists(p)) if p == n));
+        assert_eq!(fs::read(&n).unwrap(), b"appeared");
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 2, "temporary left behind");
+        // A dangling symlink counts as existing.
+        let l = d.path().join("l.floe");
+        std::os::unix::fs::symlink(d.path().join("nowhere"), &l).unwrap();
+        assert!(matches!(AtomicFile::create_new(&l), Err(Error::OutputExists(_))));
+        // Nothing there: written and committed.
+        let m = d.path().join("m.floe");
+        let mut f = AtomicFile::create_new(&m).unwrap();
+        f.file().write_all(b"m").unwrap();
+        f.commit().unwrap();
+        assert_eq!(fs::read(&m).unwrap(), b"m");
+        // The no-replace move itself.
+        let (a, b) = (d.path().join("x"), d.path().join("y"));
+        fs::write(&a, b"x").unwrap();
+        fs::write(&b, b"y").unwrap();
+        assert!(exists_error(&link_noreplace(&a, &b).unwrap_err()));
+        assert_eq!((fs::read(&a).unwrap(), fs::read(&b).unwrap()), (b"x".to_vec(), b"y".to_vec()));
     }
 
     #[test]

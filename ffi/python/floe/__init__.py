@@ -189,7 +189,9 @@ class EngineError(FloeError):
 
 
 class TargetExistsError(FloeError):
-    """The import target exists and is not empty (pass ``replace=True``)."""
+    """The import target exists and is not empty (pass ``replace=True``), or
+    the archive file an export or :class:`Writer` would create exists (pass
+    ``overwrite=True``)."""
 
     statuses = (Status.TARGET_EXISTS,)
 
@@ -598,6 +600,40 @@ def _bytes(name: str, b: Union[bytes, bytearray, memoryview]) -> bytes:
     raise TypeError(f"{name} must be bytes-like, not {type(b).__name__}")
 
 
+def _options(cls: Any, init: Any, **fields: Any) -> Any:
+    """An option struct initialised by the library (``struct_size`` set to
+    this module's size of it), then ``fields`` set."""
+    o = cls()
+    _check(init(ctypes.byref(o), ctypes.sizeof(cls)))
+    for k, v in fields.items():
+        setattr(o, k, v)
+    return o
+
+
+_URL = re.compile(r"^([A-Za-z0-9+.-]+)://")
+
+
+def _local_only(p: PathArg, what: str, instead: str) -> None:
+    """Refuses a URL other than file:// for ``what`` (which takes local files
+    only), saying what takes URLs instead."""
+    s = os.fsdecode(os.fspath(p)) if isinstance(p, (str, bytes, os.PathLike)) else ""
+    m = _URL.match(s)
+    if m and m.group(1).lower() != "file":
+        raise InvalidInputError(
+            f"{what} takes local paths only (a path or a file:// URL), not the URL {s}; {instead}",
+            Status.INVALID_ARGUMENT,
+        )
+
+
+def _output_exists(e: "TargetExistsError", path: str, what: str) -> "TargetExistsError":
+    """The library's refusal to overwrite, in Python's terms."""
+    return TargetExistsError(
+        f"{path} already exists; {what} does not overwrite it unless overwrite=True. "
+        "Choose another path, or remove it first",
+        e.status,
+    )
+
+
 def _write_summary(s: Any) -> WriteSummary:
     return WriteSummary(**{f: getattr(s, f) for f, _ in s._fields_})
 
@@ -628,12 +664,18 @@ def export(
     keyspaces: Union[None, str, Sequence[str]] = None,
     progress: Optional[ProgressCallback] = None,
     block_size: Optional[int] = None,
+    overwrite: bool = False,
 ) -> ExportSummary:
     """Exports the fjall database in ``db_path`` into ``archive_path``: a
     path (written atomically: nothing appears there unless the export
     succeeds), a ``file://`` or ``s3://`` URL, or a binary file object
     opened for writing (the archive is built in a temporary file, then
-    copied into it). Ctrl-C cancels it; see the module docs."""
+    copied into it). Ctrl-C cancels it; see the module docs.
+
+    An existing file at ``archive_path`` raises :class:`TargetExistsError`
+    (before the database is opened) unless ``overwrite=True``; a file that
+    appears while the export runs is never replaced. (File objects, devices,
+    FIFOs and ``s3://`` objects are written whatever ``overwrite`` says.)"""
     if _is_stream(archive_path, "write"):
         with _spool_dir() as d:
             path = os.path.join(d, "output.floe")
@@ -642,17 +684,23 @@ def export(
                 shutil.copyfileobj(f, archive_path, 1 << 20)  # type: ignore[arg-type]
             return s
     names, count, _keep = _names(keyspaces)
-    opts = _n.ExportOptions(
+    opts = _options(
+        _n.ExportOptions,
+        _n.floe_export_options_default,
         level=0 if level is None else int(level),
         threads=_nonneg("threads", threads),
         block_size=_nonneg("block_size", block_size),
         keyspaces=names,
         keyspace_count=count,
+        overwrite=bool(overwrite),
     )
     db, archive = _path(db_path), _path(archive_path)  # type: ignore[arg-type]
     bridge = _Bridge(progress)
     out = _n.ExportSummary()
-    _run("export", bridge, lambda: _n.floe_export(db, archive, ctypes.byref(opts), bridge.c, None, ctypes.byref(out)))
+    try:
+        _run("export", bridge, lambda: _n.floe_export(db, archive, ctypes.byref(opts), bridge.c, None, ctypes.byref(out)))
+    except TargetExistsError as e:
+        raise _output_exists(e, _archive_name(archive_path), "export()") from None
     w = _write_summary(out.write)
     return ExportSummary(**dataclasses.asdict(w), snapshot_seqno=out.snapshot_seqno, seconds=out.elapsed_seconds)
 
@@ -671,7 +719,14 @@ def import_archive(
     failure or cancellation nothing is left). A non-empty existing target
     raises :class:`TargetExistsError` unless ``replace=True``."""
     names, count, _keep = _names(keyspaces)
-    opts = _n.ImportOptions(threads=_nonneg("threads", threads), replace=bool(replace), keyspaces=names, keyspace_count=count)
+    opts = _options(
+        _n.ImportOptions,
+        _n.floe_import_options_default,
+        threads=_nonneg("threads", threads),
+        replace=bool(replace),
+        keyspaces=names,
+        keyspace_count=count,
+    )
     db = _path(db_path)
     with _readable(archive_path) as src:
         archive = _path(src)
@@ -756,6 +811,12 @@ class Reader:
     def __init__(self, archive_path: PathArg) -> None:
         self._h: Optional[ctypes.c_void_p] = None
         self._names: Optional[List[str]] = None
+        _local_only(
+            archive_path,
+            "Reader",
+            "floe.verify(), floe.inspect() and floe.import_archive() read s3:// URLs; to read the records, "
+            "download the object first (or read it into memory and use Reader.from_bytes)",
+        )
         h = ctypes.c_void_p()
         _check(_n.floe_reader_open(_path(archive_path), ctypes.byref(h)))
         self._h = h
@@ -800,6 +861,68 @@ class Reader:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+    # The header (format-spec §4), without JSON.
+
+    def _header(self, fn: Any, ctype: Any) -> Any:
+        v = ctype()
+        _check(fn(self._handle(), ctypes.byref(v)))
+        return v.value
+
+    def _header_str(self, fn: Any) -> str:
+        p, n = ctypes.c_void_p(), ctypes.c_size_t()
+        _check(fn(self._handle(), ctypes.byref(p), ctypes.byref(n)))
+        return ctypes.string_at(p.value, n.value).decode("utf-8") if n.value else ""
+
+    @property
+    def format_version(self) -> Tuple[int, int]:
+        """The archive's format version ``(major, minor)``; the minor may be
+        newer than the one this floe writes."""
+        major, minor = ctypes.c_uint16(), ctypes.c_uint16()
+        _check(_n.floe_reader_format_version(self._handle(), ctypes.byref(major), ctypes.byref(minor)))
+        return major.value, minor.value
+
+    @property
+    def optional_features(self) -> int:
+        """The header's bit set of optional features (format 1.0 defines none)."""
+        return int(self._header(_n.floe_reader_optional_features, ctypes.c_uint64))
+
+    @property
+    def level(self) -> int:
+        """The zstd level the archive was written with."""
+        return int(self._header(_n.floe_reader_level, ctypes.c_int32))
+
+    @property
+    def block_target(self) -> int:
+        """The raw block size in bytes the writer aimed for."""
+        return int(self._header(_n.floe_reader_block_target, ctypes.c_uint32))
+
+    @property
+    def snapshot_seqno(self) -> int:
+        """The engine's sequence number of the exported snapshot (0 for an
+        archive made by :class:`Writer`)."""
+        return int(self._header(_n.floe_reader_snapshot_seqno, ctypes.c_uint64))
+
+    @property
+    def created_unix(self) -> int:
+        """When the archive was made, in seconds since the Unix epoch
+        (``SOURCE_DATE_EPOCH`` when that was set)."""
+        return int(self._header(_n.floe_reader_created_unix, ctypes.c_int64))
+
+    @property
+    def engine(self) -> str:
+        """The source engine, e.g. ``"fjall"`` (``""`` for a :class:`Writer`'s archive)."""
+        return self._header_str(_n.floe_reader_engine)
+
+    @property
+    def engine_version(self) -> str:
+        """The source engine's version, e.g. ``"3.1.13"``."""
+        return self._header_str(_n.floe_reader_engine_version)
+
+    @property
+    def writer(self) -> str:
+        """The software that wrote the archive, e.g. ``"floe 0.1.0"``."""
+        return self._header_str(_n.floe_reader_writer)
 
     def _count(self) -> int:
         n = ctypes.c_size_t()
@@ -928,16 +1051,43 @@ class Writer:
     that ``floe import`` loads. ``summary`` holds the result of finish().
     The archive is a local file (the C writer takes a path); to send it to a
     stream, write it to a temporary file and copy that.
+
+    An existing file at ``archive_path`` raises :class:`TargetExistsError`
+    unless ``overwrite=True`` (then it is replaced when the archive is
+    finished); a file that appears there before :meth:`finish` makes the
+    finish raise it, leaving that file alone.
     """
 
-    def __init__(self, archive_path: PathArg, *, level: Optional[int] = None, block_size: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        archive_path: PathArg,
+        *,
+        level: Optional[int] = None,
+        block_size: Optional[int] = None,
+        overwrite: bool = False,
+    ) -> None:
         self._h: Optional[ctypes.c_void_p] = None
         self._aborted = False
         self.summary: Optional[WriteSummary] = None
         self.path = _archive_name(archive_path)
-        opts = _n.WriterOptions(level=0 if level is None else int(level), block_size=_nonneg("block_size", block_size))
+        _local_only(
+            archive_path,
+            "Writer",
+            "floe.export() writes s3:// URLs from a database; to upload records written here, write a local "
+            "file and upload it",
+        )
+        opts = _options(
+            _n.WriterOptions,
+            _n.floe_writer_options_default,
+            level=0 if level is None else int(level),
+            block_size=_nonneg("block_size", block_size),
+            overwrite=bool(overwrite),
+        )
         h = ctypes.c_void_p()
-        _check(_n.floe_writer_create(_path(archive_path), ctypes.byref(opts), ctypes.byref(h)))
+        try:
+            _check(_n.floe_writer_create(_path(archive_path), ctypes.byref(opts), ctypes.byref(h)))
+        except TargetExistsError as e:
+            raise _output_exists(e, self.path, "Writer") from None
         self._h = h
 
     def _handle(self) -> ctypes.c_void_p:
@@ -965,7 +1115,10 @@ class Writer:
     def finish(self) -> WriteSummary:
         """Completes the archive and returns its :class:`WriteSummary`."""
         out = _n.WriteSummary()
-        _check(_n.floe_writer_finish(self._handle(), ctypes.byref(out)))
+        try:
+            _check(_n.floe_writer_finish(self._handle(), ctypes.byref(out)))
+        except TargetExistsError as e:
+            raise _output_exists(e, self.path, "Writer") from None
         self.summary = _write_summary(out)
         return self.summary
 

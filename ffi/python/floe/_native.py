@@ -32,6 +32,7 @@ from ctypes import (
     c_double,
     c_int,
     c_int32,
+    c_int64,
     c_size_t,
     c_uint16,
     c_uint32,
@@ -144,16 +145,19 @@ PROGRESS_CALLBACK = CFUNCTYPE(c_int, c_void_p, POINTER(ProgressC))
 
 class ExportOptions(Structure):
     _fields_ = [
+        ("struct_size", c_size_t),
         ("level", c_int32),
         ("threads", c_uint32),
         ("block_size", c_uint32),
         ("keyspaces", POINTER(c_char_p)),
         ("keyspace_count", c_size_t),
+        ("overwrite", c_bool),
     ]
 
 
 class ImportOptions(Structure):
     _fields_ = [
+        ("struct_size", c_size_t),
         ("threads", c_uint32),
         ("replace", c_bool),
         ("keyspaces", POINTER(c_char_p)),
@@ -231,8 +235,10 @@ class Record(Structure):
 
 class WriterOptions(Structure):
     _fields_ = [
+        ("struct_size", c_size_t),
         ("level", c_int32),
         ("block_size", c_uint32),
+        ("overwrite", c_bool),
     ]
 
 
@@ -258,6 +264,8 @@ floe_last_error = _declare("floe_last_error", c_char_p)
 floe_status_name = _declare("floe_status_name", c_char_p, c_int32)
 floe_string_free = _declare("floe_string_free", None, c_void_p)
 
+floe_export_options_default = _declare("floe_export_options_default", _status, POINTER(ExportOptions), c_size_t)
+floe_import_options_default = _declare("floe_import_options_default", _status, POINTER(ImportOptions), c_size_t)
 floe_export = _declare(
     "floe_export", _status, c_char_p, c_char_p, POINTER(ExportOptions), PROGRESS_CALLBACK, c_void_p, POINTER(ExportSummary)
 )
@@ -272,6 +280,19 @@ floe_inspect_json = _declare("floe_inspect_json", _status, c_char_p, POINTER(c_v
 floe_reader_open = _declare("floe_reader_open", _status, c_char_p, POINTER(c_void_p))
 floe_reader_open_buffer = _declare("floe_reader_open_buffer", _status, c_char_p, c_size_t, POINTER(c_void_p))
 floe_reader_free = _declare("floe_reader_free", None, c_void_p)
+floe_reader_format_version = _declare(
+    "floe_reader_format_version", _status, c_void_p, POINTER(c_uint16), POINTER(c_uint16)
+)
+floe_reader_optional_features = _declare("floe_reader_optional_features", _status, c_void_p, POINTER(c_uint64))
+floe_reader_level = _declare("floe_reader_level", _status, c_void_p, POINTER(c_int32))
+floe_reader_block_target = _declare("floe_reader_block_target", _status, c_void_p, POINTER(c_uint32))
+floe_reader_snapshot_seqno = _declare("floe_reader_snapshot_seqno", _status, c_void_p, POINTER(c_uint64))
+floe_reader_created_unix = _declare("floe_reader_created_unix", _status, c_void_p, POINTER(c_int64))
+floe_reader_engine = _declare("floe_reader_engine", _status, c_void_p, POINTER(c_void_p), POINTER(c_size_t))
+floe_reader_engine_version = _declare(
+    "floe_reader_engine_version", _status, c_void_p, POINTER(c_void_p), POINTER(c_size_t)
+)
+floe_reader_writer = _declare("floe_reader_writer", _status, c_void_p, POINTER(c_void_p), POINTER(c_size_t))
 floe_reader_keyspace_count = _declare("floe_reader_keyspace_count", _status, c_void_p, POINTER(c_size_t))
 floe_reader_keyspace = _declare("floe_reader_keyspace", _status, c_void_p, c_size_t, POINTER(KeyspaceInfo))
 floe_reader_find_keyspace = _declare("floe_reader_find_keyspace", _status, c_void_p, c_char_p, POINTER(c_size_t))
@@ -287,6 +308,7 @@ floe_reader_iter_all = _declare("floe_reader_iter_all", _status, c_void_p, POINT
 floe_iter_next = _declare("floe_iter_next", _status, c_void_p, POINTER(Record))
 floe_iter_free = _declare("floe_iter_free", None, c_void_p)
 
+floe_writer_options_default = _declare("floe_writer_options_default", _status, POINTER(WriterOptions), c_size_t)
 floe_writer_create = _declare("floe_writer_create", _status, c_char_p, POINTER(WriterOptions), POINTER(c_void_p))
 floe_writer_begin_keyspace = _declare("floe_writer_begin_keyspace", _status, c_void_p, c_char_p, c_char_p)
 floe_writer_put = _declare("floe_writer_put", _status, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t)

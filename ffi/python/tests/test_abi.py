@@ -66,6 +66,7 @@ def header_functions():
 
 SCALARS = {
     "int32_t": ctypes.c_int32,
+    "int64_t": ctypes.c_int64,
     "uint32_t": ctypes.c_uint32,
     "uint16_t": ctypes.c_uint16,
     "uint64_t": ctypes.c_uint64,
@@ -103,7 +104,7 @@ def matches(c_type, py_type):
             return py_type is ctypes.POINTER(n.STRUCTS[m.group(1)])
         if m and m.group(1) in n.OPAQUE:  # a handle
             return py_type is ctypes.c_void_p
-        if target in ("size_t", "uint64_t", "uint32_t", "int32_t"):  # an out-parameter of a scalar
+        if target in ("size_t", "uint64_t", "int64_t", "uint32_t", "int32_t", "uint16_t"):  # a scalar out-parameter
             return py_type is ctypes.POINTER(SCALARS[target])
         if target in ("char", "uint8_t"):  # a string or byte buffer
             return py_type in (ctypes.c_char_p, ctypes.c_void_p)
@@ -176,6 +177,19 @@ def test_functions_match_the_header():
             assert matches(c_type, py_type), f"{name} parameter {i}: C {c_type!r} but ctypes {py_type}"
 
 
+def test_option_structs_can_grow():
+    """ABI evolution (ffi/README.md): every option struct begins with
+    struct_size and has an initialiser taking the caller's size."""
+    structs = header_structs()
+    funcs = header_functions()
+    options = [name for name in structs if name.endswith("_options")]
+    assert options, "no option structs found"
+    for name in options:
+        assert structs[name][0] == ("size_t", "struct_size"), f"{name} does not begin with size_t struct_size"
+        init = funcs.get(f"{name}_default")
+        assert init == ("enum floe_status", [f"struct {name} *", "size_t"]), f"{name}_default: {init}"
+
+
 def test_matches_rejects_wrong_types():
     """The comparison itself can fail (so the tests above are not vacuous)."""
     assert not matches("uint32_t", ctypes.c_uint64)
@@ -183,6 +197,8 @@ def test_matches_rejects_wrong_types():
     assert not matches("struct floe_reader *", ctypes.c_size_t)
     assert not matches("struct floe_write_summary", n.ExportSummary)
     assert not matches("bool", ctypes.c_int)
+    assert not matches("int64_t *", ctypes.POINTER(ctypes.c_uint64))
+    assert not matches("uint16_t *", ctypes.POINTER(ctypes.c_uint32))
 
 
 def test_layout_matches_the_c_compiler(tmp_path):

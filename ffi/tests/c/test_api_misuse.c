@@ -104,8 +104,8 @@ static void test_null_arguments(void) {
     {
         floe_export_options eo;
         floe_import_options io;
-        memset(&eo, 0, sizeof eo);
-        memset(&io, 0, sizeof io);
+        CHECK_OK(floe_export_options_default(&eo, sizeof eo));
+        CHECK_OK(floe_import_options_default(&io, sizeof io));
         eo.keyspace_count = 2;
         io.keyspace_count = 1;
         CHECK_STATUS(floe_export(tmp_path("nodb"), tmp_path("x.floe"), &eo, NULL, NULL, NULL), FLOE_NULL_ARGUMENT);
@@ -136,7 +136,7 @@ static void test_invalid_utf8(void) {
     {
         floe_export_options eo;
         const char *names[1] = {BAD_UTF8};
-        memset(&eo, 0, sizeof eo);
+        CHECK_OK(floe_export_options_default(&eo, sizeof eo));
         eo.keyspaces = names;
         eo.keyspace_count = 1;
         CHECK_STATUS(floe_export("db", "a", &eo, NULL, NULL, NULL), FLOE_INVALID_UTF8);

@@ -37,7 +37,7 @@ static void write_source(const char *path) {
     floe_writer_options o;
     char key[32], val[128];
     int i;
-    memset(&o, 0, sizeof o);
+    CHECK_OK(floe_writer_options_default(&o, sizeof o));
     o.block_size = 4096;
     CHECK_OK(floe_writer_create(path, &o, &w));
     CHECK_OK(floe_writer_begin_keyspace(w, "beta", "{\"compaction\": {\"strategy\": \"fifo\", \"limit_bytes\": 1000000000, \"ttl_seconds\": null}}"));
@@ -131,7 +131,7 @@ static void test_round_trip(void) {
         const char *names[1] = {"beta"};
         floe_reader *r = NULL;
         size_t n = 0;
-        memset(&eo, 0, sizeof eo);
+        CHECK_OK(floe_export_options_default(&eo, sizeof eo));
         eo.level = 19;
         eo.threads = 1;
         eo.block_size = 8192;
@@ -159,7 +159,7 @@ static void test_round_trip(void) {
         floe_import_options io;
         const char *names[1] = {"alpha"};
         CHECK_STATUS(floe_import(src, db, NULL, NULL, NULL, NULL), FLOE_TARGET_EXISTS);
-        memset(&io, 0, sizeof io);
+        CHECK_OK(floe_import_options_default(&io, sizeof io));
         io.replace = true;
         io.threads = 1;
         io.keyspaces = names;
@@ -208,7 +208,7 @@ static void test_cancellation(void) {
     {
         floe_import_options io;
         floe_export_summary es;
-        memset(&io, 0, sizeof io);
+        CHECK_OK(floe_import_options_default(&io, sizeof io));
         io.replace = true;
         c = counter(FLOE_PHASE_IMPORT, 2);
         CHECK_STATUS(floe_import(src, db, &io, on_progress, &c, NULL), FLOE_CANCELLED);

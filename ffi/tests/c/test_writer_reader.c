@@ -20,7 +20,7 @@ static void write_reference(const char *path, int block_size) {
     floe_write_summary s;
     char key[32], val[64];
     int i;
-    memset(&o, 0, sizeof o);
+    CHECK_OK(floe_writer_options_default(&o, sizeof o));
     o.level = 5;
     o.block_size = (uint32_t)block_size;
     CHECK_OK(floe_writer_create(path, &o, &w));
@@ -51,7 +51,7 @@ static void test_writer_misuse(void) {
     unsigned char longkey[65536];
     const char *p = tmp_path("misuse.floe");
     memset(longkey, 'z', sizeof longkey);
-    memset(&o, 0, sizeof o);
+    CHECK_OK(floe_writer_options_default(&o, sizeof o));
 
     o.block_size = 100;
     CHECK_STATUS(floe_writer_create(p, &o, &w), FLOE_INVALID_ARGUMENT);
