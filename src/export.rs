@@ -15,7 +15,9 @@
 //! compressed frame) and one being written, so peak buffers ≈ `threads ×
 //! (QUEUE_PER_PRODUCER + 2) × 2 × block_size`, plus one zstd context per
 //! thread and 24 bytes of index per block; independent of database size.
-//! Defaults (2 threads, 4 MiB blocks): about 80 MiB.
+//! With the default 4 MiB blocks that is about 40 MiB per thread (threads
+//! default to one per core, at most [`MAX_THREADS`]): about 80 MiB on two
+//! cores.
 
 use crate::engine::{self, ENGINE_NAME, ENGINE_VERSION};
 use crate::format::block::BlockCompressor;
@@ -184,7 +186,7 @@ pub fn export_database<W: Write>(
     let mut handles: Vec<Keyspace> = Vec::with_capacity(names.len());
     let mut entries = Vec::with_capacity(names.len());
     for n in &names {
-        let ks = engine::guarded(path, "opening a keyspace", || db.keyspace(n, fjall::KeyspaceCreateOptions::default))?;
+        let ks = engine::open_keyspace(db, path, n)?;
         entries.push(KeyspaceEntry { name: n.clone(), options: engine::options_of(&ks) });
         handles.push(ks);
     }

@@ -16,7 +16,7 @@ use crate::fsutil::AtomicDir;
 use crate::progress::{Phase, Progress, Tracker};
 use crate::reader::{Archive, StreamReader};
 use crate::{EngineError, Error, Result};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, PersistMode};
 use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -132,7 +132,8 @@ fn create_keyspaces(
     sel: &[usize],
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Option<Keyspace>>> {
-    let mut opts: Vec<Option<KeyspaceCreateOptions>> = entries.iter().map(|_| None).collect();
+    // fjall's create options, as engine::create_options builds them.
+    let mut opts: Vec<Option<_>> = entries.iter().map(|_| None).collect();
     for &i in sel {
         let (o, w) = engine::create_options(&entries[i].name, &entries[i].options)?;
         warnings.extend(w);
@@ -178,7 +179,7 @@ pub fn import_archive<B: crate::reader::Source>(
     refuse_unknown_required(archive.name(), entries, &sel)?;
     // Check every keyspace's options before touching the file system.
     let mut summary = ImportSummary::default();
-    let mut create: Vec<Option<KeyspaceCreateOptions>> = entries.iter().map(|_| None).collect();
+    let mut create: Vec<Option<_>> = entries.iter().map(|_| None).collect();
     for &i in &sel {
         let (o, w) = engine::create_options(&entries[i].name, &entries[i].options)?;
         summary.warnings.extend(w);
