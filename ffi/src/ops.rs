@@ -2,7 +2,7 @@
 
 use crate::error::{arg_out, arg_str, arg_str_array, guard, owned_c_string, write_out, FResult, Fail};
 use crate::floe_status;
-use floe_core::export::{export_path, ExportOptions, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL};
+use floe_core::export::{block_size_or_default, export_path, level_or_default, ExportOptions};
 use floe_core::import::{import_archive, ImportOptions};
 use floe_core::progress::{Phase, Progress, ProgressInfo};
 use floe_core::reader::{Archive, Source, VerifyReport};
@@ -227,9 +227,9 @@ pub unsafe extern "C" fn floe_export(
         let mut opts = ExportOptions::default();
         // SAFETY: NULL or a valid struct per the contract.
         if let Some(o) = unsafe { options.as_ref() } {
-            opts.level = if o.level == 0 { DEFAULT_LEVEL } else { o.level };
+            opts.level = level_or_default(o.level);
             opts.threads = o.threads as usize;
-            opts.block_size = if o.block_size == 0 { DEFAULT_BLOCK_SIZE } else { o.block_size };
+            opts.block_size = block_size_or_default(o.block_size);
             opts.keyspaces = keyspace_list(o.keyspaces, o.keyspace_count)?;
         }
         let cb = Callback::new(progress, user_data);

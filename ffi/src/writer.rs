@@ -10,7 +10,7 @@
 use crate::error::{arg_bytes, arg_opt_str, arg_out, arg_str, guard, guard_void, write_out, FResult, Fail};
 use crate::floe_status;
 use crate::ops::floe_write_summary;
-use floe_core::export::{creation_time, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL};
+use floe_core::export::{block_size_or_default, creation_time, level_or_default};
 use floe_core::format::header::Header;
 use floe_core::format::options::KeyspaceOptions;
 use floe_core::fsutil::AtomicFile;
@@ -131,9 +131,7 @@ pub unsafe extern "C" fn floe_writer_create(
         arg_out(out_writer, "out_writer")?;
         // SAFETY: NULL or valid per the contract.
         let o = unsafe { options.as_ref() }.copied().unwrap_or(floe_writer_options { level: 0, block_size: 0 });
-        let level = if o.level == 0 { DEFAULT_LEVEL } else { o.level };
-        let block_size = if o.block_size == 0 { DEFAULT_BLOCK_SIZE } else { o.block_size };
-        let mut header = Header::new(level, block_size, 0);
+        let mut header = Header::new(level_or_default(o.level), block_size_or_default(o.block_size), 0);
         header.created_unix = creation_time(None);
         let target = PathBuf::from(path);
         let dir = match target.parent() {
