@@ -45,6 +45,41 @@ pub struct VerifyReport {
     pub quick: bool,
 }
 
+/// The document `floe verify --json` prints, built only here: a
+/// [`VerifyReport`] with the archive's name and the seconds taken. Python's
+/// `VerifyReport` has exactly these fields (checked by the ffi crate's tests).
+/// The fields are in name order, as the JSON lists them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct VerifyJson<'a> {
+    pub archive: &'a str,
+    pub archive_bytes: u64,
+    pub blocks: u64,
+    pub keyspaces: usize,
+    /// Always true: a failed verification is an error, not a document.
+    pub ok: bool,
+    pub quick: bool,
+    pub raw_bytes: u64,
+    pub records: u64,
+    pub seconds: f64,
+}
+
+impl VerifyReport {
+    /// The `verify --json` document for this report on `archive`, which took `seconds`.
+    pub fn to_json<'a>(&self, archive: &'a str, seconds: f64) -> VerifyJson<'a> {
+        VerifyJson {
+            archive,
+            archive_bytes: self.archive_bytes,
+            blocks: self.blocks,
+            keyspaces: self.keyspaces,
+            ok: true,
+            quick: self.quick,
+            raw_bytes: self.raw_bytes,
+            records: self.records,
+            seconds,
+        }
+    }
+}
+
 /// Compares decoded totals with the index's (§11 item 8); the error names
 /// every field that differs.
 pub fn check_totals(name: &str, ks: &str, k: usize, got: &Totals, want: &Totals, offset: u64) -> Result<()> {
