@@ -1,5 +1,7 @@
 //! §5.1–5.2 keyspace option entries: the readable subset of fjall's
-//! `KeyspaceCreateOptions`, encoded engine-independently.
+//! `KeyspaceCreateOptions`, encoded engine-independently. Both directions of
+//! both encodings live here: the bytes of §5.1 (`encode`, `decode`) and the
+//! JSON of `inspect --json` that writers take back (`to_json`, `from_json`).
 
 use super::codec::{Dec, Put};
 use super::{FormatError, Result};
