@@ -8,9 +8,10 @@
 //!   to match (to get past the CRCs into the structure checks), through both
 //!   readers. Both must agree: accept with the same records, or both refuse.
 //! * [`round_trip`]: fuzzer-chosen keyspaces, options and records written with
-//!   the export pipeline's pieces and with [`RecordWriter`] (the writer C and
-//!   Python use): in table order, and in a fuzzer-chosen order with the table
-//!   declared up front or not, spooling in memory or to a file. Every archive
+//!   the export pipeline's pieces and with [`RecordWriter`] (the core's one
+//!   record writer; the C ABI and Python wrap its undeclared form): in table
+//!   order, and in a fuzzer-chosen order with the table declared up front or
+//!   not, spooling in memory or to a file. Every archive
 //!   must be identical (§12) and read back identically through both readers.
 //! * [`mutate_archive`]: a valid archive with fuzzer-chosen flips, insertions,
 //!   deletions, truncations and splices must be refused, or read back exactly

@@ -1,9 +1,14 @@
 //! The fjall engine adapter: opening databases, reading keyspace options into
 //! the format's engine-independent form and back, snapshot iteration, and
-//! bulk ingestion. Nothing outside this module names fjall's option types.
+//! bulk ingestion. No other module of the library names fjall's option types
+//! (`KeyspaceCreateOptions`, `KvSeparationOptions`, `fjall::config::*`):
+//! they describe options in the format's terms ([`KeyspaceOptions`]) and hand
+//! fjall what [`create_options`] built, or open keyspaces through
+//! [`open_keyspace`]. (Tests, benchmarks and examples use fjall directly, as
+//! an application does.)
 
 use crate::error::EngineError;
-use crate::format::options::{Compaction, Compression, FilterEntry, KeyspaceOptions, KvSeparation};
+use crate::format::options::{Compaction, Compression, FilterEntry, KeyspaceOptions, KvSeparation, OptionsJsonError};
 use fjall::config::{
     BlockSizePolicy, BloomConstructionPolicy, CompressionPolicy, FilterPolicy, FilterPolicyEntry, HashRatioPolicy,
     PinningPolicy, RestartIntervalPolicy,
@@ -143,6 +148,39 @@ pub fn options_of(ks: &Keyspace) -> KeyspaceOptions {
     }
 }
 
+/// fjall's defaults for key-value separation, in the format's form: what
+/// `"kv_separation": true` (or an object leaving fields out) means in
+/// options given as JSON.
+pub fn default_kv_separation() -> KvSeparation {
+    let d = KvSeparationOptions::default();
+    KvSeparation {
+        blob_compression: comp_to(&d.compression),
+        file_target_size: d.file_target_size,
+        separation_threshold: d.separation_threshold,
+        staleness_threshold: d.staleness_threshold,
+        age_cutoff: d.age_cutoff,
+    }
+}
+
+/// Parses a keyspace's options given as JSON (the `options` object of
+/// `inspect --json`; [`KeyspaceOptions::from_json`] with fjall's key-value
+/// separation defaults) and checks that fjall accepts them
+/// ([`create_options`]). This is what the C ABI's and Python's writers take.
+pub fn options_from_json(keyspace: &str, json: &str) -> Result<KeyspaceOptions, OptionsJsonError> {
+    let o = KeyspaceOptions::from_json(keyspace, json, &default_kv_separation())?;
+    create_options(keyspace, &o).map_err(|e| match e {
+        EngineError::Options { keyspace, detail } => OptionsJsonError { keyspace, detail },
+        other => OptionsJsonError { keyspace: keyspace.to_owned(), detail: other.to_string() },
+    })?;
+    Ok(o)
+}
+
+/// Opens the existing keyspace `name` of `db` (for export: the options it
+/// was created with are kept, [`options_of`] reads them).
+pub fn open_keyspace(db: &Database, path: &Path, name: &str) -> Result<Keyspace, EngineError> {
+    guarded(path, "opening a keyspace", || db.keyspace(name, KeyspaceCreateOptions::default))
+}
+
 fn policy<T: Clone>(v: &[T], name: &str, ks: &str) -> Result<Vec<T>, EngineError> {
     if v.is_empty() || v.len() > 255 {
         return Err(EngineError::Options {
@@ -253,6 +291,24 @@ pub fn create_options(ks: &str, o: &KeyspaceOptions) -> Result<(KeyspaceCreateOp
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_options_take_fjalls_kv_defaults_and_its_checks() {
+        // `default_kv_separation` is fjall's default, field by field.
+        let (c, _) = create_options(
+            "k",
+            &KeyspaceOptions { kv_separation: Some(default_kv_separation()), ..Default::default() },
+        )
+        .unwrap();
+        assert_eq!(c.kv_separation_opts, Some(KvSeparationOptions::default()));
+        let o = options_from_json("k", r#"{"kv_separation": true}"#).unwrap();
+        assert_eq!(o.kv_separation, Some(default_kv_separation()));
+        let o = options_from_json("k", r#"{"kv_separation": {"separation_threshold": 64}}"#).unwrap();
+        assert_eq!(o.kv_separation, Some(KvSeparation { separation_threshold: 64, ..default_kv_separation() }));
+        assert_eq!(options_from_json("k", "null").unwrap(), KeyspaceOptions::default());
+        let e = options_from_json("ks", r#"{"data_block_size": 0}"#).unwrap_err();
+        assert!(e.to_string().starts_with("keyspace 'ks': option 'data_block_size': "), "{e}");
+    }
 
     #[test]
     fn options_survive_fjall_and_back() {

@@ -15,7 +15,9 @@
 //! compressed frame) and one being written, so peak buffers ≈ `threads ×
 //! (QUEUE_PER_PRODUCER + 2) × 2 × block_size`, plus one zstd context per
 //! thread and 24 bytes of index per block; independent of database size.
-//! Defaults (2 threads, 4 MiB blocks): about 80 MiB.
+//! With the default 4 MiB blocks that is about 40 MiB per thread (threads
+//! default to one per core, at most [`MAX_THREADS`]): about 80 MiB on two
+//! cores.
 
 use crate::engine::{self, ENGINE_NAME, ENGINE_VERSION};
 use crate::format::block::BlockCompressor;
@@ -45,6 +47,29 @@ pub const DEFAULT_LEVEL: i32 = 1;
 /// (BENCHMARKS.md); 4 MiB keeps per-block overhead negligible and memory
 /// bounded.
 pub const DEFAULT_BLOCK_SIZE: u32 = 4 << 20;
+/// A zstd level in which 0 stands for "the default" ([`DEFAULT_LEVEL`]): the
+/// convention of the C ABI's and Python's option structs, whose all-zero
+/// value means the defaults. Both resolve it here. (The library's options
+/// and the CLI's `--level` take zstd's levels as they are.)
+pub fn level_or_default(level: i32) -> i32 {
+    if level == 0 {
+        DEFAULT_LEVEL
+    } else {
+        level
+    }
+}
+
+/// A block size in which 0 stands for [`DEFAULT_BLOCK_SIZE`] (the same
+/// convention as [`level_or_default`]). A thread count of 0 needs no such
+/// step: it means one per core everywhere ([`effective_threads`]).
+pub fn block_size_or_default(block_size: u32) -> u32 {
+    if block_size == 0 {
+        DEFAULT_BLOCK_SIZE
+    } else {
+        block_size
+    }
+}
+
 /// Compressions queued per producer beyond the block being built.
 pub(crate) const QUEUE_PER_PRODUCER: usize = 3;
 
@@ -162,7 +187,7 @@ pub fn export_database<W: Write>(
     let mut handles: Vec<Keyspace> = Vec::with_capacity(names.len());
     let mut entries = Vec::with_capacity(names.len());
     for n in &names {
-        let ks = engine::guarded(path, "opening a keyspace", || db.keyspace(n, fjall::KeyspaceCreateOptions::default))?;
+        let ks = engine::open_keyspace(db, path, n)?;
         entries.push(KeyspaceEntry { name: n.clone(), options: engine::options_of(&ks) });
         handles.push(ks);
     }
@@ -446,5 +471,22 @@ pub fn export_to(
             buf.flush().map_err(|e| Error::io("writing to standard output", e))?;
             Ok(summary)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::threads::MAX_THREADS;
+
+    #[test]
+    fn zero_means_the_default_only_where_the_front_ends_say_so() {
+        assert_eq!(level_or_default(0), DEFAULT_LEVEL);
+        assert_eq!((level_or_default(-5), level_or_default(19)), (-5, 19));
+        assert_eq!(block_size_or_default(0), DEFAULT_BLOCK_SIZE);
+        assert_eq!(block_size_or_default(8192), 8192);
+        assert_eq!(ExportOptions::default().level, DEFAULT_LEVEL);
+        assert_eq!(effective_threads(3), 3);
+        assert!((1..=MAX_THREADS).contains(&effective_threads(0)));
     }
 }

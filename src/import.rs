@@ -16,7 +16,7 @@ use crate::read::{Archive, StreamReader};
 use crate::util::fs::AtomicDir;
 use crate::util::threads::{effective_threads, pool_for};
 use crate::{EngineError, Error, Result};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, PersistMode};
 use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -134,7 +134,8 @@ fn create_keyspaces(
     sel: &[usize],
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Option<Keyspace>>> {
-    let mut opts: Vec<Option<KeyspaceCreateOptions>> = entries.iter().map(|_| None).collect();
+    // fjall's create options, as engine::create_options builds them.
+    let mut opts: Vec<Option<_>> = entries.iter().map(|_| None).collect();
     for &i in sel {
         let (o, w) = engine::create_options(&entries[i].name, &entries[i].options)?;
         warnings.extend(w);
@@ -180,7 +181,7 @@ pub fn import_archive<B: crate::read::Source>(
     refuse_unknown_required(archive.name(), entries, &sel)?;
     // Check every keyspace's options before touching the file system.
     let mut summary = ImportSummary::default();
-    let mut create: Vec<Option<KeyspaceCreateOptions>> = entries.iter().map(|_| None).collect();
+    let mut create: Vec<Option<_>> = entries.iter().map(|_| None).collect();
     for &i in &sel {
         let (o, w) = engine::create_options(&entries[i].name, &entries[i].options)?;
         summary.warnings.extend(w);

@@ -4,9 +4,9 @@
 //! non-default options.
 
 use crate::engine;
-use crate::format::options::Compaction;
+use crate::format::options::{Compaction, KeyspaceOptions};
 use crate::{EngineError, Result};
-use fjall::{Database, KeyspaceCreateOptions, KvSeparationOptions, Readable};
+use fjall::{Database, Keyspace, Readable};
 use std::path::Path;
 
 /// splitmix64: a tiny deterministic generator.
@@ -71,8 +71,14 @@ pub fn build_sample(dir: &Path, records: u64) -> Result<SampleStats> {
     let mut rng = Rng(0x5EED_F10E);
     let mut st = SampleStats::default();
     let act = "building the sample database";
+    // Keyspaces are created with options in the format's terms, which the
+    // engine adapter turns into fjall's.
+    let create = |name: &str, o: KeyspaceOptions| -> Result<Keyspace> {
+        let (c, _) = engine::create_options(name, &o)?;
+        fj(db.keyspace(name, || c), dir, act)
+    };
 
-    let accounts = fj(db.keyspace("accounts", KeyspaceCreateOptions::default), dir, act)?;
+    let accounts = create("accounts", KeyspaceOptions::default())?;
     let n_acc = records * 3 / 10;
     for i in 0..n_acc {
         let mut key = b"acct:".to_vec();
@@ -83,13 +89,7 @@ pub fn build_sample(dir: &Path, records: u64) -> Result<SampleStats> {
         fj(accounts.insert(key, v), dir, act)?;
     }
 
-    let events = fj(
-        db.keyspace("events", || {
-            KeyspaceCreateOptions::default().data_block_size_policy(fjall::config::BlockSizePolicy::all(16 * 1024))
-        }),
-        dir,
-        act,
-    )?;
+    let events = create("events", KeyspaceOptions { data_block_size: Some(vec![16 * 1024]), ..Default::default() })?;
     let n_ev = records - n_acc;
     for i in 0..n_ev {
         let mut key = Vec::with_capacity(12);
@@ -110,12 +110,9 @@ pub fn build_sample(dir: &Path, records: u64) -> Result<SampleStats> {
         fj(accounts.insert(key, texty(&mut rng, 64)), dir, act)?;
     }
 
-    let blobs = fj(
-        db.keyspace("blobs", || {
-            KeyspaceCreateOptions::default().with_kv_separation(Some(KvSeparationOptions::default()))
-        }),
-        dir,
-        act,
+    let blobs = create(
+        "blobs",
+        KeyspaceOptions { kv_separation: Some(engine::default_kv_separation()), ..Default::default() },
     )?;
     let n_blobs = (records / 2000).clamp(3, 200);
     for i in 0..n_blobs {
@@ -134,22 +131,12 @@ pub fn build_sample(dir: &Path, records: u64) -> Result<SampleStats> {
         fj(blobs.insert(key, v), dir, act)?;
     }
 
-    let edge = fj(
-        db.keyspace("edge-cases", || {
-            let mut o = KeyspaceCreateOptions::default();
-            let (c, _) = engine::create_options(
-                "edge-cases",
-                &crate::format::options::KeyspaceOptions {
-                    compaction: Some(Compaction::Fifo { limit_bytes: 1 << 30, ttl_seconds: None }),
-                    ..Default::default()
-                },
-            )
-            .unwrap_or_else(|_| (KeyspaceCreateOptions::default(), Vec::new()));
-            o.compaction_strategy = c.compaction_strategy;
-            o
-        }),
-        dir,
-        act,
+    let edge = create(
+        "edge-cases",
+        KeyspaceOptions {
+            compaction: Some(Compaction::Fifo { limit_bytes: 1 << 30, ttl_seconds: None }),
+            ..Default::default()
+        },
     )?;
     let edge_keys: Vec<Vec<u8>> = vec![
         vec![0x00],
@@ -166,7 +153,7 @@ pub fn build_sample(dir: &Path, records: u64) -> Result<SampleStats> {
     fj(edge.insert(b"deleted-later".to_vec(), b"x".to_vec()), dir, act)?;
     fj(edge.remove(b"deleted-later".to_vec()), dir, act)?;
 
-    fj(db.keyspace("empty", KeyspaceCreateOptions::default), dir, act)?;
+    create("empty", KeyspaceOptions::default())?;
     fj(db.persist(fjall::PersistMode::SyncAll), dir, act)?;
     st.keyspaces = 5;
     st.records = n_acc + n_ev + n_blobs + edge_keys.len() as u64;
@@ -184,8 +171,8 @@ pub fn compare_databases(a: &Database, b: &Database) -> std::result::Result<u64,
     let (sa, sb) = (a.snapshot(), b.snapshot());
     let mut n = 0u64;
     for name in &na {
-        let ka = a.keyspace(name, KeyspaceCreateOptions::default).map_err(|e| e.to_string())?;
-        let kb = b.keyspace(name, KeyspaceCreateOptions::default).map_err(|e| e.to_string())?;
+        let ka = engine::open_keyspace(a, Path::new("<first database>"), name).map_err(|e| e.to_string())?;
+        let kb = engine::open_keyspace(b, Path::new("<second database>"), name).map_err(|e| e.to_string())?;
         if engine::options_of(&ka) != engine::options_of(&kb) {
             return Err(format!("keyspace '{name}': options differ"));
         }

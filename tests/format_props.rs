@@ -1,14 +1,16 @@
 //! Property tests of the format layer alone (no fjall): RecordWriter →
 //! bytes → Archive::from_bytes / StreamReader → records, with many cases.
 //! Also checks the §6 block-cutting rule against an independent model, and
-//! that keyspaces written in any order give the bytes of table order.
+//! that keyspaces written in any order give the bytes of table order, and
+//! that keyspace options survive both their encodings (§5.2 bytes, and the
+//! JSON of `inspect --json` that writers take back).
 
 mod common;
 
 use common::Model;
 use floe::format::header::Header;
 use floe::format::keyspace_table::KeyspaceEntry;
-use floe::format::options::KeyspaceOptions;
+use floe::format::options::{Compaction, Compression, FilterEntry, KeyspaceOptions, KvSeparation};
 use floe::progress::NoProgress;
 use floe::read::{verify_stream, Archive, StreamReader};
 use floe::write::RecordWriter;
@@ -235,6 +237,99 @@ proptest! {
         a.verify(false, &NoProgress).unwrap();
         prop_assert_eq!(&read_all(&a), &model);
         prop_assert_eq!(&read_stream(&got), &model);
+    }
+}
+
+/// `Some(policy of 1 to 5 values)` or `None`.
+fn policy<T: std::fmt::Debug + Clone + 'static>(
+    s: impl Strategy<Value = T> + 'static,
+) -> impl Strategy<Value = Option<Vec<T>>> {
+    proptest::option::of(proptest::collection::vec(s, 1..6))
+}
+
+/// Every option set an archive can carry (§5.2's ranges, edges included),
+/// without unknown ids (whose values `to_json` does not show).
+fn options_strategy() -> BoxedStrategy<KeyspaceOptions> {
+    let comp = prop_oneof![Just(Compression::None), Just(Compression::Lz4)];
+    let unit = prop_oneof![Just(0.0f32), Just(1.0f32), 0.0f32..=1.0];
+    let filter = prop_oneof![
+        Just(FilterEntry::None),
+        prop_oneof![Just(64.0f32), Just(f32::MIN_POSITIVE), 0.001f32..=64.0].prop_map(FilterEntry::BloomBitsPerKey),
+        prop_oneof![Just(f32::MIN_POSITIVE), 0.000_001f32..0.999_999].prop_map(FilterEntry::BloomFalsePositiveRate),
+    ];
+    let kv = (comp.clone(), any::<u64>(), any::<u32>(), unit.clone(), unit).prop_map(|(c, f, s, st, a)| KvSeparation {
+        blob_compression: c,
+        file_target_size: f,
+        separation_threshold: s,
+        staleness_threshold: st,
+        age_cutoff: a,
+    });
+    let ratio = prop_oneof![Just(f32::MAX), Just(f32::MIN_POSITIVE), 0.01f32..1000.0];
+    let compaction = prop_oneof![
+        (1u8..=255, 1u64..=u64::MAX, proptest::collection::vec(ratio, 0..8))
+            .prop_map(|(l, t, r)| { Compaction::Leveled { l0_threshold: l, table_target_size: t, level_ratios: r } }),
+        (any::<u64>(), proptest::option::of(any::<u64>()))
+            .prop_map(|(l, t)| Compaction::Fifo { limit_bytes: l, ttl_seconds: t }),
+    ];
+    let blocks = (
+        policy(comp.clone()),
+        policy(comp),
+        policy(1u32..=u32::MAX),
+        policy(1u8..=255),
+        policy(1u8..=255),
+        policy(prop_oneof![Just(0.0f32), Just(64.0f32), 0.0f32..=64.0]),
+    );
+    let rest = (
+        policy(any::<bool>()),
+        policy(any::<bool>()),
+        policy(any::<bool>()),
+        policy(any::<bool>()),
+        proptest::option::of(any::<bool>()),
+        policy(filter),
+        proptest::option::of(kv),
+        proptest::option::of(compaction),
+    );
+    (blocks, rest)
+        .prop_map(|((dc, ic, bs, dr, ir, hr), (ip, fp, ipa, fpa, hits, f, kv, c))| KeyspaceOptions {
+            data_block_compression: dc,
+            index_block_compression: ic,
+            data_block_size: bs,
+            data_block_restart_interval: dr,
+            index_block_restart_interval: ir,
+            data_block_hash_ratio: hr,
+            index_block_pinning: ip,
+            filter_block_pinning: fp,
+            index_block_partitioning: ipa,
+            filter_block_partitioning: fpa,
+            expect_point_read_hits: hits,
+            filter_policy: f,
+            kv_separation: kv,
+            compaction: c,
+            unknown: Vec::new(),
+        })
+        .boxed()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: if cfg!(debug_assertions) { 256 } else { 1024 }, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Both encodings of keyspace options, both directions:
+    /// `decode(encode(o)) == o` and `from_json(to_json(o)) == o`.
+    #[test]
+    fn prop_options_round_trip_through_bytes_and_json(o in options_strategy()) {
+        prop_assert_eq!(&KeyspaceOptions::decode(&o.encode(), 0).unwrap(), &o);
+        let defaults = KvSeparation {
+            blob_compression: Compression::None,
+            file_target_size: 1,
+            separation_threshold: 1,
+            staleness_threshold: 0.0,
+            age_cutoff: 0.0,
+        };
+        let json = o.to_json().to_string();
+        match KeyspaceOptions::from_json("ks", &json, &defaults) {
+            Ok(back) => prop_assert_eq!(&back, &o, "{}", json),
+            Err(e) => prop_assert!(false, "{} refused: {}", json, e),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::error::{arg_out, arg_str, arg_str_array, guard, output_exists, owned_c_string, write_out, FResult, Fail};
 use crate::floe_status;
-use floe_core::export::{export_path, ExportOptions, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL};
+use floe_core::export::{block_size_or_default, export_path, level_or_default, ExportOptions};
 use floe_core::import::{import_archive, ImportOptions};
 use floe_core::progress::{Phase, Progress, ProgressInfo};
 use floe_core::read::{Archive, Source, VerifyReport};
@@ -297,9 +297,9 @@ pub unsafe extern "C" fn floe_export(
         let mut opts = ExportOptions::default();
         // SAFETY: NULL or a valid struct of `struct_size` bytes per the contract.
         if let Some(o) = unsafe { crate::sized::read(options) }? {
-            opts.level = if o.level == 0 { DEFAULT_LEVEL } else { o.level };
+            opts.level = level_or_default(o.level);
             opts.threads = o.threads as usize;
-            opts.block_size = if o.block_size == 0 { DEFAULT_BLOCK_SIZE } else { o.block_size };
+            opts.block_size = block_size_or_default(o.block_size);
             opts.keyspaces = keyspace_list(o.keyspaces, o.keyspace_count)?;
             opts.overwrite = o.overwrite;
         }
@@ -439,4 +439,47 @@ pub unsafe extern "C" fn floe_inspect_json(archive_path: *const c_char, out_json
 pub(crate) fn inspect_string<B: Source>(a: &Archive<B>) -> FResult<String> {
     serde_json::to_string_pretty(&floe_core::inspect::inspect_json(a))
         .map_err(|e| Fail::invalid(format!("cannot render JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sorted names of a Python dataclass's fields (`    name: type` lines).
+    fn python_fields<'a>(py: &'a str, class: &str) -> Vec<&'a str> {
+        let Some(start) = py.find(&format!("\nclass {class}(")) else {
+            panic!("no class {class} in the Python package")
+        };
+        let mut fields: Vec<&str> = py[start + 1..]
+            .lines()
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with(' '))
+            .filter_map(|l| l.strip_prefix("    ")?.split_once(": ").map(|(name, _)| name))
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .collect();
+        fields.sort_unstable();
+        fields
+    }
+
+    /// `floe verify --json` is built once, by the core's `VerifyJson`; Python
+    /// rebuilds its fields from floe_verify_report, so this pins its
+    /// `VerifyReport` (and the README's table) to the core's field names.
+    #[test]
+    fn python_verify_report_has_the_fields_of_verify_json() {
+        let doc = serde_json::to_value(VerifyReport::default().to_json("a.floe", 0.5)).unwrap_or_default();
+        let Some(doc) = doc.as_object() else { panic!("verify JSON is not an object: {doc}") };
+        let want: Vec<&str> = doc.keys().map(String::as_str).collect();
+        assert_eq!(want.len(), 9, "{want:?}");
+        let py = include_str!("../python/floe/__init__.py");
+        assert_eq!(python_fields(py, "VerifyReport"), want);
+        let readme = include_str!("../python/README.md");
+        let Some(row) = readme.lines().find(|l| l.starts_with("| `VerifyReport` |")) else {
+            panic!("ffi/python/README.md lists no VerifyReport fields")
+        };
+        // The cell's first code span: `ok archive quick ...`.
+        let cell = row.split('|').nth(2).unwrap_or_default();
+        let mut listed: Vec<&str> = cell.split('`').nth(1).unwrap_or_default().split(' ').collect();
+        listed.sort_unstable();
+        assert_eq!(listed, want);
+    }
 }

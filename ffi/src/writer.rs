@@ -12,7 +12,7 @@ use crate::error::{
 };
 use crate::floe_status;
 use crate::ops::floe_write_summary;
-use floe_core::export::{creation_time, DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL};
+use floe_core::export::{block_size_or_default, creation_time, level_or_default};
 use floe_core::format::header::Header;
 use floe_core::format::options::KeyspaceOptions;
 use floe_core::fs::AtomicFile;
@@ -171,9 +171,7 @@ pub unsafe extern "C" fn floe_writer_create(
             block_size: 0,
             overwrite: false,
         });
-        let level = if o.level == 0 { DEFAULT_LEVEL } else { o.level };
-        let block_size = if o.block_size == 0 { DEFAULT_BLOCK_SIZE } else { o.block_size };
-        let mut header = Header::new(level, block_size, 0);
+        let mut header = Header::new(level_or_default(o.level), block_size_or_default(o.block_size), 0);
         header.created_unix = creation_time(None);
         let target = local_path(
             path,

@@ -393,10 +393,8 @@ fn run(cli: Cli) -> Result<(), Error> {
             drop(bar);
             let secs = start.elapsed().as_secs_f64();
             if json {
-                let v = serde_json::json!({
-                    "ok": true, "archive": archive, "quick": r.quick, "archive_bytes": r.archive_bytes,
-                    "keyspaces": r.keyspaces, "blocks": r.blocks, "records": r.records, "raw_bytes": r.raw_bytes, "seconds": secs,
-                });
+                let v = serde_json::to_string(&r.to_json(&archive, secs))
+                    .map_err(|e| Error::Internal(format!("cannot render the verify report as JSON: {e}")))?;
                 write_stdout(&format!("{v}\n"))?;
             } else {
                 out!(

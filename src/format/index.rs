@@ -1,5 +1,7 @@
-//! §8 the index section (`INDX`).
+//! §8 the index section (`INDX`), and the checks of the blocks and the
+//! keyspace totals a reader found against it.
 
+use super::block::BlockHeader;
 use super::codec::{Dec, Put};
 use super::record::Totals;
 use super::section::{tags, Section};
@@ -18,11 +20,56 @@ pub struct BlockEntry {
     pub frame_len: u32,
 }
 
+impl BlockEntry {
+    /// The entry of the block whose `BLKH` section starts at `offset`: the
+    /// header's fields, as writers record it and readers check it (§8).
+    pub fn of(offset: u64, h: &BlockHeader) -> BlockEntry {
+        BlockEntry {
+            offset,
+            keyspace: h.keyspace,
+            record_count: h.record_count,
+            raw_len: h.raw_len,
+            frame_len: h.frame_len,
+        }
+    }
+}
+
 /// One keyspace's totals plus where its blocks are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyspaceIndex {
     pub totals: Totals,
     pub first_block: u64,
+}
+
+/// Compares the totals decoded from keyspace `k` (named `keyspace`) with the
+/// index's, `want` (§8, §11 item 8); the error names every field that
+/// differs. `offset` locates the error (the index, or where the reader is).
+pub fn check_totals(got: &Totals, want: &Totals, keyspace: &str, k: usize, offset: u64) -> Result<()> {
+    let mut diffs = Vec::new();
+    macro_rules! cmp {
+        ($f:ident) => {
+            if got.$f != want.$f {
+                diffs.push(format!("{} {:?} (index says {:?})", stringify!($f), got.$f, want.$f));
+            }
+        };
+    }
+    cmp!(record_count);
+    cmp!(key_bytes);
+    cmp!(value_bytes);
+    cmp!(raw_bytes);
+    cmp!(compressed_bytes);
+    cmp!(block_count);
+    if got.first_key != want.first_key {
+        diffs.push("first_key differs from the index".into());
+    }
+    if got.last_key != want.last_key {
+        diffs.push("last_key differs from the index".into());
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(FormatError::corrupt("index", offset, format!("keyspace #{k} '{keyspace}': {}", diffs.join("; "))))
+    }
 }
 
 /// The whole index.
@@ -58,6 +105,58 @@ impl Index {
             b.put_u32(e.frame_len);
         }
         b
+    }
+
+    /// Checks block `i` of the index against the block header `h` found at
+    /// its offset (§8, §11 item 5): the entry holds the header's fields, and
+    /// the header's `sequence` is the block's position in its keyspace's
+    /// range of blocks (which [`Index::decode`] checked are contiguous and
+    /// hold only that keyspace's blocks).
+    pub fn check_block(&self, i: usize, h: &BlockHeader) -> Result<()> {
+        let Some(e) = self.blocks.get(i) else {
+            return Err(FormatError::corrupt(
+                "index",
+                0,
+                format!("block #{i} is not listed (the index lists {})", self.blocks.len()),
+            ));
+        };
+        let pos = e.offset;
+        let want = BlockEntry::of(pos, h);
+        if *e != want {
+            return Err(FormatError::corrupt(
+                "block",
+                pos,
+                format!("block #{i} header {want:?} disagrees with its index entry {e:?}"),
+            ));
+        }
+        let first = self.keyspaces.get(h.keyspace as usize).map_or(i as u64, |k| k.first_block);
+        let seq = i as u64 - first.min(i as u64);
+        if u64::from(h.sequence) != seq {
+            return Err(FormatError::corrupt(
+                "block",
+                pos,
+                format!("block #{i} has sequence {}, expected {seq}", h.sequence),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that the index, met at `offset` at the end of a stream, lists
+    /// exactly the blocks the stream held (`seen`, in file order; §8).
+    pub fn check_blocks_seen(&self, seen: &[BlockEntry], offset: u64) -> Result<()> {
+        if self.blocks == seen {
+            return Ok(());
+        }
+        let i = self.blocks.iter().zip(seen).position(|(a, b)| a != b).unwrap_or(self.blocks.len().min(seen.len()));
+        Err(FormatError::corrupt(
+            "index",
+            offset,
+            format!(
+                "block entry #{i} disagrees with the blocks in the stream ({} listed, {} seen)",
+                self.blocks.len(),
+                seen.len()
+            ),
+        ))
     }
 
     /// Decodes and checks the index's internal consistency (§11 item 5).
@@ -224,6 +323,44 @@ mod tests {
     fn dec(i: &Index, end: u64) -> Result<Index> {
         let s = encode_section(tags::INDEX, FLAG_REQUIRED, &i.encode());
         Index::decode(&decode_section(&s, 0).unwrap(), i.keyspaces.len() as u32, 100, end)
+    }
+
+    fn header_of(e: &BlockEntry, sequence: u32) -> BlockHeader {
+        BlockHeader {
+            keyspace: e.keyspace,
+            flags: 0,
+            sequence,
+            record_count: e.record_count,
+            raw_len: e.raw_len,
+            frame_len: e.frame_len,
+            raw_crc32: 7,
+            frame_crc32: 9,
+        }
+    }
+
+    #[test]
+    fn blocks_and_totals_are_checked_against_the_index() {
+        let i = sample();
+        for (n, e) in i.blocks.iter().enumerate() {
+            let h = header_of(e, 0);
+            assert_eq!(BlockEntry::of(e.offset, &h), *e);
+            i.check_block(n, &h).unwrap();
+        }
+        let h = header_of(&i.blocks[1], 1);
+        let e = i.check_block(1, &h).unwrap_err().to_string();
+        assert!(e.contains("block #1 has sequence 1, expected 0"), "{e}");
+        let h = BlockHeader { raw_len: 51, ..header_of(&i.blocks[0], 0) };
+        let e = i.check_block(0, &h).unwrap_err().to_string();
+        assert!(e.contains("at offset 100") && e.contains("disagrees with its index entry"), "{e}");
+        assert!(i.check_block(2, &h).is_err());
+        i.check_blocks_seen(&i.blocks, 500).unwrap();
+        let e = i.check_blocks_seen(&i.blocks[..1], 500).unwrap_err().to_string();
+        assert!(e.contains("block entry #1 disagrees with the blocks in the stream (2 listed, 1 seen)"), "{e}");
+        let want = &i.keyspaces[0].totals;
+        check_totals(want, want, "ks", 0, 9).unwrap();
+        let got = Totals { key_bytes: 3, last_key: b"c".to_vec(), ..want.clone() };
+        let e = check_totals(&got, want, "ks", 0, 9).unwrap_err().to_string();
+        assert!(e.contains("keyspace #0 'ks': key_bytes 3 (index says 2); last_key differs from the index"), "{e}");
     }
 
     #[test]

@@ -24,7 +24,29 @@ pub fn check_name(name: &[u8]) -> std::result::Result<&str, String> {
     std::str::from_utf8(name).map_err(|e| format!("keyspace name is not valid UTF-8: {e}"))
 }
 
-/// Encodes the section body. The caller guarantees names are valid and sorted.
+/// Checks a keyspace table before it is written (§5, §1.1): at most 2^16
+/// entries, each name valid, names strictly ascending (so unique). The
+/// decoder refuses a table that breaks these rules with the same checks.
+pub fn check_entries(entries: &[KeyspaceEntry]) -> std::result::Result<(), String> {
+    if entries.len() as u64 > u64::from(MAX_KEYSPACES) {
+        return Err(format!("{} keyspaces exceed the format limit of {MAX_KEYSPACES}", entries.len()));
+    }
+    for (i, k) in entries.iter().enumerate() {
+        check_name(k.name.as_bytes()).map_err(|m| format!("keyspace #{i}: {m}"))?;
+        if let Some(prev) = i.checked_sub(1).and_then(|p| entries.get(p)) {
+            if prev.name.as_bytes() >= k.name.as_bytes() {
+                return Err(format!(
+                    "keyspaces must be given in strictly ascending name order without duplicates ('{}' then '{}')",
+                    prev.name, k.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Encodes the section body. The caller guarantees names are valid and
+/// sorted ([`check_entries`]).
 pub fn encode(entries: &[KeyspaceEntry]) -> Vec<u8> {
     let mut b = Vec::new();
     b.put_u32(entries.len() as u32);
@@ -108,7 +130,15 @@ mod tests {
             let s = sec(&bad);
             let n = bad.len() as u32;
             assert!(decode(&decode_section(&s, 0).unwrap(), n).is_err(), "{bad:?}");
+            // A writer is refused the same tables before writing anything.
+            assert!(check_entries(&bad).is_err(), "{bad:?}");
         }
+        check_entries(&[ks("a"), ks("b"), ks(&"z".repeat(255))]).unwrap();
+        let e = check_entries(&[ks("b"), ks("a")]).unwrap_err();
+        assert!(e.contains("strictly ascending name order without duplicates ('b' then 'a')"), "{e}");
+        let many: Vec<KeyspaceEntry> = (0..=MAX_KEYSPACES).map(|i| ks(&format!("{i:06}"))).collect();
+        assert!(check_entries(&many).unwrap_err().contains("exceed the format limit of 65536"));
+        check_entries(&many[..MAX_KEYSPACES as usize]).unwrap();
         let s = sec(&[ks("a")]);
         assert!(decode(&decode_section(&s, 0).unwrap(), 2).is_err());
         // Invalid UTF-8 name.

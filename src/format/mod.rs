@@ -1,7 +1,8 @@
 //! The floe archive format (format-spec.md). Encoding and decoding of every
 //! structure, and nothing else: no engine code and no I/O policy live here.
 //!
-//! Each submodule implements one section of the spec (§ numbers in its docs).
+//! Each submodule implements the rules that format-spec.md's module table
+//! assigns to it (§ numbers in its docs); no rule is implemented twice.
 
 pub mod block;
 pub mod codec;

@@ -1,5 +1,7 @@
 //! §5.1–5.2 keyspace option entries: the readable subset of fjall's
-//! `KeyspaceCreateOptions`, encoded engine-independently.
+//! `KeyspaceCreateOptions`, encoded engine-independently. Both directions of
+//! both encodings live here: the bytes of §5.1 (`encode`, `decode`) and the
+//! JSON of `inspect --json` that writers take back (`to_json`, `from_json`).
 
 use super::codec::{Dec, Put};
 use super::{FormatError, Result};
@@ -140,7 +142,13 @@ fn finite_in(d: &Dec<'_>, v: f32, lo: f32, hi: f32, lo_inclusive: bool, hi_inclu
     if ok {
         Ok(v)
     } else {
-        Err(d.err(format!("{what} {v} is out of range")))
+        let low = if lo_inclusive { format!(">= {lo}") } else { format!("> {lo}") };
+        let valid = match (hi_inclusive, hi == f32::MAX) {
+            (true, true) => format!("a finite number {low}"),
+            (true, false) => format!("a finite number {low} and <= {hi}"),
+            (false, _) => format!("a finite number {low} and < {hi}"),
+        };
+        Err(d.err(format!("{what} {v} is out of range (valid: {valid})")))
     }
 }
 
@@ -451,6 +459,315 @@ impl KeyspaceOptions {
     }
 }
 
+/// Why options given as JSON (the `options` object of `inspect --json`, see
+/// [`KeyspaceOptions::from_json`]) cannot be used. The message names the
+/// keyspace and the offending option (and field), and says what is valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("keyspace '{keyspace}': {detail}")]
+pub struct OptionsJsonError {
+    pub keyspace: String,
+    pub detail: String,
+}
+
+/// Keys accepted in an options object: those [`KeyspaceOptions::to_json`] writes.
+pub const JSON_KEYS: &[&str] = &[
+    "data_block_compression",
+    "index_block_compression",
+    "data_block_size",
+    "data_block_restart_interval",
+    "index_block_restart_interval",
+    "data_block_hash_ratio",
+    "index_block_pinning",
+    "filter_block_pinning",
+    "index_block_partitioning",
+    "filter_block_partitioning",
+    "expect_point_read_hits",
+    "filter_policy",
+    "kv_separation",
+    "compaction",
+    "unknown_option_ids",
+];
+
+/// The JSON parser behind [`KeyspaceOptions::from_json`]: one keyspace's name
+/// for the error messages, and the defaults of key-value separation.
+struct JsonParser<'a> {
+    keyspace: &'a str,
+    kv_defaults: &'a KvSeparation,
+}
+
+type JResult<T> = std::result::Result<T, OptionsJsonError>;
+
+fn json_compression(v: &serde_json::Value) -> Option<Compression> {
+    match v.as_str()? {
+        "none" => Some(Compression::None),
+        "lz4" => Some(Compression::Lz4),
+        _ => None,
+    }
+}
+
+fn json_uint<T: TryFrom<u64>>(v: &serde_json::Value) -> Option<T> {
+    v.as_u64().and_then(|x| T::try_from(x).ok())
+}
+
+fn json_float(v: &serde_json::Value) -> Option<f32> {
+    v.as_f64().map(|x| x as f32)
+}
+
+fn json_filter_entry(v: &serde_json::Value) -> Option<FilterEntry> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s == "none" => Some(FilterEntry::None),
+        Value::Object(m) if m.len() == 1 => {
+            let (k, x) = m.iter().next()?;
+            let x = json_float(x)?;
+            match k.as_str() {
+                "bloom_bits_per_key" => Some(FilterEntry::BloomBitsPerKey(x)),
+                "bloom_false_positive_rate" => Some(FilterEntry::BloomFalsePositiveRate(x)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+type JsonMap = serde_json::Map<String, serde_json::Value>;
+
+impl JsonParser<'_> {
+    fn fail(&self, detail: impl Into<String>) -> OptionsJsonError {
+        OptionsJsonError { keyspace: self.keyspace.to_owned(), detail: detail.into() }
+    }
+
+    fn bad(&self, key: &str, detail: impl std::fmt::Display) -> OptionsJsonError {
+        self.fail(format!("option '{key}': {detail}"))
+    }
+
+    /// A policy: an array of 1 to 255 values (one per LSM level, the last
+    /// repeating), or a single value meaning "the same on every level".
+    fn policy<T>(
+        &self,
+        key: &str,
+        v: &serde_json::Value,
+        f: impl Fn(&serde_json::Value) -> Option<T>,
+        expect: &str,
+    ) -> JResult<Vec<T>> {
+        let items: Vec<&serde_json::Value> = match v {
+            serde_json::Value::Array(a) => a.iter().collect(),
+            one => vec![one],
+        };
+        if items.is_empty() || items.len() > 255 {
+            return Err(self.bad(key, format!("needs 1 to 255 values, has {}", items.len())));
+        }
+        items.into_iter().map(|x| f(x).ok_or_else(|| self.bad(key, format!("expected {expect}, found {x}")))).collect()
+    }
+
+    fn fields<'m>(&self, key: &str, m: &'m JsonMap, allowed: &[&str]) -> JResult<&'m JsonMap> {
+        if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(self.bad(key, format!("unknown field '{k}' (known: {})", allowed.join(", "))));
+        }
+        Ok(m)
+    }
+
+    fn field<T>(
+        &self,
+        key: &str,
+        m: &JsonMap,
+        name: &str,
+        f: impl Fn(&serde_json::Value) -> Option<T>,
+        expect: &str,
+    ) -> JResult<Option<T>> {
+        match m.get(name) {
+            None => Ok(None),
+            Some(v) => {
+                f(v).map(Some).ok_or_else(|| self.bad(key, format!("field '{name}': expected {expect}, found {v}")))
+            }
+        }
+    }
+
+    fn kv_separation(&self, v: &serde_json::Value) -> JResult<Option<KvSeparation>> {
+        use serde_json::Value;
+        const K: &str = "kv_separation";
+        let mut kv = self.kv_defaults.clone();
+        match v {
+            Value::Null | Value::Bool(false) => Ok(None),
+            Value::Bool(true) => Ok(Some(kv)),
+            Value::Object(m) => {
+                let m = self.fields(
+                    K,
+                    m,
+                    &[
+                        "blob_compression",
+                        "file_target_size",
+                        "separation_threshold",
+                        "staleness_threshold",
+                        "age_cutoff",
+                    ],
+                )?;
+                if let Some(c) = self.field(K, m, "blob_compression", json_compression, "\"none\" or \"lz4\"")? {
+                    kv.blob_compression = c;
+                }
+                if let Some(x) = self.field(K, m, "file_target_size", json_uint::<u64>, "an unsigned integer")? {
+                    kv.file_target_size = x;
+                }
+                if let Some(x) =
+                    self.field(K, m, "separation_threshold", json_uint::<u32>, "an unsigned 32-bit integer")?
+                {
+                    kv.separation_threshold = x;
+                }
+                if let Some(x) = self.field(K, m, "staleness_threshold", json_float, "a number")? {
+                    kv.staleness_threshold = x;
+                }
+                if let Some(x) = self.field(K, m, "age_cutoff", json_float, "a number")? {
+                    kv.age_cutoff = x;
+                }
+                Ok(Some(kv))
+            }
+            other => Err(self.bad(K, format!("expected null, a boolean or an object, found {other}"))),
+        }
+    }
+
+    fn compaction(&self, v: &serde_json::Value) -> JResult<Option<Compaction>> {
+        use serde_json::Value;
+        const K: &str = "compaction";
+        let m = match v {
+            Value::Null => return Ok(None),
+            Value::Object(m) => m,
+            other => return Err(self.bad(K, format!("expected null or an object, found {other}"))),
+        };
+        match m.get("strategy").and_then(Value::as_str) {
+            Some("leveled") => {
+                let m = self.fields(K, m, &["strategy", "l0_threshold", "table_target_size", "level_ratios"])?;
+                let l0_threshold = self
+                    .field(K, m, "l0_threshold", json_uint::<u8>, "an integer 1 to 255")?
+                    .ok_or_else(|| self.bad(K, "leveled needs 'l0_threshold'"))?;
+                let table_target_size = self
+                    .field(K, m, "table_target_size", json_uint::<u64>, "an unsigned integer")?
+                    .ok_or_else(|| self.bad(K, "leveled needs 'table_target_size'"))?;
+                let level_ratios = match m.get("level_ratios") {
+                    // An empty list (what `to_json` writes for no ratios) is the same as none.
+                    None => Vec::new(),
+                    Some(Value::Array(a)) if a.is_empty() => Vec::new(),
+                    Some(r) => self.policy("compaction.level_ratios", r, json_float, "a number")?,
+                };
+                Ok(Some(Compaction::Leveled { l0_threshold, table_target_size, level_ratios }))
+            }
+            Some("fifo") => {
+                let m = self.fields(K, m, &["strategy", "limit_bytes", "ttl_seconds"])?;
+                let limit_bytes = self
+                    .field(K, m, "limit_bytes", json_uint::<u64>, "an unsigned integer")?
+                    .ok_or_else(|| self.bad(K, "fifo needs 'limit_bytes'"))?;
+                let ttl_seconds = match m.get("ttl_seconds") {
+                    None | Some(Value::Null) => None,
+                    Some(t) => Some(json_uint::<u64>(t).ok_or_else(|| {
+                        self.bad(K, format!("field 'ttl_seconds': expected null or an unsigned integer, found {t}"))
+                    })?),
+                };
+                Ok(Some(Compaction::Fifo { limit_bytes, ttl_seconds }))
+            }
+            _ => Err(self.bad(K, "'strategy' must be \"leveled\" or \"fifo\"")),
+        }
+    }
+
+    /// Sets the option `k` of `o` from its JSON value `v`.
+    fn set(&self, o: &mut KeyspaceOptions, k: &str, v: &serde_json::Value) -> JResult<()> {
+        let comp = "\"none\" or \"lz4\"";
+        let boolean = serde_json::Value::as_bool;
+        let nonzero_u8 = |x: &serde_json::Value| json_uint::<u8>(x).filter(|&n| n > 0);
+        match k {
+            "data_block_compression" => o.data_block_compression = Some(self.policy(k, v, json_compression, comp)?),
+            "index_block_compression" => o.index_block_compression = Some(self.policy(k, v, json_compression, comp)?),
+            "data_block_size" => {
+                o.data_block_size = Some(self.policy(
+                    k,
+                    v,
+                    |x| json_uint::<u32>(x).filter(|&n| n > 0),
+                    "a block size 1 to 4294967295",
+                )?)
+            }
+            "data_block_restart_interval" => {
+                o.data_block_restart_interval = Some(self.policy(k, v, nonzero_u8, "an integer 1 to 255")?)
+            }
+            "index_block_restart_interval" => {
+                o.index_block_restart_interval = Some(self.policy(k, v, nonzero_u8, "an integer 1 to 255")?)
+            }
+            "data_block_hash_ratio" => o.data_block_hash_ratio = Some(self.policy(k, v, json_float, "a number")?),
+            "index_block_pinning" => o.index_block_pinning = Some(self.policy(k, v, boolean, "a boolean")?),
+            "filter_block_pinning" => o.filter_block_pinning = Some(self.policy(k, v, boolean, "a boolean")?),
+            "index_block_partitioning" => o.index_block_partitioning = Some(self.policy(k, v, boolean, "a boolean")?),
+            "filter_block_partitioning" => {
+                o.filter_block_partitioning = Some(self.policy(k, v, boolean, "a boolean")?)
+            }
+            "expect_point_read_hits" => {
+                o.expect_point_read_hits =
+                    Some(v.as_bool().ok_or_else(|| self.bad(k, format!("expected a boolean, found {v}")))?)
+            }
+            "filter_policy" => {
+                o.filter_policy = Some(self.policy(
+                    k,
+                    v,
+                    json_filter_entry,
+                    "\"none\", {\"bloom_bits_per_key\": x} or {\"bloom_false_positive_rate\": x}",
+                )?)
+            }
+            "kv_separation" => o.kv_separation = self.kv_separation(v)?,
+            "compaction" => o.compaction = self.compaction(v)?,
+            // Output-only in `inspect --json` (the values are not shown), accepted and ignored.
+            "unknown_option_ids" => {}
+            other => {
+                return Err(self.fail(format!("unknown option '{other}' (supported: {})", JSON_KEYS.join(", "))));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl KeyspaceOptions {
+    /// Parses options given as JSON: an object with the keys of the
+    /// `options` object of `inspect --json` ([`KeyspaceOptions::to_json`]),
+    /// so options read from one archive can be given to a writer unchanged
+    /// (`from_json(to_json(o)) == o` for every option set an archive can
+    /// hold, except the values of unknown option ids, which `to_json` does
+    /// not show). `null` and absent keys keep the engine's defaults.
+    ///
+    /// A policy is an array of 1 to 255 values or a single value (the same
+    /// on every level). `kv_separation` is `null`/`false` (off), `true` (on
+    /// with `kv_defaults`) or an object whose absent fields take
+    /// `kv_defaults`'. Values are checked against §5.2's ranges by the
+    /// decoder itself, so the rules are written once. The error names
+    /// `keyspace`, the offending option and what it accepts.
+    ///
+    /// The engine's own checks and its key-value separation defaults are
+    /// applied by `engine::options_from_json`, which is what writers use.
+    pub fn from_json(
+        keyspace: &str,
+        json: &str,
+        kv_defaults: &KvSeparation,
+    ) -> std::result::Result<KeyspaceOptions, OptionsJsonError> {
+        use serde_json::Value;
+        let p = JsonParser { keyspace, kv_defaults };
+        let v: Value = serde_json::from_str(json).map_err(|e| p.fail(format!("options are not valid JSON: {e}")))?;
+        let m = match v {
+            Value::Object(m) => m,
+            Value::Null => return Ok(KeyspaceOptions::default()),
+            other => return Err(p.fail(format!("options must be a JSON object, found {other}"))),
+        };
+        let mut o = KeyspaceOptions::default();
+        for (k, v) in &m {
+            p.set(&mut o, k, v)?;
+            // The format's range checks (finite floats, bounds) of §5.2, by
+            // the decoder. Every option before `k` passed them, so a failure
+            // is `k`'s.
+            if let Err(e) = KeyspaceOptions::decode(&o.encode(), 0) {
+                let detail = match e {
+                    FormatError::Corrupt { detail, .. } => detail,
+                    other => other.to_string(),
+                };
+                return Err(p.bad(k, detail));
+            }
+        }
+        Ok(o)
+    }
+}
+
 /// Reorders encoded entries by option id (§5.1), so unknown ids carried
 /// from a newer archive land in their place.
 fn sort_entries(bytes: Vec<u8>) -> Vec<u8> {
@@ -565,6 +882,110 @@ mod tests {
         b.put_u16(11);
         b.put_u32(1000);
         assert!(KeyspaceOptions::decode(&b, 0).is_err());
+    }
+
+    /// Stand-in engine defaults (the engine's own are `engine::default_kv_separation`).
+    const KV_DEFAULTS: KvSeparation = KvSeparation {
+        blob_compression: Compression::Lz4,
+        file_target_size: 1 << 26,
+        separation_threshold: 4096,
+        staleness_threshold: 0.5,
+        age_cutoff: 0.75,
+    };
+
+    fn parse(keyspace: &str, json: &str) -> std::result::Result<KeyspaceOptions, OptionsJsonError> {
+        KeyspaceOptions::from_json(keyspace, json, &KV_DEFAULTS)
+    }
+
+    #[test]
+    fn inspect_output_round_trips() {
+        let json = r#"{
+            "data_block_compression": ["none", "lz4"], "index_block_compression": "none",
+            "data_block_size": [4096, 8192], "data_block_restart_interval": 16,
+            "index_block_restart_interval": [1], "data_block_hash_ratio": [0.0, 0.5],
+            "index_block_pinning": [true, false], "filter_block_pinning": true,
+            "index_block_partitioning": false, "filter_block_partitioning": [false, true],
+            "expect_point_read_hits": true,
+            "filter_policy": [{"bloom_false_positive_rate": 0.0001}, {"bloom_bits_per_key": 10.0}, "none"],
+            "kv_separation": {"blob_compression": "lz4", "file_target_size": 1048576, "separation_threshold": 512,
+                              "staleness_threshold": 0.5, "age_cutoff": 0.125},
+            "compaction": {"strategy": "fifo", "limit_bytes": 1073741824, "ttl_seconds": 60}
+        }"#;
+        let o = parse("ks", json).unwrap();
+        assert_eq!(o.data_block_size, Some(vec![4096, 8192]));
+        assert_eq!(o.data_block_restart_interval, Some(vec![16]));
+        assert_eq!(o.compaction, Some(Compaction::Fifo { limit_bytes: 1 << 30, ttl_seconds: Some(60) }));
+        // What inspect prints parses back to the same options.
+        let again = parse("ks", &o.to_json().to_string()).unwrap();
+        assert_eq!(again, o);
+        // Every option (the values of unknown ids are not shown, so not carried).
+        let mut f = full();
+        f.unknown.clear();
+        assert_eq!(parse("ks", &f.to_json().to_string()).unwrap(), f);
+    }
+
+    #[test]
+    fn kv_separation_forms() {
+        assert_eq!(parse("k", r#"{"kv_separation": true}"#).unwrap().kv_separation, Some(KV_DEFAULTS));
+        assert!(parse("k", r#"{"kv_separation": null}"#).unwrap().kv_separation.is_none());
+        assert!(parse("k", r#"{"kv_separation": false}"#).unwrap().kv_separation.is_none());
+        let o = parse("k", r#"{"kv_separation": {"separation_threshold": 64}}"#).unwrap();
+        assert_eq!(o.kv_separation, Some(KvSeparation { separation_threshold: 64, ..KV_DEFAULTS }));
+        assert_eq!(parse("k", "{}").unwrap(), KeyspaceOptions::default());
+        assert_eq!(parse("k", "null").unwrap(), KeyspaceOptions::default());
+    }
+
+    #[test]
+    fn empty_level_ratios_mean_none_as_to_json_writes_them() {
+        let o = KeyspaceOptions {
+            compaction: Some(Compaction::Leveled { l0_threshold: 4, table_target_size: 1 << 20, level_ratios: vec![] }),
+            ..Default::default()
+        };
+        assert_eq!(KeyspaceOptions::decode(&o.encode(), 0).unwrap(), o);
+        assert_eq!(parse("k", &o.to_json().to_string()).unwrap(), o);
+    }
+
+    #[test]
+    fn bad_options_are_refused_naming_keyspace_option_and_what_is_valid() {
+        for (bad, says) in [
+            ("[1]", "options must be a JSON object, found [1]"),
+            ("{", "options are not valid JSON: "),
+            (r#"{"nope": 1}"#, "unknown option 'nope' (supported: data_block_compression, "),
+            (r#"{"data_block_size": 0}"#, "option 'data_block_size': expected a block size 1 to 4294967295, found 0"),
+            (r#"{"data_block_size": []}"#, "option 'data_block_size': needs 1 to 255 values, has 0"),
+            (r#"{"data_block_size": "big"}"#, "option 'data_block_size': expected a block size 1 to 4294967295"),
+            (r#"{"data_block_compression": ["zip"]}"#, r#"option 'data_block_compression': expected "none" or "lz4""#),
+            (
+                r#"{"data_block_hash_ratio": 100.0}"#,
+                "option 'data_block_hash_ratio': hash ratio 100 is out of range (valid: a finite number >= 0 and <= 64)",
+            ),
+            (
+                r#"{"kv_separation": {"age_cutoff": 2.0}}"#,
+                "option 'kv_separation': age_cutoff 2 is out of range (valid: a finite number >= 0 and <= 1)",
+            ),
+            (r#"{"kv_separation": {"colour": 1}}"#, "option 'kv_separation': unknown field 'colour' (known: "),
+            (r#"{"kv_separation": 3}"#, "option 'kv_separation': expected null, a boolean or an object, found 3"),
+            (r#"{"compaction": {"strategy": "tiered"}}"#, r#"option 'compaction': 'strategy' must be "leveled" or"#),
+            (
+                r#"{"compaction": {"strategy": "leveled", "l0_threshold": 0, "table_target_size": 1}}"#,
+                "option 'compaction': leveled compaction needs l0_threshold and table_target_size of at least 1",
+            ),
+            (r#"{"compaction": {"strategy": "fifo"}}"#, "option 'compaction': fifo needs 'limit_bytes'"),
+            (
+                r#"{"filter_policy": [{"bloom_false_positive_rate": 1.5}]}"#,
+                "option 'filter_policy': bloom false-positive rate 1.5 is out of range (valid: a finite number > 0 and < 1)",
+            ),
+            (r#"{"expect_point_read_hits": 1}"#, "option 'expect_point_read_hits': expected a boolean, found 1"),
+            (
+                r#"{"compaction": {"strategy": "leveled", "l0_threshold": 1, "table_target_size": 1, "level_ratios": [0]}}"#,
+                "option 'compaction': level ratio 0 is out of range (valid: a finite number > 0)",
+            ),
+        ] {
+            let e = parse("k", bad).unwrap_err();
+            assert_eq!(e.keyspace, "k");
+            let msg = e.to_string();
+            assert!(msg.starts_with(&format!("keyspace 'k': {says}")), "{bad}: {msg}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! §9 the fixed-size trailer section (`TRLR`).
+//! §9 the fixed-size trailer section (`TRLR`), and its agreement with the
+//! index it locates.
 
 use super::codec::{Dec, Put};
+use super::limits::MAX_SECTION;
 use super::section::{decode_section, encode_section, tags, FLAG_REQUIRED, SECTION_MAGIC};
 use super::{FormatError, Result};
 
@@ -32,6 +34,49 @@ impl Trailer {
         let s = encode_section(tags::TRAILER, FLAG_REQUIRED, &b);
         debug_assert_eq!(s.len(), TRAILER_LEN);
         s
+    }
+
+    /// Checks where the trailer places the index, before a random-access
+    /// reader reads it (§9, §11 item 1): inside the data region's end
+    /// (`data_start` is the end of `KSTB`), and no larger than a section may
+    /// be. `at` is the trailer's offset.
+    pub fn check_index_location(&self, at: u64, data_start: u64) -> Result<()> {
+        if self.index_offset < data_start {
+            return Err(FormatError::corrupt(
+                "trailer",
+                at,
+                format!("index_offset {} points before the data region ({data_start})", self.index_offset),
+            ));
+        }
+        if self.index_size > MAX_SECTION {
+            return Err(FormatError::corrupt(
+                "trailer",
+                at,
+                format!("index_size {} exceeds the section limit of {MAX_SECTION} bytes", self.index_size),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the trailer at `at` against the index section it follows (§9):
+    /// that section starts at `index_offset`, is `index_size` bytes long and
+    /// lists `block_count` blocks.
+    pub fn check_index(&self, at: u64, index_offset: u64, index_size: u64, block_count: u64) -> Result<()> {
+        let mut diffs = Vec::new();
+        if self.index_offset != index_offset {
+            diffs.push(format!("index_offset {} but the index starts at {index_offset}", self.index_offset));
+        }
+        if self.index_size != index_size {
+            diffs.push(format!("index_size {} but the index section is {index_size} bytes", self.index_size));
+        }
+        if self.block_count != block_count {
+            diffs.push(format!("block_count {} but the index lists {block_count}", self.block_count));
+        }
+        if diffs.is_empty() {
+            Ok(())
+        } else {
+            Err(FormatError::corrupt("trailer", at, format!("disagrees with the index: {}", diffs.join("; "))))
+        }
     }
 
     /// Decodes the trailer from the last bytes of a file of `file_len` bytes
@@ -124,5 +169,24 @@ mod tests {
         assert!(Trailer::decode(&e, 1101).is_err());
         let bad = Trailer { index_size: 41, ..t }.encode();
         assert!(Trailer::decode(&bad, 1100).is_err());
+    }
+
+    #[test]
+    fn the_trailer_must_agree_with_the_index() {
+        let t = Trailer { index_offset: 1000, index_size: 40, archive_size: 1100, block_count: 3 };
+        t.check_index_location(1040, 1000).unwrap();
+        t.check_index(1040, 1000, 40, 3).unwrap();
+        let e = t.check_index_location(1040, 1001).unwrap_err().to_string();
+        assert!(e.contains("index_offset 1000 points before the data region (1001)"), "{e}");
+        let e = Trailer { index_size: MAX_SECTION + 1, ..t }.check_index_location(1040, 10).unwrap_err().to_string();
+        assert!(e.contains("exceeds the section limit"), "{e}");
+        for (got, says) in [
+            (t.check_index(1040, 999, 40, 3), "index_offset 1000 but the index starts at 999"),
+            (t.check_index(1040, 1000, 41, 3), "index_size 40 but the index section is 41 bytes"),
+            (t.check_index(1040, 1000, 40, 2), "block_count 3 but the index lists 2"),
+        ] {
+            let e = got.unwrap_err().to_string();
+            assert!(e.contains("trailer at offset 1040") && e.contains(says), "{e}");
+        }
     }
 }

@@ -10,7 +10,7 @@ use crate::format::frames::{read_data_item, read_section, DataItem, InMemory, Re
 use crate::format::header::Header;
 use crate::format::index::{BlockEntry, Index};
 use crate::format::keyspace_table::{self, KeyspaceEntry};
-use crate::format::limits::{MAX_FRAME, MAX_SECTION};
+use crate::format::limits::MAX_FRAME;
 use crate::format::record::{BufferPool, KeyspaceDecoder, Totals};
 use crate::format::section::decode_section;
 use crate::format::trailer::{Trailer, TRAILER_LEN};
@@ -48,34 +48,45 @@ pub struct VerifyReport {
     pub quick: bool,
 }
 
-/// Compares decoded totals with the index's (§11 item 8); the error names
-/// every field that differs.
+/// The document `floe verify --json` prints, built only here: a
+/// [`VerifyReport`] with the archive's name and the seconds taken. Python's
+/// `VerifyReport` has exactly these fields (checked by the ffi crate's tests).
+/// The fields are in name order, as the JSON lists them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct VerifyJson<'a> {
+    pub archive: &'a str,
+    pub archive_bytes: u64,
+    pub blocks: u64,
+    pub keyspaces: usize,
+    /// Always true: a failed verification is an error, not a document.
+    pub ok: bool,
+    pub quick: bool,
+    pub raw_bytes: u64,
+    pub records: u64,
+    pub seconds: f64,
+}
+
+impl VerifyReport {
+    /// The `verify --json` document for this report on `archive`, which took `seconds`.
+    pub fn to_json<'a>(&self, archive: &'a str, seconds: f64) -> VerifyJson<'a> {
+        VerifyJson {
+            archive,
+            archive_bytes: self.archive_bytes,
+            blocks: self.blocks,
+            keyspaces: self.keyspaces,
+            ok: true,
+            quick: self.quick,
+            raw_bytes: self.raw_bytes,
+            records: self.records,
+            seconds,
+        }
+    }
+}
+
+/// Compares decoded totals with the index's (§11 item 8, the rule of
+/// [`crate::format::index::check_totals`]), naming the archive `name`.
 pub(crate) fn check_totals(name: &str, ks: &str, k: usize, got: &Totals, want: &Totals, offset: u64) -> Result<()> {
-    let mut diffs = Vec::new();
-    macro_rules! cmp {
-        ($f:ident) => {
-            if got.$f != want.$f {
-                diffs.push(format!("{} {:?} (index says {:?})", stringify!($f), got.$f, want.$f));
-            }
-        };
-    }
-    cmp!(record_count);
-    cmp!(key_bytes);
-    cmp!(value_bytes);
-    cmp!(raw_bytes);
-    cmp!(compressed_bytes);
-    cmp!(block_count);
-    if got.first_key != want.first_key {
-        diffs.push("first_key differs from the index".into());
-    }
-    if got.last_key != want.last_key {
-        diffs.push("last_key differs from the index".into());
-    }
-    if diffs.is_empty() {
-        Ok(())
-    } else {
-        Err(FormatError::corrupt("index", offset, format!("keyspace #{k} '{ks}': {}", diffs.join("; ")))).ctx(name)
-    }
+    crate::format::index::check_totals(got, want, ks, k, offset).ctx(name)
 }
 
 /// Where a random-access archive's bytes come from: memory (a map, a `Vec`,
@@ -244,40 +255,13 @@ impl<B: Source> Archive<B> {
         let keyspaces = keyspace_table::decode(&ksec.section(), header.keyspace_count).ctx(name)?;
         let data_start = ksec.end();
         drop(ksec);
-        if trailer.index_offset < data_start {
-            return Err(FormatError::corrupt(
-                "trailer",
-                len - TRAILER_LEN as u64,
-                format!("index_offset {} points before the data region ({data_start})", trailer.index_offset),
-            ))
-            .ctx(name);
-        }
-        if trailer.index_size > MAX_SECTION {
-            return Err(FormatError::corrupt(
-                "trailer",
-                len - TRAILER_LEN as u64,
-                format!("index_size {} exceeds the section limit of {MAX_SECTION} bytes", trailer.index_size),
-            ))
-            .ctx(name);
-        }
+        let trailer_at = len - TRAILER_LEN as u64;
+        trailer.check_index_location(trailer_at, data_start).ctx(name)?;
         let ibytes = read_at(src, name, trailer.index_offset, trailer.index_size, "index")?;
         let index = (|| {
             let isec = decode_section(&ibytes, trailer.index_offset)?;
-            if isec.total_len != trailer.index_size {
-                return Err(FormatError::corrupt(
-                    "index",
-                    trailer.index_offset,
-                    "index section size disagrees with the trailer",
-                ));
-            }
             let index = Index::decode(&isec, header.keyspace_count, data_start, trailer.index_offset)?;
-            if index.blocks.len() as u64 != trailer.block_count {
-                return Err(FormatError::corrupt(
-                    "trailer",
-                    len - TRAILER_LEN as u64,
-                    format!("block_count {} but the index lists {}", trailer.block_count, index.blocks.len()),
-                ));
-            }
+            trailer.check_index(trailer_at, trailer.index_offset, isec.total_len, index.blocks.len() as u64)?;
             Ok(index)
         })()
         .ctx(name)?;
@@ -902,31 +886,7 @@ fn block_at<R: ReadAt>(
         )));
     };
     let h = *h;
-    let want = BlockEntry {
-        offset: pos,
-        keyspace: h.keyspace,
-        record_count: h.record_count,
-        raw_len: h.raw_len,
-        frame_len: h.frame_len,
-    };
-    if *e != want {
-        return Err(r.error(FormatError::corrupt(
-            "block",
-            pos,
-            format!("block #{i} header {want:?} disagrees with its index entry {e:?}"),
-        )));
-    }
-    // The index checked that keyspace ranges are contiguous and hold only
-    // their keyspace's blocks, so the sequence is the position in the range.
-    let first = index.keyspaces.get(h.keyspace as usize).map_or(i as u64, |k| k.first_block);
-    let seq = i as u64 - first.min(i as u64);
-    if u64::from(h.sequence) != seq {
-        return Err(r.error(FormatError::corrupt(
-            "block",
-            pos,
-            format!("block #{i} has sequence {}, expected {seq}", h.sequence),
-        )));
-    }
+    index.check_block(i, &h).map_err(|e| r.error(e))?;
     if item.end() > seg_end {
         return Err(r.error(FormatError::corrupt(
             "block",
@@ -1115,13 +1075,7 @@ impl<R: Read> StreamReader<R> {
                     let mut frame = std::mem::take(&mut self.frame_buf);
                     read_n(&mut self.r, u64::from(h.frame_len), foff, "data frame", &self.name, &mut frame)?;
                     self.offset += u64::from(h.frame_len);
-                    self.seen.push(BlockEntry {
-                        offset: at,
-                        keyspace: h.keyspace,
-                        record_count: h.record_count,
-                        raw_len: h.raw_len,
-                        frame_len: h.frame_len,
-                    });
+                    self.seen.push(BlockEntry::of(at, &h));
                     let mut raw = Vec::new();
                     let checked = if self.quick {
                         check_frame(&h, &frame, foff)
@@ -1137,37 +1091,13 @@ impl<R: Read> StreamReader<R> {
                     let index = Index::decode(&sec.section(), self.header.keyspace_count, self.data_start, at)
                         .ctx(&self.name)?;
                     let index_size = sec.total_len;
-                    if index.blocks != self.seen {
-                        let i = index
-                            .blocks
-                            .iter()
-                            .zip(&self.seen)
-                            .position(|(a, b)| a != b)
-                            .unwrap_or(index.blocks.len().min(self.seen.len()));
-                        return Err(FormatError::corrupt(
-                            "index",
-                            at,
-                            format!(
-                                "block entry #{i} disagrees with the blocks in the stream ({} listed, {} seen)",
-                                index.blocks.len(),
-                                self.seen.len()
-                            ),
-                        ))
-                        .ctx(&self.name);
-                    }
+                    index.check_blocks_seen(&self.seen, at).ctx(&self.name)?;
                     let toff = self.offset;
                     let mut buf = Vec::new();
                     read_n(&mut self.r, TRAILER_LEN as u64, toff, "trailer", &self.name, &mut buf)?;
                     self.offset += TRAILER_LEN as u64;
                     let t = Trailer::decode(&buf, self.offset).ctx(&self.name)?;
-                    if t.index_offset != at || t.index_size != index_size || t.block_count != self.seen.len() as u64 {
-                        return Err(FormatError::corrupt(
-                            "trailer",
-                            toff,
-                            "trailer disagrees with the index it follows",
-                        ))
-                        .ctx(&self.name);
-                    }
+                    t.check_index(toff, at, index_size, self.seen.len() as u64).ctx(&self.name)?;
                     let mut probe = [0u8; 1];
                     let extra = loop {
                         match self.r.read(&mut probe) {

@@ -79,25 +79,10 @@ pub struct WriteSummary {
     pub keyspaces: usize,
 }
 
-/// Validates a keyspace list for writing: names per §1.1, strictly ascending.
+/// Validates a keyspace list for writing: names per §1.1, strictly ascending
+/// (the rule of [`keyspace_table::check_entries`]).
 pub(crate) fn check_keyspaces(ks: &[KeyspaceEntry]) -> Result<()> {
-    if ks.len() as u64 > u64::from(MAX_KEYSPACES) {
-        return Err(Error::InvalidArgument(format!(
-            "{} keyspaces exceed the format limit of {MAX_KEYSPACES}",
-            ks.len()
-        )));
-    }
-    for (i, k) in ks.iter().enumerate() {
-        check_name(k.name.as_bytes()).map_err(|m| Error::InvalidArgument(format!("keyspace #{i}: {m}")))?;
-        if i > 0 && ks[i - 1].name.as_bytes() >= k.name.as_bytes() {
-            return Err(Error::InvalidArgument(format!(
-                "keyspaces must be given in strictly ascending name order without duplicates ('{}' then '{}')",
-                ks[i - 1].name,
-                k.name
-            )));
-        }
-    }
-    Ok(())
+    keyspace_table::check_entries(ks).map_err(Error::InvalidArgument)
 }
 
 /// Writes an archive sequentially to any `Write`.
@@ -182,13 +167,7 @@ impl<W: Write> ArchiveWriter<W> {
                 .keyspaces
                 .push(KeyspaceIndex { first_block: self.index.blocks.len() as u64, ..Default::default() });
         }
-        let entry = BlockEntry {
-            offset: self.offset,
-            keyspace: k,
-            record_count: h.record_count,
-            raw_len: h.raw_len,
-            frame_len: h.frame_len,
-        };
+        let entry = BlockEntry::of(self.offset, h);
         self.put(&encode_section(tags::BLOCK, FLAG_REQUIRED, &h.encode()))?;
         self.put(&b.frame)?;
         self.index.blocks.push(entry);
