@@ -14,7 +14,10 @@
 //!   each block with its own ranged GET, several in flight.
 //!
 //! S3 credentials, region and endpoint come from the standard AWS environment
-//! variables (README, "Object stores").
+//! variables and shared profile files (README, "Object stores"). Every request
+//! is bounded by `FLOE_RETRY_TIMEOUT_SECS` (connect, answer and retries), and
+//! the two failures a new user meets first, a silent endpoint and missing
+//! credentials, get messages that say so ([`Net::error`]).
 
 use crate::reader::{Archive, Fetch, Source};
 use crate::{Error, Result};
@@ -48,8 +51,255 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     .map_err(|e| Error::io("starting the object-store runtime", std::io::Error::other(e.clone())))
 }
 
-fn store_err(context: impl Into<String>, source: object_store::Error) -> Error {
-    Error::Store { context: context.into(), source }
+fn store_err(net: Option<&Net>, context: impl Into<String>, source: object_store::Error) -> Error {
+    match net {
+        Some(n) => n.error(context.into(), source),
+        None => Error::Store { context: context.into(), source },
+    }
+}
+
+/// Where the EC2 instance metadata service answers, unless `AWS_METADATA_ENDPOINT` says otherwise.
+const DEFAULT_METADATA_ENDPOINT: &str = "http://169.254.169.254";
+
+/// What to do when no credentials are found (the message of issue 12, item 10).
+const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
+                              AWS_PROFILE; for a local server set AWS_ENDPOINT_URL and AWS_ALLOW_HTTP=true";
+
+/// `FLOE_RETRY_TIMEOUT_SECS`, or its default; at least 1.
+fn retry_timeout_secs() -> Result<u64> {
+    match std::env::var("FLOE_RETRY_TIMEOUT_SECS") {
+        Err(_) => Ok(DEFAULT_RETRY_TIMEOUT_SECS),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(Error::InvalidArgument(format!(
+                "FLOE_RETRY_TIMEOUT_SECS={v}: expected a whole number of seconds, at least 1 (default {DEFAULT_RETRY_TIMEOUT_SECS})"
+            ))),
+        },
+    }
+}
+
+/// How a remote store is reached, for the messages of its failures.
+pub(crate) struct Net {
+    /// The S3 endpoint (`AWS_ENDPOINT_URL`, or AWS's own for the region).
+    endpoint: String,
+    /// `FLOE_RETRY_TIMEOUT_SECS` in force.
+    timeout_secs: u64,
+    /// The instance metadata endpoint that credentials may come from.
+    metadata_endpoint: String,
+}
+
+impl Net {
+    /// An object-store failure as floe reports it: a request that timed out
+    /// says so and names the endpoint; a credential lookup through the
+    /// instance metadata service that failed says that no credentials were
+    /// found and what to set; anything else keeps the library's message.
+    fn error(&self, context: String, e: object_store::Error) -> Error {
+        use object_store::client::{HttpError, HttpErrorKind};
+        use std::io::ErrorKind as IoKind;
+        let full = chain(&e);
+        if full.contains(&self.metadata_endpoint) {
+            let msg = format!(
+                "{NO_CREDENTIALS} (the EC2 instance metadata service at {} gave none: {full})",
+                self.metadata_endpoint
+            );
+            return Error::io(context, std::io::Error::new(IoKind::PermissionDenied, msg));
+        }
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(x) = cur {
+            if let Some(h) = x.downcast_ref::<HttpError>() {
+                let (n, ep) = (self.timeout_secs, &self.endpoint);
+                let (kind, msg) = match h.kind() {
+                    HttpErrorKind::Timeout => (
+                        IoKind::TimedOut,
+                        format!(
+                            "timed out after {n} s talking to {ep}: no answer (FLOE_RETRY_TIMEOUT_SECS={n} bounds \
+                             each request and its retries; check the endpoint, or raise it for a slow link)"
+                        ),
+                    ),
+                    HttpErrorKind::Connect => (
+                        IoKind::ConnectionRefused,
+                        format!("cannot connect to {ep} (retried for up to {n} s): {}", source_chain(h)),
+                    ),
+                    _ => break,
+                };
+                return Error::io(context, std::io::Error::new(kind, msg));
+            }
+            cur = x.source();
+        }
+        Error::Store { context, source: e }
+    }
+}
+
+/// An error and every source under it, joined with ": ".
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(x) = cur {
+        let s = x.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = x.source();
+    }
+    out
+}
+
+/// The sources under an error (what the HTTP client said), joined with ": ".
+fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    e.source().map_or_else(|| e.to_string(), chain)
+}
+
+/// Credentials and region from the shared AWS files, as the AWS CLI reads
+/// them: profile `AWS_PROFILE` (else `default`) of `~/.aws/credentials`
+/// (`AWS_SHARED_CREDENTIALS_FILE`) and `~/.aws/config` (`AWS_CONFIG_FILE`).
+/// Static keys only; the environment's own keys and region take precedence.
+fn apply_profile(b: object_store::aws::AmazonS3Builder) -> Result<object_store::aws::AmazonS3Builder> {
+    use object_store::aws::AmazonS3ConfigKey as K;
+    let named = std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty());
+    let name = named.clone().unwrap_or_else(|| "default".into());
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let file =
+        |var: &str, rel: &str| std::env::var_os(var).map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(rel)));
+    let creds_path = file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
+    let config_path = file("AWS_CONFIG_FILE", ".aws/config");
+    let read = |p: &Option<PathBuf>, section: &str| -> Result<Option<Vec<(String, String)>>> {
+        let Some(p) = p else { return Ok(None) };
+        match std::fs::read_to_string(p) {
+            Ok(text) => Ok(ini_section(&text, section)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("reading AWS profile file {}", p.display()), e)),
+        }
+    };
+    let config_section = if name == "default" { "default".to_string() } else { format!("profile {name}") };
+    let creds = read(&creds_path, &name)?;
+    let config = read(&config_path, &config_section)?;
+    if creds.is_none() && config.is_none() {
+        if named.is_some() {
+            let show = |p: &Option<PathBuf>| p.as_ref().map_or("(no HOME)".into(), |p| p.display().to_string());
+            return Err(Error::InvalidArgument(format!(
+                "AWS_PROFILE={name}: no profile [{name}] in {} and no [{config_section}] in {}",
+                show(&creds_path),
+                show(&config_path)
+            )));
+        }
+        return Ok(b);
+    }
+    let get = |k: &str| {
+        let find = |s: &Option<Vec<(String, String)>>| s.as_ref()?.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        find(&creds).or_else(|| find(&config))
+    };
+    let mut b = b;
+    if b.get_config_value(&K::Region).is_none() {
+        if let Some(r) = get("region") {
+            b = b.with_region(r);
+        }
+    }
+    let env_keys = b.get_config_value(&K::AccessKeyId).is_some() || b.get_config_value(&K::SecretAccessKey).is_some();
+    if env_keys {
+        return Ok(b);
+    }
+    match (get("aws_access_key_id"), get("aws_secret_access_key")) {
+        (Some(id), Some(secret)) => {
+            b = b.with_access_key_id(id).with_secret_access_key(secret);
+            if let Some(t) = get("aws_session_token") {
+                b = b.with_token(t);
+            }
+            Ok(b)
+        }
+        _ if named.is_some() => {
+            let kind = ["sso_session", "sso_start_url", "role_arn", "credential_process", "source_profile"]
+                .into_iter()
+                .find(|k| get(k).is_some());
+            let what = match kind {
+                Some(k) => format!("it uses {k}, which floe does not support (static keys only)"),
+                None => "it has no aws_access_key_id and aws_secret_access_key".into(),
+            };
+            Err(Error::InvalidArgument(format!(
+                "AWS_PROFILE={name}: {what}; export its keys instead, e.g. eval \"$(aws configure \
+                 export-credentials --profile {name} --format env)\""
+            )))
+        }
+        // A default profile without keys (e.g. only a region): other sources may still have credentials.
+        _ => Ok(b),
+    }
+}
+
+/// The `key = value` pairs of `[section]` in an INI file (AWS's format), or
+/// `None` when there is no such section.
+fn ini_section(text: &str, section: &str) -> Option<Vec<(String, String)>> {
+    let mut out: Option<Vec<(String, String)>> = None;
+    let mut inside = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = name.trim() == section;
+            if inside && out.is_none() {
+                out = Some(Vec::new());
+            }
+            continue;
+        }
+        if let (true, Some((k, v))) = (inside, line.split_once('=')) {
+            if let Some(o) = out.as_mut() {
+                o.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// Refuses, before any request, a configuration with no credentials at all:
+/// no keys (environment or profile), no web identity, no container
+/// credentials, no anonymous access (`AWS_SKIP_SIGNATURE=true`), and no EC2
+/// instance metadata to ask. The metadata service is asked when the host looks
+/// like an EC2 instance ([`looks_like_ec2`]), when `AWS_METADATA_ENDPOINT` names
+/// one, or when `AWS_EC2_METADATA_DISABLED=false` asks for it; never when
+/// `AWS_EC2_METADATA_DISABLED=true`. Elsewhere it could only time out or be
+/// refused, after a delay and with a message about 169.254.169.254.
+fn check_credentials(b: &object_store::aws::AmazonS3Builder, bucket: &str) -> Result<()> {
+    use object_store::aws::AmazonS3ConfigKey as K;
+    let has = |k: K| b.get_config_value(&k).is_some_and(|v| !v.is_empty());
+    let yes = |k: K| b.get_config_value(&k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if has(K::AccessKeyId) || has(K::SecretAccessKey) // a half pair is reported by object_store
+        || yes(K::SkipSignature)
+        || (has(K::WebIdentityTokenFile) && has(K::RoleArn))
+        || has(K::ContainerCredentialsRelativeUri)
+        || has(K::ContainerCredentialsFullUri)
+    {
+        return Ok(());
+    }
+    let imds = std::env::var("AWS_EC2_METADATA_DISABLED").ok().map(|v| v.trim().to_ascii_lowercase());
+    let ask_imds = match imds.as_deref() {
+        Some("true") => false,
+        Some("false") => true,
+        _ => has(K::MetadataEndpoint) || looks_like_ec2(),
+    };
+    if ask_imds {
+        return Ok(());
+    }
+    Err(Error::io(
+        format!("opening s3://{bucket}"),
+        std::io::Error::new(std::io::ErrorKind::PermissionDenied, NO_CREDENTIALS),
+    ))
+}
+
+/// True when this host says it is an EC2 instance (AWS's documented markers:
+/// the DMI vendor, asset tag or product UUID on Nitro, the Xen hypervisor
+/// UUID on older instances), or when that cannot be told (not Linux).
+fn looks_like_ec2() -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_ascii_lowercase()).unwrap_or_default();
+    let dmi = "/sys/devices/virtual/dmi/id";
+    read(&format!("{dmi}/sys_vendor")).contains("amazon ec2")
+        || read(&format!("{dmi}/bios_vendor")).contains("amazon ec2")
+        || read(&format!("{dmi}/board_asset_tag")).starts_with("i-")
+        || read(&format!("{dmi}/product_uuid")).starts_with("ec2")
+        || read("/sys/hypervisor/uuid").starts_with("ec2")
 }
 
 /// An object store and a display prefix for messages (`s3://bucket`).
@@ -57,6 +307,8 @@ fn store_err(context: impl Into<String>, source: object_store::Error) -> Error {
 pub struct Store {
     backend: Backend,
     url: String,
+    /// How a remote store is reached (for messages); `None` for a local directory.
+    net: Option<Arc<Net>>,
 }
 
 /// S3 and the like go through `object_store`; a local directory is read and
@@ -277,19 +529,38 @@ fn split_url(s: &str) -> Result<Option<Parsed>> {
 }
 
 impl Store {
-    /// An S3 (or S3-compatible) bucket configured from the AWS environment.
+    /// An S3 (or S3-compatible) bucket configured from the AWS environment
+    /// and the shared profile files (README, "Object stores"). Refuses, before
+    /// any request, to run without credentials ([`check_credentials`]).
     pub fn s3(bucket: &str) -> Result<Store> {
-        let secs = std::env::var("FLOE_RETRY_TIMEOUT_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(DEFAULT_RETRY_TIMEOUT_SECS);
-        let retry = object_store::RetryConfig { retry_timeout: Duration::from_secs(secs), ..Default::default() };
-        let s3 = object_store::aws::AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
+        use object_store::aws::AmazonS3ConfigKey as K;
+        use object_store::ClientConfigKey as C;
+        let secs = retry_timeout_secs()?;
+        let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        b = apply_profile(b)?;
+        check_credentials(&b, bucket)?;
+        // One bound for everything: connecting, waiting for an answer (the whole
+        // request: a part of PART_SIZE must go through in it) and retrying.
+        let t = format!("{secs}s");
+        b = b.with_config(K::Client(C::ConnectTimeout), t.as_str()).with_config(K::Client(C::Timeout), t.as_str());
+        let backoff = object_store::BackoffConfig {
+            max_backoff: Duration::from_millis((secs * 250).clamp(100, 15_000)),
+            ..Default::default()
+        };
+        let retry =
+            object_store::RetryConfig { backoff, retry_timeout: Duration::from_secs(secs), ..Default::default() };
+        let endpoint =
+            b.get_config_value(&K::S3Endpoint).or_else(|| b.get_config_value(&K::Endpoint)).unwrap_or_else(|| {
+                let region = b.get_config_value(&K::Region).unwrap_or_else(|| "us-east-1".into());
+                format!("https://s3.{region}.amazonaws.com")
+            });
+        let metadata = b.get_config_value(&K::MetadataEndpoint).unwrap_or_else(|| DEFAULT_METADATA_ENDPOINT.into());
+        let net = Net { endpoint, timeout_secs: secs, metadata_endpoint: metadata };
+        let s3 = b
             .with_retry(retry)
             .build()
-            .map_err(|e| store_err(format!("configuring s3://{bucket} from the AWS_* environment"), e))?;
-        Ok(Store { backend: Backend::Remote(Arc::new(s3)), url: format!("s3://{bucket}") })
+            .map_err(|e| store_err(None, format!("configuring s3://{bucket} from the AWS_* environment"), e))?;
+        Ok(Store { backend: Backend::Remote(Arc::new(s3)), url: format!("s3://{bucket}"), net: Some(Arc::new(net)) })
     }
 
     /// A local directory, read and written with `std::fs` (durably, II.6);
@@ -303,7 +574,7 @@ impl Store {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
             ));
         }
-        Ok(Store { backend: Backend::Local(Arc::new(dir.to_owned())), url: dir.display().to_string() })
+        Ok(Store { backend: Backend::Local(Arc::new(dir.to_owned())), url: dir.display().to_string(), net: None })
     }
 
     /// A store and key prefix for a repository URL or directory (a missing
@@ -354,7 +625,7 @@ impl Store {
         match r {
             Ok(b) => Ok(Some(b)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(store_err(format!("reading {}", self.describe(key)), e)),
+            Err(e) => Err(store_err(self.net.as_deref(), format!("reading {}", self.describe(key)), e)),
         }
     }
 
@@ -374,7 +645,7 @@ impl Store {
         match runtime()?.block_on(inner.head(key)) {
             Ok(m) => Ok(Some(m.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(store_err(format!("reading the size of {}", self.describe(key)), e)),
+            Err(e) => Err(store_err(self.net.as_deref(), format!("reading the size of {}", self.describe(key)), e)),
         }
     }
 
@@ -397,7 +668,7 @@ impl Store {
         match runtime()?.block_on(inner.put_opts(key, PutPayload::from(bytes), opts)) {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) if create_only => Ok(false),
-            Err(e) => Err(store_err(format!("writing {}", self.describe(key)), e)),
+            Err(e) => Err(store_err(self.net.as_deref(), format!("writing {}", self.describe(key)), e)),
         }
     }
 
@@ -418,7 +689,7 @@ impl Store {
         };
         match runtime()?.block_on(inner.delete(key)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(store_err(format!("deleting {}", self.describe(key)), e)),
+            Err(e) => Err(store_err(self.net.as_deref(), format!("deleting {}", self.describe(key)), e)),
         }
     }
 
@@ -474,7 +745,7 @@ impl Store {
             Backend::Remote(inner) => {
                 let r = runtime()?
                     .block_on(inner.list_with_delimiter(Some(prefix)))
-                    .map_err(|e| store_err(format!("listing {}", self.describe(prefix)), e))?;
+                    .map_err(|e| store_err(self.net.as_deref(), format!("listing {}", self.describe(prefix)), e))?;
                 for m in r.objects {
                     let name = m.location.filename().unwrap_or_default().to_owned();
                     out.push(DirEntry {
@@ -504,7 +775,7 @@ impl Store {
             Backend::Remote(inner) => {
                 let first = runtime()?
                     .block_on(async { inner.list(Some(prefix)).try_next().await })
-                    .map_err(|e| store_err(format!("listing {}", self.describe(prefix)), e))?;
+                    .map_err(|e| store_err(self.net.as_deref(), format!("listing {}", self.describe(prefix)), e))?;
                 Ok(first.is_none())
             }
         }
@@ -528,17 +799,19 @@ impl Object {
                     up: Upload::Local(Some(LocalTemp::create(&dest)?)),
                     name: self.describe(),
                     written: 0,
+                    net: None,
                 });
             }
         };
         let rt = runtime()?;
-        let up = rt
-            .block_on(inner.put_multipart(&self.key))
-            .map_err(|e| store_err(format!("starting the upload of {}", self.describe()), e))?;
+        let up = rt.block_on(inner.put_multipart(&self.key)).map_err(|e| {
+            store_err(self.store.net.as_deref(), format!("starting the upload of {}", self.describe()), e)
+        })?;
         Ok(ObjectWriter {
             up: Upload::Remote(Some(WriteMultipart::new_with_chunk_size(up, PART_SIZE))),
             name: self.describe(),
             written: 0,
+            net: self.store.net.clone(),
         })
     }
 
@@ -563,7 +836,8 @@ impl Object {
             }
             Backend::Remote(inner) => {
                 let size = self.store.size(&self.key)?.ok_or_else(missing)?;
-                Ok(ObjectSource { from: From::Remote(inner.clone(), self.key.clone()), size, name: self.describe() })
+                let from = From::Remote(inner.clone(), self.key.clone(), self.store.net.clone());
+                Ok(ObjectSource { from, size, name: self.describe() })
             }
         }
     }
@@ -581,6 +855,7 @@ pub struct ObjectWriter {
     up: Upload,
     name: String,
     written: u64,
+    net: Option<Arc<Net>>,
 }
 
 impl ObjectWriter {
@@ -606,14 +881,18 @@ impl ObjectWriter {
                 match rt.block_on(up.finish()) {
                     Ok(_) => Ok(self.written),
                     // WriteMultipart::finish aborts the upload itself when a part failed.
-                    Err(e) => Err(store_err(format!("completing the upload of {}", self.name), e)),
+                    Err(e) => Err(store_err(self.net.as_deref(), format!("completing the upload of {}", self.name), e)),
                 }
             }
         }
     }
 
     fn io_err(&self, e: object_store::Error) -> std::io::Error {
-        std::io::Error::other(format!("uploading {}: {e}", self.name))
+        // The message of `Net::error` (a timeout, missing credentials), as an io::Error of its kind.
+        match store_err(self.net.as_deref(), format!("uploading {}", self.name), e) {
+            Error::Io { context, source } => std::io::Error::new(source.kind(), format!("{context}: {source}")),
+            other => std::io::Error::other(other.to_string()),
+        }
     }
 }
 
@@ -666,7 +945,7 @@ pub struct ObjectSource {
 }
 
 enum From {
-    Remote(Arc<dyn ObjectStore>, ObjPath),
+    Remote(Arc<dyn ObjectStore>, ObjPath, Option<Arc<Net>>),
     Local(Arc<std::fs::File>),
 }
 
@@ -676,7 +955,7 @@ impl Source for ObjectSource {
     }
     fn fetch(&self, start: u64, len: u64) -> Fetch {
         let name = self.name.clone();
-        let (store, key) = match &self.from {
+        let (store, key, net) = match &self.from {
             From::Local(f) => {
                 let f = f.clone();
                 return Fetch::new(move || {
@@ -689,7 +968,7 @@ impl Source for ObjectSource {
                     Ok(b.into())
                 });
             }
-            From::Remote(store, key) => (store.clone(), key.clone()),
+            From::Remote(store, key, net) => (store.clone(), key.clone(), net.clone()),
         };
         let rt = match runtime() {
             Ok(rt) => rt,
@@ -701,7 +980,7 @@ impl Source for ObjectSource {
         let task = rt.spawn(async move { store.get_range(&key, start..start + len).await });
         Fetch::new(move || match rt.block_on(task) {
             Ok(Ok(b)) => Ok(b),
-            Ok(Err(e)) => Err(store_err(format!("reading {name} at offset {start} ({len} bytes)"), e)),
+            Ok(Err(e)) => Err(store_err(net.as_deref(), format!("reading {name} at offset {start} ({len} bytes)"), e)),
             Err(e) => Err(Error::io(format!("reading {name} at offset {start}"), std::io::Error::other(e))),
         })
     }
