@@ -78,6 +78,77 @@ fn retry_timeout_secs() -> Result<u64> {
     }
 }
 
+/// The slowest upload floe waits for: a request with a body gets one more
+/// second per this many bytes (an 8 MiB part: 64 s) on top of `FLOE_RETRY_TIMEOUT_SECS`.
+pub const MIN_UPLOAD_RATE: usize = 128 << 10;
+
+/// How long a request with a body of `len` bytes may take to be sent and answered.
+fn request_deadline(secs: u64, len: usize) -> Duration {
+    Duration::from_secs(secs + len.div_ceil(MIN_UPLOAD_RATE) as u64)
+}
+
+/// Builds object_store's usual HTTP client, wrapped in [`Deadline`].
+#[derive(Debug)]
+struct DeadlineConnector {
+    secs: u64,
+}
+
+impl object_store::client::HttpConnector for DeadlineConnector {
+    fn connect(&self, options: &object_store::ClientOptions) -> object_store::Result<object_store::client::HttpClient> {
+        let inner = object_store::client::ReqwestConnector::default().connect(options)?;
+        Ok(object_store::client::HttpClient::new(Deadline { inner, secs: self.secs }))
+    }
+}
+
+/// Gives up on a request that is not answered (its response headers have not
+/// arrived) within [`request_deadline`]: a silent endpoint fails in
+/// `FLOE_RETRY_TIMEOUT_SECS`, while a large part may take the time it needs to
+/// be sent. The failure is a timeout, retried as object_store retries those.
+#[derive(Debug)]
+struct Deadline {
+    inner: object_store::client::HttpClient,
+    secs: u64,
+}
+
+/// The error of a request [`Deadline`] gave up on.
+#[derive(Debug)]
+struct NoAnswer {
+    secs: u64,
+}
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no answer within {} s", self.secs)
+    }
+}
+
+impl std::error::Error for NoAnswer {}
+
+type HttpResult = std::result::Result<object_store::client::HttpResponse, object_store::client::HttpError>;
+
+// `HttpService` is an `async_trait` trait; this is the signature that macro gives it.
+impl object_store::client::HttpService for Deadline {
+    fn call<'a, 'b>(
+        &'a self,
+        req: object_store::client::HttpRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HttpResult> + Send + 'b>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        let t = request_deadline(self.secs, req.body().content_length());
+        Box::pin(async move {
+            match tokio::time::timeout(t, self.inner.execute(req)).await {
+                Ok(r) => r,
+                Err(_) => Err(object_store::client::HttpError::new(
+                    object_store::client::HttpErrorKind::Timeout,
+                    NoAnswer { secs: t.as_secs() },
+                )),
+            }
+        })
+    }
+}
+
 /// How a remote store is reached, for the messages of its failures.
 pub(crate) struct Net {
     /// The S3 endpoint (`AWS_ENDPOINT_URL`, or AWS's own for the region).
@@ -109,13 +180,20 @@ impl Net {
             if let Some(h) = x.downcast_ref::<HttpError>() {
                 let (n, ep) = (self.timeout_secs, &self.endpoint);
                 let (kind, msg) = match h.kind() {
-                    HttpErrorKind::Timeout => (
-                        IoKind::TimedOut,
-                        format!(
-                            "timed out after {n} s talking to {ep}: no answer (FLOE_RETRY_TIMEOUT_SECS={n} bounds \
-                             each request and its retries; check the endpoint, or raise it for a slow link)"
-                        ),
-                    ),
+                    HttpErrorKind::Timeout => {
+                        // Deadline's own bound, else the client's (connecting: the same N).
+                        let after =
+                            std::iter::successors(Some(h as &(dyn std::error::Error + 'static)), |x| x.source())
+                                .find_map(|x| x.downcast_ref::<NoAnswer>())
+                                .map_or(n, |a| a.secs);
+                        (
+                            IoKind::TimedOut,
+                            format!(
+                                "timed out after {after} s talking to {ep}: no answer (FLOE_RETRY_TIMEOUT_SECS={n} \
+                                 bounds each request and its retries; check the endpoint, or raise it for a slow link)"
+                            ),
+                        )
+                    }
                     HttpErrorKind::Connect => (
                         IoKind::ConnectionRefused,
                         format!("cannot connect to {ep} (retried for up to {n} s): {}", source_chain(h)),
@@ -539,10 +617,16 @@ impl Store {
         let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
         b = apply_profile(b)?;
         check_credentials(&b, bucket)?;
-        // One bound for everything: connecting, waiting for an answer (the whole
-        // request: a part of PART_SIZE must go through in it) and retrying.
-        let t = format!("{secs}s");
-        b = b.with_config(K::Client(C::ConnectTimeout), t.as_str()).with_config(K::Client(C::Timeout), t.as_str());
+        // FLOE_RETRY_TIMEOUT_SECS bounds connecting, sending a request and
+        // waiting for its answer (`Deadline`: longer by the time its body
+        // takes at MIN_UPLOAD_RATE), and the retries. The client's own bound
+        // on a whole request, body download included, is the longest of those
+        // plus the same again.
+        let whole = request_deadline(secs, PART_SIZE) + Duration::from_secs(secs);
+        b = b
+            .with_config(K::Client(C::ConnectTimeout), format!("{secs}s"))
+            .with_config(K::Client(C::Timeout), format!("{}s", whole.as_secs()))
+            .with_http_connector(DeadlineConnector { secs });
         let backoff = object_store::BackoffConfig {
             max_backoff: Duration::from_millis((secs * 250).clamp(100, 15_000)),
             ..Default::default()
