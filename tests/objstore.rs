@@ -649,6 +649,8 @@ fn missing_credentials_are_refused_before_any_request() {
             assert_code(&o, 1);
             let err = stderr(&o);
             assert!(err.contains(NO_CREDENTIALS), "{what}, {args:?}: {err}");
+            // Decided before any request: the metadata service was not asked either.
+            assert!(!err.contains("instance metadata"), "{what}, {args:?}: {err}");
             assert!(err.contains("s3://nocreds"), "{what}, {args:?}: the message names no bucket: {err}");
             assert!(t.elapsed() < Duration::from_secs(5), "{what}, {args:?}: took {:?}", t.elapsed());
         }
