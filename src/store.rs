@@ -87,6 +87,16 @@ fn request_deadline(secs: u64, len: usize) -> Duration {
     Duration::from_secs(secs + len.div_ceil(MIN_UPLOAD_RATE) as u64)
 }
 
+/// Bytes of a CompleteMultipartUpload body per part, at least (`<Part><ETag>"…"</ETag><PartNumber>…`).
+const COMPLETE_BYTES_PER_PART: usize = 64;
+
+/// How long the request that completes an upload may take to be answered:
+/// the server answers once it has put the object together, so one second per
+/// part (counted generously from the size of the request's list of parts).
+fn completion_deadline(secs: u64, len: usize) -> Duration {
+    Duration::from_secs(secs + len.div_ceil(COMPLETE_BYTES_PER_PART) as u64)
+}
+
 /// Builds object_store's usual HTTP client, wrapped in [`Deadline`].
 #[derive(Debug)]
 struct DeadlineConnector {
@@ -101,7 +111,8 @@ impl object_store::client::HttpConnector for DeadlineConnector {
 }
 
 /// Gives up on a request that is not answered (its response headers have not
-/// arrived) within [`request_deadline`]: a silent endpoint fails in
+/// arrived) within [`request_deadline`] ([`completion_deadline`] for the
+/// completion of an upload): a silent endpoint fails in
 /// `FLOE_RETRY_TIMEOUT_SECS`, while a large part may take the time it needs to
 /// be sent. The failure is a timeout, retried as object_store retries those.
 #[derive(Debug)]
@@ -136,7 +147,10 @@ impl object_store::client::HttpService for Deadline {
         'a: 'b,
         Self: 'b,
     {
-        let t = request_deadline(self.secs, req.body().content_length());
+        let len = req.body().content_length();
+        // CompleteMultipartUpload: POST KEY?uploadId=ID (CreateMultipartUpload is POST KEY?uploads).
+        let completes = req.method().as_str() == "POST" && req.uri().query().is_some_and(|q| q.contains("uploadId="));
+        let t = if completes { completion_deadline(self.secs, len) } else { request_deadline(self.secs, len) };
         Box::pin(async move {
             match tokio::time::timeout(t, self.inner.execute(req)).await {
                 Ok(r) => r,
@@ -620,9 +634,9 @@ impl Store {
         // FLOE_RETRY_TIMEOUT_SECS bounds connecting, sending a request and
         // waiting for its answer (`Deadline`: longer by the time its body
         // takes at MIN_UPLOAD_RATE), and the retries. The client's own bound
-        // on a whole request, body download included, is the longest of those
-        // plus the same again.
-        let whole = request_deadline(secs, PART_SIZE) + Duration::from_secs(secs);
+        // on a whole request, the download of its answer included, is as long
+        // as the largest block takes at that rate.
+        let whole = request_deadline(secs, crate::format::limits::MAX_FRAME as usize);
         b = b
             .with_config(K::Client(C::ConnectTimeout), format!("{secs}s"))
             .with_config(K::Client(C::Timeout), format!("{}s", whole.as_secs()))

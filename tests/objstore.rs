@@ -407,7 +407,13 @@ fn interrupted_and_failed_uploads(kind: Kind) {
     assert!(left.contains(&"r/floe-repository.json".to_string()), "{left:?}");
 
     // The server dies mid-upload: a clear error naming the object.
-    let child = m.floe(&["export", "-q", p(&db), "-o", "s3://killed/x.floe"]).stderr(Stdio::piped()).spawn().unwrap();
+    // (A short FLOE_RETRY_TIMEOUT_SECS: floe gives up on the dead server in 2 s.)
+    let child = m
+        .floe(&["export", "-q", p(&db), "-o", "s3://killed/x.floe"])
+        .env("FLOE_RETRY_TIMEOUT_SECS", "2")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_for_upload(&m, "killed");
     m.kill();
     let o = child.wait_with_output().unwrap();
@@ -453,8 +459,12 @@ fn interrupted_and_failed_uploads(kind: Kind) {
     // The same during backup create: no manifest entry, gc leaves nothing, a retry succeeds.
     m.restart();
     m.create_bucket("killed");
-    let child =
-        m.floe(&["backup", "create", p(&db), "--repo", "s3://killed/r", "-q"]).stderr(Stdio::piped()).spawn().unwrap();
+    let child = m
+        .floe(&["backup", "create", p(&db), "--repo", "s3://killed/r", "-q"])
+        .env("FLOE_RETRY_TIMEOUT_SECS", "2")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_for_upload(&m, "killed");
     m.kill();
     let o = child.wait_with_output().unwrap();

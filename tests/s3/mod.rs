@@ -151,7 +151,9 @@ impl Server {
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ENDPOINT_URL", self.endpoint()),
             ("AWS_ALLOW_HTTP", "true".into()),
-            ("FLOE_RETRY_TIMEOUT_SECS", "2".into()),
+            // Long enough for moto under a loaded machine (a Python server
+            // serving parallel tests); the tests of dead servers set 2.
+            ("FLOE_RETRY_TIMEOUT_SECS", "20".into()),
         ]
     }
 
