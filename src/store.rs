@@ -192,7 +192,8 @@ impl Net {
         let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         while let Some(x) = cur {
             if let Some(h) = x.downcast_ref::<HttpError>() {
-                let (n, ep) = (self.timeout_secs, &self.endpoint);
+                let n = self.timeout_secs;
+                let ep = endpoint_in(&full).unwrap_or_else(|| self.endpoint.clone());
                 let (kind, msg) = match h.kind() {
                     HttpErrorKind::Timeout => {
                         // Deadline's own bound, else the client's (connecting: the same N).
@@ -220,6 +221,16 @@ impl Net {
         }
         Error::Store { context, source: e }
     }
+}
+
+/// `scheme://host:port` of the request an object_store error names
+/// ("Error performing GET http://host:port/bucket/key …"), when it names one.
+fn endpoint_in(msg: &str) -> Option<String> {
+    let rest = &msg[msg.find("Error performing ")? + "Error performing ".len()..];
+    let uri = rest.split_whitespace().nth(1)?;
+    let (scheme, tail) = uri.split_once("://")?;
+    let authority = tail.split(['/', '?']).next().filter(|a| !a.is_empty())?;
+    Some(format!("{scheme}://{authority}"))
 }
 
 /// An error and every source under it, joined with ": ".
@@ -1123,6 +1134,37 @@ pub fn open_archive(location: &str) -> Result<Archive<ArchiveBytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ini_sections_as_aws_writes_them() {
+        let text = "# comment\n[default]\naws_access_key_id = AK\n; other comment\nAWS_Secret_Access_Key=SK \n\n\
+                    [profile dev]\nregion = eu-west-1\n[dev]\naws_access_key_id=DK\n";
+        let d = ini_section(text, "default").unwrap();
+        assert_eq!(d, vec![("aws_access_key_id".into(), "AK".into()), ("aws_secret_access_key".into(), "SK".into())]);
+        assert_eq!(ini_section(text, "profile dev").unwrap(), vec![("region".into(), "eu-west-1".into())]);
+        assert_eq!(ini_section(text, "dev").unwrap(), vec![("aws_access_key_id".into(), "DK".into())]);
+        assert!(ini_section(text, "nope").is_none());
+        assert_eq!(ini_section("[empty]\n", "empty"), Some(vec![]));
+    }
+
+    #[test]
+    fn the_endpoint_an_error_names() {
+        let m = "Generic S3 error: Error performing HEAD http://127.0.0.1:4566/b/k.floe in 2.0s - HTTP error";
+        assert_eq!(endpoint_in(m).as_deref(), Some("http://127.0.0.1:4566"));
+        let m = "Error performing PUT https://b.s3.eu-west-1.amazonaws.com?uploads in 1s";
+        assert_eq!(endpoint_in(m).as_deref(), Some("https://b.s3.eu-west-1.amazonaws.com"));
+        assert_eq!(endpoint_in("Error performing GET REDACTED in 1s"), None);
+        assert_eq!(endpoint_in("something else"), None);
+    }
+
+    #[test]
+    fn deadlines_grow_with_what_a_request_carries() {
+        assert_eq!(request_deadline(5, 0), Duration::from_secs(5));
+        assert_eq!(request_deadline(5, 1), Duration::from_secs(6));
+        assert_eq!(request_deadline(60, PART_SIZE), Duration::from_secs(60 + 64));
+        // 50 parts' worth of CompleteMultipartUpload XML (~90 bytes a part): at least 50 s more.
+        assert!(completion_deadline(2, 50 * 90) >= Duration::from_secs(52));
+    }
 
     #[test]
     fn locations() {

@@ -614,6 +614,25 @@ fn a_silent_endpoint_times_out_within_the_retry_timeout() {
     assert!(s.accepted.load(std::sync::atomic::Ordering::SeqCst) >= 3, "the requests never reached the listener");
 }
 
+/// An endpoint where nothing listens: retried for FLOE_RETRY_TIMEOUT_SECS,
+/// then reported as a connection failure naming the endpoint.
+#[test]
+fn a_refused_connection_names_the_endpoint() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let home = tempdir();
+    let mut c = floe_without_credentials(home.path(), &endpoint, &["verify", "s3://refused/a.floe"]);
+    c.env("AWS_ACCESS_KEY_ID", "test").env("AWS_SECRET_ACCESS_KEY", "test");
+    let t = Instant::now();
+    let o = run(c);
+    let secs = t.elapsed().as_secs_f64();
+    assert_code(&o, 1);
+    let err = stderr(&o);
+    assert!(err.contains(&format!("cannot connect to {endpoint} (retried for up to 2 s)")), "{err}");
+    assert!(err.contains("s3://refused/a.floe"), "{err}");
+    assert!((1.9..20.0).contains(&secs), "gave up after {secs:.1} s with FLOE_RETRY_TIMEOUT_SECS=2");
+}
+
 /// Mirrors floe's own check (src/store.rs, looks_like_ec2): on an EC2 host
 /// with no credentials, floe asks the instance metadata service, which these
 /// tests must never reach; there they set AWS_EC2_METADATA_DISABLED=true.
