@@ -656,8 +656,8 @@ impl Store {
             max_backoff: Duration::from_millis((secs * 250).clamp(100, 15_000)),
             ..Default::default()
         };
-        let retry =
-            object_store::RetryConfig { backoff, retry_timeout: Duration::from_secs(secs), ..Default::default() };
+        // Retried until the time is up, however many tries that takes.
+        let retry = object_store::RetryConfig { backoff, max_retries: 1000, retry_timeout: Duration::from_secs(secs) };
         let endpoint =
             b.get_config_value(&K::S3Endpoint).or_else(|| b.get_config_value(&K::Endpoint)).unwrap_or_else(|| {
                 let region = b.get_config_value(&K::Region).unwrap_or_else(|| "us-east-1".into());
