@@ -986,7 +986,15 @@ impl ObjectWriter {
             }
             Upload::Remote(up) => {
                 let rt = runtime()?;
-                let up = up.take().ok_or_else(done)?;
+                let mut up = up.take().ok_or_else(done)?;
+                // A part that failed is the error to report: WriteMultipart::finish
+                // would report its abort's instead when that fails too (a server
+                // that lost the upload).
+                if let Err(e) = rt.block_on(up.wait_for_capacity(0)) {
+                    let err = store_err(self.net.as_deref(), format!("uploading {}", self.name), e);
+                    let _ = rt.block_on(up.abort());
+                    return Err(err);
+                }
                 match rt.block_on(up.finish()) {
                     Ok(_) => Ok(self.written),
                     // WriteMultipart::finish aborts the upload itself when a part failed.
