@@ -82,7 +82,9 @@ def test_cli_archive_is_read_and_imported_by_python(tmp_path, cli):
     cli("demo", "--records", "3000", "--keep", tmp_path / "demo")
     a = tmp_path / "demo" / "sample.floe"
     info = floe.inspect(a)
-    assert info == json.loads(cli("inspect", "--json", a).stdout)
+    doc = json.loads(cli("inspect", "--json", a).stdout)
+    assert doc.pop("ok") is True  # every CLI --json success says so
+    assert info == doc
     rep = floe.verify(a).asdict()
     cli_rep = json.loads(cli("verify", "--json", a).stdout)
     assert set(rep) == set(cli_rep)
