@@ -539,6 +539,7 @@ impl Object {
         let up = rt
             .block_on(inner.put_multipart(&self.key))
             .map_err(|e| store_err(format!("starting the upload of {}", self.describe()), e))?;
+        tracing::debug!(object = %self.describe(), part_size = PART_SIZE, "store: multipart upload started");
         Ok(ObjectWriter {
             up: Upload::Remote(Some(WriteMultipart::new_with_chunk_size(up, PART_SIZE))),
             name: self.describe(),
@@ -608,7 +609,10 @@ impl ObjectWriter {
                 let rt = runtime()?;
                 let up = up.take().ok_or_else(done)?;
                 match rt.block_on(up.finish()) {
-                    Ok(_) => Ok(self.written),
+                    Ok(_) => {
+                        tracing::debug!(object = %self.name, bytes = self.written, "store: multipart upload completed");
+                        Ok(self.written)
+                    }
                     // WriteMultipart::finish aborts the upload itself when a part failed.
                     Err(e) => Err(store_err(format!("completing the upload of {}", self.name), e)),
                 }
@@ -656,7 +660,8 @@ impl Drop for ObjectWriter {
         if let Upload::Remote(up) = &mut self.up {
             if let (Some(up), Ok(rt)) = (up.take(), runtime()) {
                 // Best effort: a server that is gone cannot be told; see `floe backup gc`.
-                let _ = rt.block_on(up.abort());
+                let r = rt.block_on(up.abort());
+                tracing::debug!(object = %self.name, bytes = self.written, ok = r.is_ok(), "store: multipart upload aborted");
             }
         }
     }
