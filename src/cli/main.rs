@@ -242,11 +242,13 @@ struct Bar {
     pb: ProgressBar,
     /// The current keyspace, escaped for the terminal.
     keyspace: std::sync::Mutex<String>,
+    /// Totals known beforehand (bytes, records) for a stream that reports none.
+    known: std::sync::Mutex<Option<(u64, u64)>>,
 }
 
 /// The bar's line once a total is known.
 const WITH_TOTAL: &str =
-    "{prefix:6} {percent:>3}% [{bar:12}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {wide_msg}";
+    "{prefix:6} {percent:>3}% [{bar:10}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {wide_msg}";
 /// The bar's line while no total is known.
 const NO_TOTAL: &str = "{prefix:6} {spinner} {bytes} {binary_bytes_per_sec} {elapsed} {wide_msg}";
 
@@ -266,7 +268,14 @@ impl Bar {
         pb.set_style(Bar::style(NO_TOTAL));
         pb.set_prefix(msg);
         log::show_bar(Some(&pb));
-        Bar { pb, keyspace: std::sync::Mutex::new(String::new()) }
+        Bar { pb, keyspace: std::sync::Mutex::new(String::new()), known: std::sync::Mutex::new(None) }
+    }
+
+    /// Totals to show while the operation reports none.
+    fn expect(&self, totals: Option<(u64, u64)>) {
+        if let Ok(mut k) = self.known.lock() {
+            *k = totals;
+        }
     }
 
     fn style(template: &str) -> ProgressStyle {
@@ -276,6 +285,10 @@ impl Bar {
 
 impl Progress for Bar {
     fn report(&self, p: &ProgressInfo) -> bool {
+        let mut p = *p;
+        if let (0, Ok(Some((bytes, records)))) = (p.bytes_total, self.known.lock().as_deref()) {
+            (p.bytes_total, p.records_total) = (*bytes, *records);
+        }
         if p.bytes_total > 0 {
             if self.pb.length().is_none() {
                 self.pb.set_style(Bar::style(WITH_TOTAL));
@@ -293,7 +306,7 @@ impl Progress for Bar {
             (t, _) => format!("{}/{} rec", p.records_done, t),
         };
         let ks = self.keyspace.lock().map(|k| k.clone()).unwrap_or_default();
-        self.pb.set_message(if ks.is_empty() { records } else { format!("{records} [{ks}]") });
+        self.pb.set_message(if ks.is_empty() { records } else { format!("[{ks}] {records}") });
         true
     }
 
@@ -322,14 +335,20 @@ fn stdout_is_file() -> bool {
         .is_some_and(|m| m.is_file())
 }
 
-/// Standard input when it is a regular file read from its start (`floe
-/// import - DB < archive.floe`): it is opened as an archive (a known total,
-/// parallel reads) instead of streamed.
-fn stdin_file() -> Option<std::fs::File> {
+/// The raw bytes and records of the archive on standard input, when it is
+/// a regular file read from its start (`floe import - DB < archive.floe`):
+/// read from its index, which a stream reaches only at its end. The stream
+/// is then read as usual, from the start.
+fn stdin_totals() -> Option<(u64, u64)> {
     use std::io::Seek;
     use std::os::fd::AsFd;
     let mut f = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned().ok()?);
-    (f.metadata().ok()?.is_file() && f.stream_position().ok()? == 0).then_some(f)
+    if !f.metadata().ok()?.is_file() || f.stream_position().ok()? != 0 {
+        return None;
+    }
+    let a = floe::read::Archive::open_file(&f, "<stdin>", |m| m).ok()?;
+    let t = a.index().keyspaces.iter().fold((0, 0), |(b, r), k| (b + k.totals.raw_bytes, r + k.totals.record_count));
+    Some(t)
 }
 
 /// A line of human-readable output on standard output, with control
@@ -428,10 +447,8 @@ fn run(cli: Cli) -> Result<(), Error> {
             };
             report_leftovers(&db)?;
             let bar = Bar::new(common.quiet, "import");
-            let s = if let Some(f) = is_dash(&archive).then(stdin_file).flatten() {
-                let a = floe::read::Archive::open_file(&f, "<stdin>", |m| m)?;
-                floe::import::import_archive(&a, &db, &opts, &bar)?
-            } else if is_dash(&archive) {
+            let s = if is_dash(&archive) {
+                bar.expect(stdin_totals());
                 floe::import::import_stream(std::io::stdin().lock(), "<stdin>", &db, &opts, &bar)?
             } else {
                 floe::import::import_archive(&floe::store::open_archive(&archive)?, &db, &opts, &bar)?
@@ -456,6 +473,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             let bar = Bar::new(common.quiet, "verify");
             let start = std::time::Instant::now();
             let r = if is_dash(&archive) {
+                bar.expect(stdin_totals());
                 floe::read::verify_stream(std::io::stdin().lock(), "<stdin>", quick, &bar)?
             } else {
                 floe::store::open_archive(&archive)?.verify_with(common.threads, quick, &bar)?
