@@ -174,7 +174,7 @@ fn the_export_bar_has_a_total_and_moves_and_is_cleared() {
     let pct = percentages(&raw);
     assert!(pct.iter().all(|&p| p <= 100), "a percentage above 100: {pct:?}");
     assert!(pct.iter().any(|&p| p > 0 && p < 100), "no percentage between 0 and 100 was drawn: {pct:?}\n{raw}");
-    assert!(pct.iter().filter(|&&p| p >= 20 && p <= 80).count() >= 2, "the bar hardly moved: {pct:?}");
+    assert!(pct.iter().filter(|&&p| (20..=80).contains(&p)).count() >= 2, "the bar hardly moved: {pct:?}");
     // Bytes of a total, the records of an estimated total, the keyspace.
     assert!(raw.contains(" MiB/") || raw.contains(" KiB/"), "no bytes/total: {raw}");
     assert!(raw.contains("/~2000 rec"), "no record count of an estimated total: {raw}");
