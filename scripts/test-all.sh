@@ -33,6 +33,25 @@ if ! "$moto_venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != 
     "$moto_venv/bin/pip" install -q "moto[server]==$MOTO_VERSION"
 fi
 export FLOE_MOTO_SERVER="$(cd "$moto_venv/bin" && pwd)/moto_server"
+
+# A second, disk-backed S3 server: s3s-fs from crates.io (Apache-2.0), built
+# as a tool with its own lock file into target/, outside floe's dependency
+# tree. It keeps objects as files and multipart parts as files at the top of
+# its data directory, so the tests can see what a killed upload leaves behind
+# (FLOE_S3FS_SERVER). 0.14.1 is the newest release this toolchain builds: it
+# needs Rust 1.92; 0.15 and later need 1.96. The install prints its time.
+S3FS_VERSION=0.14.1
+s3fs_root="${CARGO_TARGET_DIR:-target}/s3s-fs"
+s3fs_have=$("$s3fs_root/bin/s3s-fs" --version 2>/dev/null || true)
+if [ "$s3fs_have" != "s3s-fs $S3FS_VERSION" ]; then
+    echo "== installing s3s-fs $S3FS_VERSION into $s3fs_root (cargo install)"
+    s3fs_start=$(date +%s)
+    cargo install -q --locked --force "s3s-fs@$S3FS_VERSION" --features binary --root "$s3fs_root" \
+        --target-dir "$s3fs_root/build"
+    rm -rf "$s3fs_root/build"
+    echo "== s3s-fs installed in $(( $(date +%s) - s3fs_start )) s"
+fi
+export FLOE_S3FS_SERVER="$(cd "$s3fs_root/bin" && pwd)/s3s-fs"
 export FLOE_REQUIRE_S3=1
 
 echo "== format: cargo fmt --check"

@@ -50,7 +50,14 @@ pub(crate) fn guarded<T>(path: &Path, action: &str, f: impl FnOnce() -> fjall::R
 /// database (fjall would create one, and export must not touch its source).
 pub fn open_existing(path: &Path) -> Result<Database, EngineError> {
     if !path.join("version").is_file() {
-        return Err(EngineError::NotADatabase { path: path.to_path_buf() });
+        let what = match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_owned(),
+            Err(e) => format!("cannot be read ({e})"),
+            Ok(m) if m.is_file() => "is a file, not a database directory (is it an archive? use floe import)".into(),
+            Ok(m) if m.is_dir() => "is a directory but not a fjall database (it has no 'version' file)".into(),
+            Ok(_) => "is not a directory".into(),
+        };
+        return Err(EngineError::NotADatabase { path: path.to_path_buf(), what });
     }
     guarded(path, "opening the source database", || Database::builder(path).open())
 }

@@ -23,10 +23,8 @@ pub enum EngineError {
     )]
     TargetLocked { path: PathBuf },
     /// The source path holds no fjall database.
-    #[error(
-        "{path} is not a fjall database (no 'version' file); export reads an existing database and never creates one"
-    )]
-    NotADatabase { path: PathBuf },
+    #[error("{path} {what}; export reads an existing fjall database and never creates one")]
+    NotADatabase { path: PathBuf, what: String },
     /// fjall returned an error.
     #[error("fjall error on {path} while {action}: {}{source}", disk_full(.source))]
     Fjall { path: PathBuf, action: String, source: fjall::Error },
@@ -193,6 +191,11 @@ impl Error {
                 _ => ErrorKind::InvalidArgument,
             },
         }
+    }
+
+    /// The archive offset the error is about, when it names one (`--json`'s `error.offset`).
+    pub fn offset(&self) -> Option<u64> {
+        self.format_error().and_then(FormatError::offset)
     }
 
     /// The format error inside, if any.

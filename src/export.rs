@@ -405,6 +405,13 @@ pub fn check_output(db_dir: &Path, output: &Path) -> Result<OutputKind> {
             )));
         }
     }
+    let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(Error::InvalidArgument(format!(
+            "the output's directory {} does not exist; create it first (floe creates no directories)",
+            parent.display()
+        )));
+    }
     let Ok(meta) = std::fs::metadata(output) else { return Ok(OutputKind::File) };
     let ft = meta.file_type();
     if ft.is_char_device() || ft.is_fifo() {

@@ -14,7 +14,10 @@
 //!   each block with its own ranged GET, several in flight.
 //!
 //! S3 credentials, region and endpoint come from the standard AWS environment
-//! variables (README, "Object stores").
+//! variables and shared profile files (README, "Object stores"). Every request
+//! is bounded by `FLOE_RETRY_TIMEOUT_SECS` (connect, answer and retries), and
+//! the two failures a new user meets first, a silent endpoint and missing
+//! credentials, get messages that say so ([`Net::error`]).
 
 use crate::read::{Archive, Fetch, Source};
 use crate::{Error, Result};
@@ -49,8 +52,386 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     .map_err(|e| Error::io("starting the object-store runtime", std::io::Error::other(e.clone())))
 }
 
-fn store_err(context: impl Into<String>, source: object_store::Error) -> Error {
-    Error::Store { context: context.into(), source }
+fn store_err(net: Option<&Net>, context: impl Into<String>, source: object_store::Error) -> Error {
+    match net {
+        Some(n) => n.error(context.into(), source),
+        None => Error::Store { context: context.into(), source },
+    }
+}
+
+/// The S3 client's plumbing: deadlines, credentials, error messages.
+#[cfg(feature = "s3")]
+mod remote {
+    use super::*;
+
+    /// Where the EC2 instance metadata service answers, unless `AWS_METADATA_ENDPOINT` says otherwise.
+    pub(super) const DEFAULT_METADATA_ENDPOINT: &str = "http://169.254.169.254";
+
+    /// What to do when no credentials are found (the message of issue 12, item 10).
+    pub(super) const NO_CREDENTIALS: &str =
+        "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
+                                  AWS_PROFILE; for a local server set AWS_ENDPOINT_URL and AWS_ALLOW_HTTP=true";
+
+    /// `FLOE_RETRY_TIMEOUT_SECS`, or its default; at least 1.
+    pub(super) fn retry_timeout_secs() -> Result<u64> {
+        match std::env::var("FLOE_RETRY_TIMEOUT_SECS") {
+            Err(_) => Ok(DEFAULT_RETRY_TIMEOUT_SECS),
+            Ok(v) => match v.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(Error::InvalidArgument(format!(
+                    "FLOE_RETRY_TIMEOUT_SECS={v}: expected a whole number of seconds, at least 1 (default {DEFAULT_RETRY_TIMEOUT_SECS})"
+                ))),
+            },
+        }
+    }
+
+    /// The slowest upload floe waits for: a request with a body gets one more
+    /// second per this many bytes (an 8 MiB part: 64 s) on top of `FLOE_RETRY_TIMEOUT_SECS`.
+    pub(super) const MIN_UPLOAD_RATE: usize = 128 << 10;
+
+    /// How long a request with a body of `len` bytes may take to be sent and answered.
+    pub(super) fn request_deadline(secs: u64, len: usize) -> Duration {
+        Duration::from_secs(secs + len.div_ceil(MIN_UPLOAD_RATE) as u64)
+    }
+
+    /// Bytes of a CompleteMultipartUpload body per part, at least (`<Part><ETag>"…"</ETag><PartNumber>…`).
+    pub(super) const COMPLETE_BYTES_PER_PART: usize = 64;
+
+    /// How long the request that completes an upload may take to be answered:
+    /// the server answers once it has put the object together, so one second per
+    /// part (counted generously from the size of the request's list of parts).
+    pub(super) fn completion_deadline(secs: u64, len: usize) -> Duration {
+        Duration::from_secs(secs + len.div_ceil(COMPLETE_BYTES_PER_PART) as u64)
+    }
+
+    /// Builds object_store's usual HTTP client, wrapped in [`Deadline`].
+    #[derive(Debug)]
+    pub(super) struct DeadlineConnector {
+        pub(super) secs: u64,
+    }
+
+    impl object_store::client::HttpConnector for DeadlineConnector {
+        fn connect(
+            &self,
+            options: &object_store::ClientOptions,
+        ) -> object_store::Result<object_store::client::HttpClient> {
+            let inner = object_store::client::ReqwestConnector::default().connect(options)?;
+            Ok(object_store::client::HttpClient::new(Deadline { inner, secs: self.secs }))
+        }
+    }
+
+    /// Gives up on a request that is not answered (its response headers have not
+    /// arrived) within [`request_deadline`] ([`completion_deadline`] for the
+    /// completion of an upload): a silent endpoint fails in
+    /// `FLOE_RETRY_TIMEOUT_SECS`, while a large part may take the time it needs to
+    /// be sent. The failure is a timeout, retried as object_store retries those.
+    #[derive(Debug)]
+    pub(super) struct Deadline {
+        pub(super) inner: object_store::client::HttpClient,
+        pub(super) secs: u64,
+    }
+
+    /// The error of a request [`Deadline`] gave up on.
+    #[derive(Debug)]
+    pub(super) struct NoAnswer {
+        pub(super) secs: u64,
+    }
+
+    impl std::fmt::Display for NoAnswer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "no answer within {} s", self.secs)
+        }
+    }
+
+    impl std::error::Error for NoAnswer {}
+
+    pub(super) type HttpResult =
+        std::result::Result<object_store::client::HttpResponse, object_store::client::HttpError>;
+
+    // `HttpService` is an `async_trait` trait; this is the signature that macro gives it.
+    impl object_store::client::HttpService for Deadline {
+        fn call<'a, 'b>(
+            &'a self,
+            req: object_store::client::HttpRequest,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HttpResult> + Send + 'b>>
+        where
+            'a: 'b,
+            Self: 'b,
+        {
+            let len = req.body().content_length();
+            // CompleteMultipartUpload: POST KEY?uploadId=ID (CreateMultipartUpload is POST KEY?uploads).
+            let completes =
+                req.method().as_str() == "POST" && req.uri().query().is_some_and(|q| q.contains("uploadId="));
+            let t = if completes { completion_deadline(self.secs, len) } else { request_deadline(self.secs, len) };
+            Box::pin(async move {
+                match tokio::time::timeout(t, self.inner.execute(req)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(object_store::client::HttpError::new(
+                        object_store::client::HttpErrorKind::Timeout,
+                        NoAnswer { secs: t.as_secs() },
+                    )),
+                }
+            })
+        }
+    }
+
+    /// How a remote store is reached, for the messages of its failures.
+    pub(super) struct Net {
+        /// The S3 endpoint (`AWS_ENDPOINT_URL`, or AWS's own for the region).
+        pub(super) endpoint: String,
+        /// `FLOE_RETRY_TIMEOUT_SECS` in force.
+        pub(super) timeout_secs: u64,
+        /// The instance metadata endpoint that credentials may come from.
+        pub(super) metadata_endpoint: String,
+    }
+
+    impl Net {
+        /// An object-store failure as floe reports it: a request that timed out
+        /// says so and names the endpoint; a credential lookup through the
+        /// instance metadata service that failed says that no credentials were
+        /// found and what to set; anything else keeps the library's message.
+        pub(super) fn error(&self, context: String, e: object_store::Error) -> Error {
+            use object_store::client::{HttpError, HttpErrorKind};
+            use std::io::ErrorKind as IoKind;
+            let full = chain(&e);
+            if full.contains(&self.metadata_endpoint) {
+                let msg = format!(
+                    "{NO_CREDENTIALS} (the EC2 instance metadata service at {} gave none: {full})",
+                    self.metadata_endpoint
+                );
+                return Error::io(context, std::io::Error::new(IoKind::PermissionDenied, msg));
+            }
+            let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(x) = cur {
+                if let Some(h) = x.downcast_ref::<HttpError>() {
+                    let n = self.timeout_secs;
+                    let ep = endpoint_in(&full).unwrap_or_else(|| self.endpoint.clone());
+                    let (kind, msg) = match h.kind() {
+                        HttpErrorKind::Timeout => {
+                            // Deadline's own bound, else the client's (connecting: the same N).
+                            let after =
+                                std::iter::successors(Some(h as &(dyn std::error::Error + 'static)), |x| x.source())
+                                    .find_map(|x| x.downcast_ref::<NoAnswer>())
+                                    .map_or(n, |a| a.secs);
+                            (
+                                IoKind::TimedOut,
+                                format!(
+                                    "timed out after {after} s talking to {ep}: no answer (FLOE_RETRY_TIMEOUT_SECS={n} \
+                                     bounds each request and its retries; check the endpoint, or raise it for a slow link)"
+                                ),
+                            )
+                        }
+                        HttpErrorKind::Connect => (
+                            IoKind::ConnectionRefused,
+                            format!("cannot connect to {ep} (retried for up to {n} s): {}", source_chain(h)),
+                        ),
+                        _ => break,
+                    };
+                    return Error::io(context, std::io::Error::new(kind, msg));
+                }
+                cur = x.source();
+            }
+            Error::Store { context, source: e }
+        }
+    }
+
+    /// `scheme://host:port` of the request an object_store error names
+    /// ("Error performing GET http://host:port/bucket/key …"), when it names one.
+    pub(super) fn endpoint_in(msg: &str) -> Option<String> {
+        let rest = &msg[msg.find("Error performing ")? + "Error performing ".len()..];
+        let uri = rest.split_whitespace().nth(1)?;
+        let (scheme, tail) = uri.split_once("://")?;
+        let authority = tail.split(['/', '?']).next().filter(|a| !a.is_empty())?;
+        Some(format!("{scheme}://{authority}"))
+    }
+
+    /// An error and every source under it, joined with ": ".
+    pub(super) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+        let mut out = e.to_string();
+        let mut cur = e.source();
+        while let Some(x) = cur {
+            let s = x.to_string();
+            if !out.contains(&s) {
+                out.push_str(": ");
+                out.push_str(&s);
+            }
+            cur = x.source();
+        }
+        out
+    }
+
+    /// The sources under an error (what the HTTP client said), joined with ": ".
+    pub(super) fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
+        e.source().map_or_else(|| e.to_string(), chain)
+    }
+
+    /// Credentials and region from the shared AWS files, as the AWS CLI reads
+    /// them: profile `AWS_PROFILE` (else `default`) of `~/.aws/credentials`
+    /// (`AWS_SHARED_CREDENTIALS_FILE`) and `~/.aws/config` (`AWS_CONFIG_FILE`).
+    /// Static keys only; the environment's own keys and region take precedence.
+    pub(super) fn apply_profile(b: object_store::aws::AmazonS3Builder) -> Result<object_store::aws::AmazonS3Builder> {
+        use object_store::aws::AmazonS3ConfigKey as K;
+        let named = std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty());
+        let name = named.clone().unwrap_or_else(|| "default".into());
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let file = |var: &str, rel: &str| {
+            std::env::var_os(var).map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(rel)))
+        };
+        let creds_path = file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
+        let config_path = file("AWS_CONFIG_FILE", ".aws/config");
+        let read = |p: &Option<PathBuf>, section: &str| -> Result<Option<Vec<(String, String)>>> {
+            let Some(p) = p else { return Ok(None) };
+            match std::fs::read_to_string(p) {
+                Ok(text) => Ok(ini_section(&text, section)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(Error::io(format!("reading AWS profile file {}", p.display()), e)),
+            }
+        };
+        let config_section = if name == "default" { "default".to_string() } else { format!("profile {name}") };
+        let creds = read(&creds_path, &name)?;
+        let config = read(&config_path, &config_section)?;
+        if creds.is_none() && config.is_none() {
+            if named.is_some() {
+                let show = |p: &Option<PathBuf>| p.as_ref().map_or("(no HOME)".into(), |p| p.display().to_string());
+                return Err(Error::InvalidArgument(format!(
+                    "AWS_PROFILE={name}: no profile [{name}] in {} and no [{config_section}] in {}",
+                    show(&creds_path),
+                    show(&config_path)
+                )));
+            }
+            return Ok(b);
+        }
+        let get = |k: &str| {
+            let find =
+                |s: &Option<Vec<(String, String)>>| s.as_ref()?.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            find(&creds).or_else(|| find(&config))
+        };
+        let mut b = b;
+        if b.get_config_value(&K::Region).is_none() {
+            if let Some(r) = get("region") {
+                b = b.with_region(r);
+            }
+        }
+        let env_keys =
+            b.get_config_value(&K::AccessKeyId).is_some() || b.get_config_value(&K::SecretAccessKey).is_some();
+        if env_keys {
+            return Ok(b);
+        }
+        match (get("aws_access_key_id"), get("aws_secret_access_key")) {
+            (Some(id), Some(secret)) => {
+                b = b.with_access_key_id(id).with_secret_access_key(secret);
+                if let Some(t) = get("aws_session_token") {
+                    b = b.with_token(t);
+                }
+                Ok(b)
+            }
+            _ if named.is_some() => {
+                let kind = ["sso_session", "sso_start_url", "role_arn", "credential_process", "source_profile"]
+                    .into_iter()
+                    .find(|k| get(k).is_some());
+                let what = match kind {
+                    Some(k) => format!("it uses {k}, which floe does not support (static keys only)"),
+                    None => "it has no aws_access_key_id and aws_secret_access_key".into(),
+                };
+                Err(Error::InvalidArgument(format!(
+                    "AWS_PROFILE={name}: {what}; export its keys instead, e.g. eval \"$(aws configure \
+                     export-credentials --profile {name} --format env)\""
+                )))
+            }
+            // A default profile without keys (e.g. only a region): other sources may still have credentials.
+            _ => Ok(b),
+        }
+    }
+
+    /// The `key = value` pairs of `[section]` in an INI file (AWS's format), or
+    /// `None` when there is no such section.
+    pub(super) fn ini_section(text: &str, section: &str) -> Option<Vec<(String, String)>> {
+        let mut out: Option<Vec<(String, String)>> = None;
+        let mut inside = false;
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                inside = name.trim() == section;
+                if inside && out.is_none() {
+                    out = Some(Vec::new());
+                }
+                continue;
+            }
+            if let (true, Some((k, v))) = (inside, line.split_once('=')) {
+                if let Some(o) = out.as_mut() {
+                    o.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Refuses, before any request, a configuration with no credentials at all:
+    /// no keys (environment or profile), no web identity, no container
+    /// credentials, no anonymous access (`AWS_SKIP_SIGNATURE=true`), and no EC2
+    /// instance metadata to ask. The metadata service is asked when the host looks
+    /// like an EC2 instance ([`looks_like_ec2`]), when `AWS_METADATA_ENDPOINT` names
+    /// one, or when `AWS_EC2_METADATA_DISABLED=false` asks for it; never when
+    /// `AWS_EC2_METADATA_DISABLED=true`. Elsewhere it could only time out or be
+    /// refused, after a delay and with a message about 169.254.169.254.
+    pub(super) fn check_credentials(b: &object_store::aws::AmazonS3Builder, bucket: &str) -> Result<()> {
+        use object_store::aws::AmazonS3ConfigKey as K;
+        let has = |k: K| b.get_config_value(&k).is_some_and(|v| !v.is_empty());
+        let yes = |k: K| b.get_config_value(&k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        if has(K::AccessKeyId) || has(K::SecretAccessKey) // a half pair is reported by object_store
+            || yes(K::SkipSignature)
+            || (has(K::WebIdentityTokenFile) && has(K::RoleArn))
+            || has(K::ContainerCredentialsRelativeUri)
+            || has(K::ContainerCredentialsFullUri)
+        {
+            return Ok(());
+        }
+        let imds = std::env::var("AWS_EC2_METADATA_DISABLED").ok().map(|v| v.trim().to_ascii_lowercase());
+        let ask_imds = match imds.as_deref() {
+            Some("true") => false,
+            Some("false") => true,
+            _ => has(K::MetadataEndpoint) || looks_like_ec2(),
+        };
+        if ask_imds {
+            return Ok(());
+        }
+        Err(Error::io(
+            format!("opening s3://{bucket}"),
+            std::io::Error::new(std::io::ErrorKind::PermissionDenied, NO_CREDENTIALS),
+        ))
+    }
+
+    /// True when this host says it is an EC2 instance (AWS's documented markers:
+    /// the DMI vendor, asset tag or product UUID on Nitro, the Xen hypervisor
+    /// UUID on older instances), or when that cannot be told (not Linux).
+    pub(super) fn looks_like_ec2() -> bool {
+        if !cfg!(target_os = "linux") {
+            return true;
+        }
+        let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_ascii_lowercase()).unwrap_or_default();
+        let dmi = "/sys/devices/virtual/dmi/id";
+        read(&format!("{dmi}/sys_vendor")).contains("amazon ec2")
+            || read(&format!("{dmi}/bios_vendor")).contains("amazon ec2")
+            || read(&format!("{dmi}/board_asset_tag")).starts_with("i-")
+            || read(&format!("{dmi}/product_uuid")).starts_with("ec2")
+            || read("/sys/hypervisor/uuid").starts_with("ec2")
+    }
+}
+#[cfg(feature = "s3")]
+use remote::*;
+
+/// Without the S3 client there is no network to describe.
+#[cfg(not(feature = "s3"))]
+pub(crate) struct Net;
+
+#[cfg(not(feature = "s3"))]
+impl Net {
+    fn error(&self, context: String, e: object_store::Error) -> Error {
+        Error::Store { context, source: e }
+    }
 }
 
 /// An object store and a display prefix for messages (`s3://bucket`).
@@ -58,6 +439,8 @@ fn store_err(context: impl Into<String>, source: object_store::Error) -> Error {
 pub struct Store {
     backend: Backend,
     url: String,
+    /// How a remote store is reached (for messages); `None` for a local directory.
+    net: Option<Arc<Net>>,
 }
 
 /// S3 and the like go through `object_store`; a local directory is read and
@@ -272,20 +655,45 @@ fn split_url(s: &str) -> Result<Option<Parsed>> {
 }
 
 impl Store {
-    /// An S3 (or S3-compatible) bucket configured from the AWS environment.
+    /// An S3 (or S3-compatible) bucket configured from the AWS environment
+    /// and the shared profile files (README, "Object stores"). Refuses, before
+    /// any request, to run without credentials ([`check_credentials`]).
     #[cfg(feature = "s3")]
     pub fn s3(bucket: &str) -> Result<Store> {
-        let secs = std::env::var("FLOE_RETRY_TIMEOUT_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(DEFAULT_RETRY_TIMEOUT_SECS);
-        let retry = object_store::RetryConfig { retry_timeout: Duration::from_secs(secs), ..Default::default() };
-        let s3 = object_store::aws::AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
+        use object_store::aws::AmazonS3ConfigKey as K;
+        use object_store::ClientConfigKey as C;
+        let secs = retry_timeout_secs()?;
+        let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        b = apply_profile(b)?;
+        check_credentials(&b, bucket)?;
+        // FLOE_RETRY_TIMEOUT_SECS bounds connecting, sending a request and
+        // waiting for its answer (`Deadline`: longer by the time its body
+        // takes at MIN_UPLOAD_RATE), and the retries. The client's own bound
+        // on a whole request, the download of its answer included, is as long
+        // as the largest block takes at that rate.
+        let whole = request_deadline(secs, crate::format::limits::MAX_FRAME as usize);
+        b = b
+            .with_config(K::Client(C::ConnectTimeout), format!("{secs}s"))
+            .with_config(K::Client(C::Timeout), format!("{}s", whole.as_secs()))
+            .with_http_connector(DeadlineConnector { secs });
+        let backoff = object_store::BackoffConfig {
+            max_backoff: Duration::from_millis((secs * 250).clamp(100, 15_000)),
+            ..Default::default()
+        };
+        // Retried until the time is up, however many tries that takes.
+        let retry = object_store::RetryConfig { backoff, max_retries: 1000, retry_timeout: Duration::from_secs(secs) };
+        let endpoint =
+            b.get_config_value(&K::S3Endpoint).or_else(|| b.get_config_value(&K::Endpoint)).unwrap_or_else(|| {
+                let region = b.get_config_value(&K::Region).unwrap_or_else(|| "us-east-1".into());
+                format!("https://s3.{region}.amazonaws.com")
+            });
+        let metadata = b.get_config_value(&K::MetadataEndpoint).unwrap_or_else(|| DEFAULT_METADATA_ENDPOINT.into());
+        let net = Net { endpoint, timeout_secs: secs, metadata_endpoint: metadata };
+        let s3 = b
             .with_retry(retry)
             .build()
-            .map_err(|e| store_err(format!("configuring s3://{bucket} from the AWS_* environment"), e))?;
-        Ok(Store { backend: Backend::Remote(Arc::new(s3)), url: format!("s3://{bucket}") })
+            .map_err(|e| store_err(None, format!("configuring s3://{bucket} from the AWS_* environment"), e))?;
+        Ok(Store { backend: Backend::Remote(Arc::new(s3)), url: format!("s3://{bucket}"), net: Some(Arc::new(net)) })
     }
 
     /// Without the `s3` cargo feature there is no S3 client: `s3://` URLs are refused.
@@ -307,7 +715,7 @@ impl Store {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
             ));
         }
-        Ok(Store { backend: Backend::Local(Arc::new(dir.to_owned())), url: dir.display().to_string() })
+        Ok(Store { backend: Backend::Local(Arc::new(dir.to_owned())), url: dir.display().to_string(), net: None })
     }
 
     /// A store and key prefix for a repository URL or directory (a missing
@@ -358,7 +766,7 @@ impl Store {
         match r {
             Ok(b) => Ok(Some(b)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(store_err(format!("reading {}", self.describe(key)), e)),
+            Err(e) => Err(store_err(self.net.as_deref(), format!("reading {}", self.describe(key)), e)),
         }
     }
 
@@ -378,7 +786,7 @@ impl Store {
         match runtime()?.block_on(inner.head(key)) {
             Ok(m) => Ok(Some(m.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(store_err(format!("reading the size of {}", self.describe(key)), e)),
+            Err(e) => Err(store_err(self.net.as_deref(), format!("reading the size of {}", self.describe(key)), e)),
         }
     }
 
@@ -401,7 +809,7 @@ impl Store {
         match runtime()?.block_on(inner.put_opts(key, PutPayload::from(bytes), opts)) {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) if create_only => Ok(false),
-            Err(e) => Err(store_err(format!("writing {}", self.describe(key)), e)),
+            Err(e) => Err(store_err(self.net.as_deref(), format!("writing {}", self.describe(key)), e)),
         }
     }
 
@@ -422,7 +830,7 @@ impl Store {
         };
         match runtime()?.block_on(inner.delete(key)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(store_err(format!("deleting {}", self.describe(key)), e)),
+            Err(e) => Err(store_err(self.net.as_deref(), format!("deleting {}", self.describe(key)), e)),
         }
     }
 
@@ -478,7 +886,7 @@ impl Store {
             Backend::Remote(inner) => {
                 let r = runtime()?
                     .block_on(inner.list_with_delimiter(Some(prefix)))
-                    .map_err(|e| store_err(format!("listing {}", self.describe(prefix)), e))?;
+                    .map_err(|e| store_err(self.net.as_deref(), format!("listing {}", self.describe(prefix)), e))?;
                 for m in r.objects {
                     let name = m.location.filename().unwrap_or_default().to_owned();
                     out.push(DirEntry {
@@ -508,7 +916,7 @@ impl Store {
             Backend::Remote(inner) => {
                 let first = runtime()?
                     .block_on(async { inner.list(Some(prefix)).try_next().await })
-                    .map_err(|e| store_err(format!("listing {}", self.describe(prefix)), e))?;
+                    .map_err(|e| store_err(self.net.as_deref(), format!("listing {}", self.describe(prefix)), e))?;
                 Ok(first.is_none())
             }
         }
@@ -532,18 +940,20 @@ impl Object {
                     up: Upload::Local(Some(LocalTemp::create(&dest)?)),
                     name: self.describe(),
                     written: 0,
+                    net: None,
                 });
             }
         };
         let rt = runtime()?;
-        let up = rt
-            .block_on(inner.put_multipart(&self.key))
-            .map_err(|e| store_err(format!("starting the upload of {}", self.describe()), e))?;
+        let up = rt.block_on(inner.put_multipart(&self.key)).map_err(|e| {
+            store_err(self.store.net.as_deref(), format!("starting the upload of {}", self.describe()), e)
+        })?;
         tracing::debug!(object = %self.describe(), part_size = PART_SIZE, "store: multipart upload started");
         Ok(ObjectWriter {
             up: Upload::Remote(Some(WriteMultipart::new_with_chunk_size(up, PART_SIZE))),
             name: self.describe(),
             written: 0,
+            net: self.store.net.clone(),
         })
     }
 
@@ -568,7 +978,8 @@ impl Object {
             }
             Backend::Remote(inner) => {
                 let size = self.store.size(&self.key)?.ok_or_else(missing)?;
-                Ok(ObjectSource { from: From::Remote(inner.clone(), self.key.clone()), size, name: self.describe() })
+                let from = From::Remote(inner.clone(), self.key.clone(), self.store.net.clone());
+                Ok(ObjectSource { from, size, name: self.describe() })
             }
         }
     }
@@ -586,6 +997,7 @@ pub struct ObjectWriter {
     up: Upload,
     name: String,
     written: u64,
+    net: Option<Arc<Net>>,
 }
 
 impl ObjectWriter {
@@ -607,21 +1019,33 @@ impl ObjectWriter {
             }
             Upload::Remote(up) => {
                 let rt = runtime()?;
-                let up = up.take().ok_or_else(done)?;
+                let mut up = up.take().ok_or_else(done)?;
+                // A part that failed is the error to report: WriteMultipart::finish
+                // would report its abort's instead when that fails too (a server
+                // that lost the upload).
+                if let Err(e) = rt.block_on(up.wait_for_capacity(0)) {
+                    let err = store_err(self.net.as_deref(), format!("uploading {}", self.name), e);
+                    let _ = rt.block_on(up.abort());
+                    return Err(err);
+                }
                 match rt.block_on(up.finish()) {
                     Ok(_) => {
                         tracing::debug!(object = %self.name, bytes = self.written, "store: multipart upload completed");
                         Ok(self.written)
                     }
                     // WriteMultipart::finish aborts the upload itself when a part failed.
-                    Err(e) => Err(store_err(format!("completing the upload of {}", self.name), e)),
+                    Err(e) => Err(store_err(self.net.as_deref(), format!("completing the upload of {}", self.name), e)),
                 }
             }
         }
     }
 
     fn io_err(&self, e: object_store::Error) -> std::io::Error {
-        std::io::Error::other(format!("uploading {}: {e}", self.name))
+        // The message of `Net::error` (a timeout, missing credentials), as an io::Error of its kind.
+        match store_err(self.net.as_deref(), format!("uploading {}", self.name), e) {
+            Error::Io { context, source } => std::io::Error::new(source.kind(), format!("{context}: {source}")),
+            other => std::io::Error::other(other.to_string()),
+        }
     }
 }
 
@@ -675,7 +1099,7 @@ pub struct ObjectSource {
 }
 
 enum From {
-    Remote(Arc<dyn ObjectStore>, ObjPath),
+    Remote(Arc<dyn ObjectStore>, ObjPath, Option<Arc<Net>>),
     Local(Arc<std::fs::File>),
 }
 
@@ -685,7 +1109,7 @@ impl Source for ObjectSource {
     }
     fn fetch(&self, start: u64, len: u64) -> Fetch {
         let name = self.name.clone();
-        let (store, key) = match &self.from {
+        let (store, key, net) = match &self.from {
             From::Local(f) => {
                 let f = f.clone();
                 return Fetch::new(move || {
@@ -698,7 +1122,7 @@ impl Source for ObjectSource {
                     Ok(b.into())
                 });
             }
-            From::Remote(store, key) => (store.clone(), key.clone()),
+            From::Remote(store, key, net) => (store.clone(), key.clone(), net.clone()),
         };
         let rt = match runtime() {
             Ok(rt) => rt,
@@ -710,7 +1134,7 @@ impl Source for ObjectSource {
         let task = rt.spawn(async move { store.get_range(&key, start..start + len).await });
         Fetch::new(move || match rt.block_on(task) {
             Ok(Ok(b)) => Ok(b),
-            Ok(Err(e)) => Err(store_err(format!("reading {name} at offset {start} ({len} bytes)"), e)),
+            Ok(Err(e)) => Err(store_err(net.as_deref(), format!("reading {name} at offset {start} ({len} bytes)"), e)),
             Err(e) => Err(Error::io(format!("reading {name} at offset {start}"), std::io::Error::other(e))),
         })
     }
@@ -755,6 +1179,37 @@ pub fn open_archive(location: &str) -> Result<Archive<ArchiveBytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ini_sections_as_aws_writes_them() {
+        let text = "# comment\n[default]\naws_access_key_id = AK\n; other comment\nAWS_Secret_Access_Key=SK \n\n\
+                    [profile dev]\nregion = eu-west-1\n[dev]\naws_access_key_id=DK\n";
+        let d = ini_section(text, "default").unwrap();
+        assert_eq!(d, vec![("aws_access_key_id".into(), "AK".into()), ("aws_secret_access_key".into(), "SK".into())]);
+        assert_eq!(ini_section(text, "profile dev").unwrap(), vec![("region".into(), "eu-west-1".into())]);
+        assert_eq!(ini_section(text, "dev").unwrap(), vec![("aws_access_key_id".into(), "DK".into())]);
+        assert!(ini_section(text, "nope").is_none());
+        assert_eq!(ini_section("[empty]\n", "empty"), Some(vec![]));
+    }
+
+    #[test]
+    fn the_endpoint_an_error_names() {
+        let m = "Generic S3 error: Error performing HEAD http://127.0.0.1:4566/b/k.floe in 2.0s - HTTP error";
+        assert_eq!(endpoint_in(m).as_deref(), Some("http://127.0.0.1:4566"));
+        let m = "Error performing PUT https://b.s3.eu-west-1.amazonaws.com?uploads in 1s";
+        assert_eq!(endpoint_in(m).as_deref(), Some("https://b.s3.eu-west-1.amazonaws.com"));
+        assert_eq!(endpoint_in("Error performing GET REDACTED in 1s"), None);
+        assert_eq!(endpoint_in("something else"), None);
+    }
+
+    #[test]
+    fn deadlines_grow_with_what_a_request_carries() {
+        assert_eq!(request_deadline(5, 0), Duration::from_secs(5));
+        assert_eq!(request_deadline(5, 1), Duration::from_secs(6));
+        assert_eq!(request_deadline(60, PART_SIZE), Duration::from_secs(60 + 64));
+        // 50 parts' worth of CompleteMultipartUpload XML (~90 bytes a part): at least 50 s more.
+        assert!(completion_deadline(2, 50 * 90) >= Duration::from_secs(52));
+    }
 
     #[test]
     fn locations() {

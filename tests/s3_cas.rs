@@ -2,6 +2,9 @@
 //! writers that publish at the same time, with no lock, never lose each
 //! other's entries (create-only writes of numbered generations, If-None-Match).
 //! One test in its own binary: it sets the AWS_* environment of this process.
+//! moto only: the disk-backed s3s-fs checks `If-None-Match: *` and then
+//! writes, not atomically, so there concurrent create-only writes can both
+//! succeed (tests/s3/mod.rs; README, "Object stores").
 
 mod s3;
 

@@ -119,6 +119,22 @@ pub(crate) fn output_exists(e: Error, func: &str, options: &str) -> Fail {
     }
 }
 
+/// An import target that `func` would not replace, in the C ABI's own terms
+/// (the `replace` field of `floe_import_options`); any other error as it is.
+pub(crate) fn target_exists(e: Error, func: &str) -> Fail {
+    match e {
+        Error::TargetExists(p) => Fail::new(
+            floe_status::FLOE_TARGET_EXISTS,
+            format!(
+                "target {} exists and is not empty; {func} replaces it (atomically) only when options->replace is \
+                 set (floe_import_options)",
+                p.display()
+            ),
+        ),
+        e => e.into(),
+    }
+}
+
 pub(crate) type FResult<T> = Result<T, Fail>;
 
 thread_local! {

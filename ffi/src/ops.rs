@@ -1,6 +1,8 @@
 //! Whole operations: export, import, verify, inspect; progress callbacks.
 
-use crate::error::{arg_out, arg_str, arg_str_array, guard, output_exists, owned_c_string, write_out, FResult, Fail};
+use crate::error::{
+    arg_out, arg_str, arg_str_array, guard, output_exists, owned_c_string, target_exists, write_out, FResult, Fail,
+};
 use crate::floe_status;
 use floe_core::export::{block_size_or_default, export_path, level_or_default, ExportOptions};
 use floe_core::import::{import_archive, ImportOptions};
@@ -356,7 +358,8 @@ pub unsafe extern "C" fn floe_import(
             opts.keyspaces = keyspace_list(o.keyspaces, o.keyspace_count)?;
         }
         let cb = Callback::new(progress, user_data);
-        let s = import_archive(&open_archive(archive)?, Path::new(db), &opts, &cb)?;
+        let s = import_archive(&open_archive(archive)?, Path::new(db), &opts, &cb)
+            .map_err(|e| target_exists(e, "floe_import()"))?;
         if !out_summary.is_null() {
             let warnings =
                 if s.warnings.is_empty() { std::ptr::null_mut() } else { owned_c_string(s.warnings.join("\n")) };

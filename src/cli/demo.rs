@@ -10,18 +10,27 @@ use std::path::Path;
 use std::time::Instant;
 
 /// A line on standard output (control characters escaped); `?`s a write error.
+/// With `--json` the lines go to standard error, leaving stdout to the document.
 macro_rules! say {
-    ($($arg:tt)*) => {
-        floe::text::print_line(&format!($($arg)*))?
+    ($json:expr; $($arg:tt)*) => {
+        if $json {
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr().lock(),
+                format!("{}\n", floe::text::escape(&format!($($arg)*))).as_bytes(),
+            );
+        } else {
+            floe::text::print_line(&format!($($arg)*))?
+        }
     };
 }
 
+/// A rate in binary units, like every other floe message (`412.3 MiB/s`).
 fn mbps(bytes: u64, secs: f64) -> String {
-    format!("{:.0} MB/s", bytes as f64 / 1e6 / secs.max(1e-9))
+    format!("{}/s", human((bytes as f64 / secs.max(1e-9)) as u64))
 }
 
 /// Runs the demo with about `records` small records; keeps files in `keep` if given.
-pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
+pub fn run(records: u64, keep: Option<&Path>, json: bool) -> Result<()> {
     let tmp = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
     let root = match keep {
         Some(k) => {
@@ -43,10 +52,10 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
             )));
         }
     }
-    say!("floe demo: building a sample fjall database with ~{records} records in {}", src.display());
+    say!(json; "floe demo: building a sample fjall database with ~{records} records in {}", src.display());
     let t = Instant::now();
     let st = floe::sample::build_sample(&src, records)?;
-    say!(
+    say!(json;
         "  built {} keyspaces, {} of keys and values in {:.2}s",
         st.keyspaces,
         human(st.logical_bytes),
@@ -56,7 +65,7 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
     let s = floe::export::export_path(&src, Destination::File(&archive), &ExportOptions::default(), &NoProgress)?;
     let secs = s.elapsed.as_secs_f64();
     let w = &s.write;
-    say!(
+    say!(json;
         "  export : {} records, {} keyspaces, snapshot {} -> {} ({} raw, {:.2}x) in {:.2}s = {}",
         w.records,
         w.keyspaces,
@@ -75,7 +84,7 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
     let t = Instant::now();
     let full = a.verify_with(0, false, &NoProgress)?;
     let tf = t.elapsed().as_secs_f64();
-    say!(
+    say!(json;
         "  verify : quick (checksums) {:.3}s = {}; full (decompress, key order, totals) {:.2}s = {}; {} blocks OK",
         tq,
         mbps(quick.archive_bytes, tq),
@@ -87,16 +96,16 @@ pub fn run(records: u64, keep: Option<&Path>) -> Result<()> {
 
     let s = floe::import::import_file(&archive, &dst, &ImportOptions::default(), &NoProgress)?;
     let secs = s.elapsed.as_secs_f64();
-    say!("  import : {} records into {} in {:.2}s = {}", s.records, dst.display(), secs, mbps(s.raw_bytes, secs));
+    say!(json; "  import : {} records into {} in {:.2}s = {}", s.records, dst.display(), secs, mbps(s.raw_bytes, secs));
 
     let a = floe::engine::open_existing(&src)?;
     let b = floe::engine::open_existing(&dst)?;
     let n = floe::sample::compare_databases(&a, &b)
         .map_err(|d| Error::InvalidArgument(format!("demo: imported database differs: {d}")))?;
-    say!("  compare: {n} records and every keyspace's options identical in source and imported database");
-    say!("  try    : zstd -t {0} && zstd -dc {0} | head -c 200 | xxd | head", archive.display());
+    say!(json; "  compare: {n} records and every keyspace's options identical in source and imported database");
+    say!(json; "  try    : zstd -t {0} && zstd -dc {0} | head -c 200 | xxd | head", archive.display());
     if keep.is_none() {
-        say!("  (temporary files removed; pass --keep DIR to keep them)");
+        say!(json; "  (temporary files removed; pass --keep DIR to keep them)");
     }
     Ok(())
 }

@@ -44,6 +44,10 @@ struct Cli {
     /// Log line format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
+    /// Print the result as one JSON document on stdout, and a failure as
+    /// {"ok": false, "error": {...}} (schema: README, "JSON output").
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 /// `--level`: the linked zstd's range (checked at parse time, exit code 2).
@@ -64,8 +68,8 @@ fn block_size_parser() -> RangedU64ValueParser<u32> {
 
 #[derive(Args)]
 struct Common {
-    /// Worker threads, 0 to 256 (default 0: one per core).
-    #[arg(long, short = 't', default_value_t = 0, value_parser = threads_parser())]
+    /// Worker threads: 1 to 256, or 0 (the default) for one per core.
+    #[arg(long, short = 't', default_value_t = 0, hide_default_value = true, value_parser = threads_parser())]
     threads: usize,
     /// No progress bar.
     #[arg(long, short = 'q')]
@@ -120,9 +124,6 @@ enum Cmd {
         /// Check checksums and structure only, without decompressing.
         #[arg(long)]
         quick: bool,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -131,9 +132,6 @@ enum Cmd {
         /// The archive (path, file:// or s3:// URL). Only the trailer, index,
         /// header and keyspace table are read.
         archive: String,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
     },
     /// A backup repository of snapshots at a URL or in a local directory.
     Backup {
@@ -149,6 +147,13 @@ enum Cmd {
         #[arg(long)]
         keep: Option<PathBuf>,
     },
+    /// Print a shell completion script (e.g. floe completions bash > /etc/bash_completion.d/floe).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout (e.g. floe man | man -l -).
+    Man,
 }
 
 #[derive(Args)]
@@ -165,7 +170,7 @@ struct LockArgs {
 enum BackupCmd {
     /// Export a database into the repository as a new snapshot and publish it.
     Create {
-        /// The fjall database directory.
+        /// The fjall database directory (not open in another process).
         db: PathBuf,
         /// The repository: a directory, file:///dir or s3://bucket/prefix.
         #[arg(long)]
@@ -179,6 +184,12 @@ enum BackupCmd {
         /// zstd compression level, within the linked zstd's range (-131072 to 22 for zstd 1.5).
         #[arg(long, default_value_t = DEFAULT_LEVEL, allow_negative_numbers = true, value_parser = level_parser())]
         level: i32,
+        /// Back up only this keyspace (repeatable).
+        #[arg(long = "keyspace", short = 'k')]
+        keyspaces: Vec<String>,
+        /// Raw block size in bytes (4096 to 67108864).
+        #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE, value_parser = block_size_parser())]
+        block_size: u32,
         #[command(flatten)]
         lock: LockArgs,
         #[command(flatten)]
@@ -186,26 +197,29 @@ enum BackupCmd {
     },
     /// List the snapshots of the repository.
     List {
+        /// The repository: a directory, file:///dir or s3://bucket/prefix.
         #[arg(long)]
         repo: String,
-        /// Print the current manifest as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Check snapshots (all when no ID is given) against the manifest's size
     /// and SHA-256, and verify them fully.
     Verify {
+        /// The repository: a directory, file:///dir or s3://bucket/prefix.
         #[arg(long)]
         repo: String,
+        /// Snapshot ids to check (all when none is given).
         ids: Vec<String>,
         #[command(flatten)]
         common: Common,
     },
     /// Check a snapshot against its checksum, then build a new database from it atomically.
     Restore {
+        /// The repository: a directory, file:///dir or s3://bucket/prefix.
         #[arg(long)]
         repo: String,
+        /// The snapshot id (see `floe backup list`).
         id: String,
+        /// The database directory to create (must be absent or empty, or --replace).
         db: PathBuf,
         /// Replace an existing non-empty database (atomically swapped).
         #[arg(long)]
@@ -215,8 +229,10 @@ enum BackupCmd {
     },
     /// Remove snapshots: from the manifest first, then their objects.
     Delete {
+        /// The repository: a directory, file:///dir or s3://bucket/prefix.
         #[arg(long)]
         repo: String,
+        /// Snapshot ids to remove.
         #[arg(required = true)]
         ids: Vec<String>,
         #[command(flatten)]
@@ -224,6 +240,7 @@ enum BackupCmd {
     },
     /// Remove objects no manifest entry references (left by crashes) and old manifest generations.
     Gc {
+        /// The repository: a directory, file:///dir or s3://bucket/prefix.
         #[arg(long)]
         repo: String,
         /// Keep unreferenced objects younger than this (e.g. 0s, 90s, 30m, 2h, 1d).
@@ -392,7 +409,52 @@ fn report_leftovers(target: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Prints one JSON document on stdout (`--json`).
+fn emit(doc: &impl serde::Serialize) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(doc)
+        .map_err(|e| Error::Internal(format!("cannot render the result as JSON: {e}")))?;
+    write_stdout(&format!("{text}\n"))
+}
+
+/// A JSON object with `"ok": true` first, then `fields`.
+fn ok_doc(fields: serde_json::Value) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert("ok".into(), true.into());
+    if let serde_json::Value::Object(f) = fields {
+        m.extend(f);
+    }
+    serde_json::Value::Object(m)
+}
+
+/// "1 keyspace", "2 keyspaces".
+fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Refuses a terminal where floe would read or write a binary archive
+/// (as `zstd` does): a terminal on stdin makes `import -` wait for input
+/// nobody will type, and one on stdout gets binary garbage.
+fn refuse_terminal(stdin: bool) -> Result<(), Error> {
+    if stdin && std::io::stdin().is_terminal() {
+        return Err(Error::InvalidArgument(
+            "standard input is a terminal, not an archive: pipe one in (floe export DB -o - | floe import - NEW), \
+             redirect a file (< backup.floe), or give the archive's path instead of -"
+                .into(),
+        ));
+    }
+    if !stdin && std::io::stdout().is_terminal() {
+        return Err(Error::InvalidArgument(
+            "standard output is a terminal: floe will not write a binary archive to it; redirect it (-o - > \
+             backup.floe), pipe it (-o - | floe import - NEW), or give a file with -o"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), Error> {
+    let json = cli.json;
     match cli.cmd {
         Cmd::Export { db, output, level, keyspaces, block_size, force, common } => {
             let opts = {
@@ -401,11 +463,22 @@ fn run(cli: Cli) -> Result<(), Error> {
                 o.threads = common.threads;
                 o.keyspaces = opt_list(keyspaces);
                 o.block_size = block_size;
-                o.created_unix = None;
                 o.overwrite = force;
                 o
             };
-            let location = if is_dash(&output) { None } else { Some(Location::parse(&output)?) };
+            let location = if is_dash(&output) {
+                refuse_terminal(false)?;
+                if json {
+                    return Err(Error::InvalidArgument(
+                        "--json prints its document on standard output, where -o - writes the archive; give a file \
+                         with -o"
+                            .into(),
+                    ));
+                }
+                None
+            } else {
+                Some(Location::parse(&output)?)
+            };
             if let Some(Location::Local(path)) = &location {
                 if floe::export::check_output(&db, path)? == floe::export::OutputKind::File {
                     report_leftovers(path)?;
@@ -414,20 +487,26 @@ fn run(cli: Cli) -> Result<(), Error> {
             // Export to a pipe draws no bar: the reader at the other end
             // (`floe import -`) draws one on the same terminal.
             let to_pipe = location.is_none() && !stdout_is_file();
-            let bar = Bar::shown(!common.quiet && !to_pipe, "export");
+            let bar = Bar::shown(!common.quiet && !json && !to_pipe, "export");
             let dest = location.as_ref().map_or(Destination::Stdout, Destination::from);
             let s = floe::export::export_path(&db, dest, &opts, &bar)?;
             drop(bar);
-            if !common.quiet {
-                let w = &s.write;
+            let w = &s.write;
+            if json {
+                emit(&ok_doc(serde_json::json!({
+                    "command": "export", "output": output, "snapshot_seqno": s.snapshot_seqno,
+                    "keyspaces": w.keyspaces, "records": w.records, "blocks": w.blocks, "raw_bytes": w.raw_bytes,
+                    "archive_bytes": w.archive_bytes, "seconds": s.elapsed.as_secs_f64(),
+                })))?;
+            } else if !common.quiet {
                 if to_pipe {
                     // Over the reader's bar, if it draws one: its next draw goes below.
                     log::clear_line();
                 }
                 note!(
-                    "exported {} records in {} keyspaces from snapshot {} ({} raw -> {} archive, {:.2}x) in {:.2}s, {}",
-                    w.records,
-                    w.keyspaces,
+                    "exported {} in {} from snapshot {} ({} raw -> {} archive, {:.2}x) in {:.2}s, {}",
+                    plural(w.records, "record", "records"),
+                    plural(w.keyspaces as u64, "keyspace", "keyspaces"),
                     s.snapshot_seqno,
                     human(w.raw_bytes),
                     human(w.archive_bytes),
@@ -445,8 +524,11 @@ fn run(cli: Cli) -> Result<(), Error> {
                 o.replace = replace;
                 o
             };
+            if is_dash(&archive) {
+                refuse_terminal(true)?;
+            }
             report_leftovers(&db)?;
-            let bar = Bar::new(common.quiet, "import");
+            let bar = Bar::new(common.quiet || json, "import");
             let s = if is_dash(&archive) {
                 bar.expect(stdin_totals());
                 floe::import::import_stream(std::io::stdin().lock(), "<stdin>", &db, &opts, &bar)?
@@ -454,14 +536,22 @@ fn run(cli: Cli) -> Result<(), Error> {
                 floe::import::import_archive(&floe::store::open_archive(&archive)?, &db, &opts, &bar)?
             };
             drop(bar);
+            if json {
+                emit(&ok_doc(serde_json::json!({
+                    "command": "import", "archive": archive, "db": db, "keyspaces": s.keyspaces,
+                    "records": s.records, "raw_bytes": s.raw_bytes, "seconds": s.elapsed.as_secs_f64(),
+                    "warnings": s.warnings,
+                })))?;
+                return Ok(());
+            }
             for w in &s.warnings {
                 note!("floe: warning: {w}");
             }
             if !common.quiet {
                 note!(
-                    "imported {} records in {} keyspaces ({}) into {} in {:.2}s, {}",
-                    s.records,
-                    s.keyspaces,
+                    "imported {} in {} ({}) into {} in {:.2}s, {}",
+                    plural(s.records, "record", "records"),
+                    plural(s.keyspaces as u64, "keyspace", "keyspaces"),
                     human(s.raw_bytes),
                     db.display(),
                     s.elapsed.as_secs_f64(),
@@ -469,8 +559,11 @@ fn run(cli: Cli) -> Result<(), Error> {
                 );
             }
         }
-        Cmd::Verify { archive, quick, json, common } => {
-            let bar = Bar::new(common.quiet, "verify");
+        Cmd::Verify { archive, quick, common } => {
+            if is_dash(&archive) {
+                refuse_terminal(true)?;
+            }
+            let bar = Bar::new(common.quiet || json, "verify");
             let start = std::time::Instant::now();
             let r = if is_dash(&archive) {
                 bar.expect(stdin_totals());
@@ -486,11 +579,11 @@ fn run(cli: Cli) -> Result<(), Error> {
                 write_stdout(&format!("{v}\n"))?;
             } else {
                 out!(
-                    "OK {}: {} keyspaces, {} blocks, {} records, {} raw in {} ({}{:.2}s)",
+                    "OK {}: {}, {}, {}, {} raw in {} ({}{:.2}s)",
                     archive,
-                    r.keyspaces,
-                    r.blocks,
-                    r.records,
+                    plural(r.keyspaces as u64, "keyspace", "keyspaces"),
+                    plural(r.blocks, "block", "blocks"),
+                    plural(r.records, "record", "records"),
                     human(r.raw_bytes),
                     human(r.archive_bytes),
                     if r.quick { "checksums only, " } else { "" },
@@ -498,7 +591,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 );
             }
         }
-        Cmd::Inspect { archive, json } => {
+        Cmd::Inspect { archive } => {
             if is_dash(&archive) {
                 return Err(Error::InvalidArgument(
                     "inspect needs a file (it reads the index at the end); use `floe verify -` for a stream".into(),
@@ -506,29 +599,47 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             let a = floe::store::open_archive(&archive)?;
             if json {
-                let doc = serde_json::to_string_pretty(&floe::inspect::inspect_json(&a)).unwrap_or_default();
-                write_stdout(&format!("{doc}\n"))?;
+                emit(&ok_doc(floe::inspect::inspect_json(&a)))?;
             } else {
                 // inspect_text escapes the archive's strings itself.
                 write_stdout(&render::inspect_text(&a))?;
             }
         }
-        Cmd::Backup { cmd } => backup(cmd)?,
-        Cmd::Demo { records, keep } => demo::run(records, keep.as_deref())?,
+        Cmd::Backup { cmd } => backup(cmd, json)?,
+        Cmd::Demo { records, keep } => {
+            demo::run(records, keep.as_deref(), json)?;
+            if json {
+                emit(&ok_doc(serde_json::json!({"command": "demo", "records": records})))?;
+            }
+        }
+        Cmd::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "floe", &mut buf);
+            write_stdout(&String::from_utf8_lossy(&buf))?;
+        }
+        Cmd::Man => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut buf)
+                .map_err(|e| Error::io("rendering the manual page", e))?;
+            write_stdout(&String::from_utf8_lossy(&buf))?;
+        }
     }
     Ok(())
 }
 
-fn backup(cmd: BackupCmd) -> Result<(), Error> {
+fn backup(cmd: BackupCmd, json: bool) -> Result<(), Error> {
     use floe::backup::{self, Repo};
     let wait = |l: &LockArgs| std::time::Duration::from_secs(l.wait);
     match cmd {
-        BackupCmd::Create { db, repo, remarks, keep, level, lock, common } => {
+        BackupCmd::Create { db, repo, remarks, keep, level, keyspaces, block_size, lock, common } => {
             let repo = Repo::open_or_create(&repo)?;
             let export = {
                 let mut o = ExportOptions::default();
                 o.level = level;
                 o.threads = common.threads;
+                o.keyspaces = opt_list(keyspaces);
+                o.block_size = block_size;
                 o
             };
             let opts = {
@@ -540,15 +651,23 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
                 o.wait = wait(&lock);
                 o
             };
-            let bar = Bar::new(common.quiet, "backup");
+            let bar = Bar::new(common.quiet || json, "backup");
             let c = backup::create(&repo, &db, &opts, &bar)?;
             drop(bar);
+            if json {
+                let w = &c.export.write;
+                return emit(&ok_doc(serde_json::json!({
+                    "command": "backup create", "repo": repo.url(), "id": c.id, "generation": c.generation,
+                    "size": c.size, "sha256": c.sha256, "snapshot_seqno": c.export.snapshot_seqno,
+                    "keyspaces": w.keyspaces, "records": w.records, "raw_bytes": w.raw_bytes, "removed": c.removed,
+                })));
+            }
             out!("{}", c.id);
             if !common.quiet {
                 note!(
-                    "published snapshot {} ({} records, {} archive, sha256 {}) in {} as manifest generation {}",
+                    "published snapshot {} ({}, {} archive, sha256 {}) in {} as manifest generation {}",
                     c.id,
-                    c.export.write.records,
+                    plural(c.export.write.records, "record", "records"),
                     human(c.size),
                     c.sha256,
                     repo.url(),
@@ -559,11 +678,13 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
                 }
             }
         }
-        BackupCmd::List { repo, json } => {
+        BackupCmd::List { repo } => {
             let repo = Repo::open(&repo)?;
             let m = backup::list(&repo)?;
             if json {
-                write_stdout(&format!("{}\n", serde_json::to_string_pretty(&m.doc).unwrap_or_default()))?;
+                let doc = serde_json::to_value(&m.doc)
+                    .map_err(|e| Error::Internal(format!("cannot render the manifest as JSON: {e}")))?;
+                emit(&ok_doc(doc))?;
             } else {
                 out!("{:<26} {:<20} {:>10} {:>12}  remarks", "id", "created", "records", "size");
                 for e in m.entries() {
@@ -579,43 +700,51 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
         }
         BackupCmd::Verify { repo, ids, common } => {
             let repo = Repo::open(&repo)?;
-            let bar = Bar::new(common.quiet, "verify");
+            let bar = Bar::new(common.quiet || json, "verify");
             let r = backup::verify(&repo, &ids, common.threads, &bar)?;
             drop(bar);
+            if json {
+                let snaps: Vec<_> = r
+                    .iter()
+                    .map(|(id, r)| {
+                        serde_json::json!({"id": id, "keyspaces": r.keyspaces, "blocks": r.blocks, "records": r.records,
+                                           "raw_bytes": r.raw_bytes, "archive_bytes": r.archive_bytes})
+                    })
+                    .collect();
+                return emit(&ok_doc(serde_json::json!({"command": "backup verify", "snapshots": snaps})));
+            }
             for (id, r) in r {
                 out!(
-                    "OK {id}: checksum matches the manifest; {} keyspaces, {} blocks, {} records",
-                    r.keyspaces,
-                    r.blocks,
-                    r.records
+                    "OK {id}: checksum matches the manifest; {}, {}, {}",
+                    plural(r.keyspaces as u64, "keyspace", "keyspaces"),
+                    plural(r.blocks, "block", "blocks"),
+                    plural(r.records, "record", "records")
                 );
             }
         }
         BackupCmd::Restore { repo, id, db, replace, common } => {
             let repo = Repo::open(&repo)?;
-            for note in floe::fs::clean_leftovers(&db)? {
-                note!("floe: {note}");
-            }
-            let bar = Bar::new(common.quiet, "restore");
-            let s = backup::restore(
-                &repo,
-                &id,
-                &db,
-                &{
-                    let mut o = ImportOptions::default();
-                    o.threads = common.threads;
-                    o.keyspaces = None;
-                    o.replace = replace;
-                    o
-                },
-                &bar,
-            )?;
+            report_leftovers(&db)?;
+            let bar = Bar::new(common.quiet || json, "restore");
+            let opts = {
+                let mut o = ImportOptions::default();
+                o.threads = common.threads;
+                o.replace = replace;
+                o
+            };
+            let s = backup::restore(&repo, &id, &db, &opts, &bar)?;
             drop(bar);
+            if json {
+                return emit(&ok_doc(serde_json::json!({
+                    "command": "backup restore", "id": id, "db": db, "keyspaces": s.keyspaces, "records": s.records,
+                    "raw_bytes": s.raw_bytes, "seconds": s.elapsed.as_secs_f64(),
+                })));
+            }
             if !common.quiet {
                 note!(
-                    "restored snapshot {id}: {} records in {} keyspaces into {}",
-                    s.records,
-                    s.keyspaces,
+                    "restored snapshot {id}: {} in {} into {}",
+                    plural(s.records, "record", "records"),
+                    plural(s.keyspaces as u64, "keyspace", "keyspaces"),
                     db.display()
                 );
             }
@@ -623,21 +752,34 @@ fn backup(cmd: BackupCmd) -> Result<(), Error> {
         BackupCmd::Delete { repo, ids, lock } => {
             let repo = Repo::open(&repo)?;
             let g = backup::delete(&repo, &ids, lock.break_lock, wait(&lock))?;
-            note!("deleted {} snapshot(s); manifest generation {g}", ids.len());
+            if json {
+                return emit(&ok_doc(serde_json::json!({"command": "backup delete", "deleted": ids, "generation": g})));
+            }
+            note!("deleted {}; manifest generation {g}", plural(ids.len() as u64, "snapshot", "snapshots"));
         }
         BackupCmd::Gc { repo, grace, lock } => {
             let repo = Repo::open(&repo)?;
             let r = backup::gc(&repo, lock.break_lock, wait(&lock), grace)?;
+            if json {
+                return emit(&ok_doc(serde_json::json!({
+                    "command": "backup gc", "removed": r.orphans, "young": r.young, "foreign": r.foreign,
+                    "generations_removed": r.generations,
+                })));
+            }
             for o in &r.young {
-                eprintln!("gc: kept {o}: unreferenced but younger than --grace");
+                note!("gc: kept {o}: unreferenced but younger than --grace");
             }
             for o in &r.foreign {
-                eprintln!("gc: left alone {o}: not an object floe wrote");
+                note!("gc: left alone {o}: not an object floe wrote");
             }
             for o in &r.orphans {
                 out!("removed orphan {o}");
             }
-            note!("gc: {} orphaned object(s), {} old manifest generation(s) removed", r.orphans.len(), r.generations);
+            note!(
+                "gc: {} and {} removed",
+                plural(r.orphans.len() as u64, "orphaned object", "orphaned objects"),
+                plural(r.generations, "old manifest generation", "old manifest generations")
+            );
         }
     }
     Ok(())
@@ -694,14 +836,22 @@ fn main() -> ExitCode {
             | Cmd::Demo { .. }
             | Cmd::Backup { cmd: BackupCmd::Create { .. } | BackupCmd::Verify { .. } | BackupCmd::Restore { .. } }
     ));
+    let json = cli.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // A closed standard output (`| head`) is not an error: the reader has
         // all it wanted. Nothing floe writes to stdout is left half-made.
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
+            let code = exit_code(&e);
             note!("floe: error: {e}");
-            ExitCode::from(exit_code(&e))
+            if json {
+                let doc = serde_json::json!({"ok": false, "error": {
+                    "kind": e.kind().name(), "exit_code": code, "message": e.to_string(), "offset": e.offset(),
+                }});
+                let _ = write_stdout(&format!("{doc}\n"));
+            }
+            ExitCode::from(code)
         }
     }
 }

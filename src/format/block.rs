@@ -159,6 +159,12 @@ impl BlockCompressor {
     }
 }
 
+/// What a data-frame error names: the block by its keyspace and sequence
+/// (the reader adds the keyspace's name and the archive).
+fn frame_what(h: &BlockHeader, what: &str) -> String {
+    format!("{what} of block {} of keyspace #{}", h.sequence, h.keyspace)
+}
+
 /// Checks a data frame against its header and decompresses it into `out`
 /// (cleared first), never allocating more than `raw_len` bytes.
 /// `offset` is the absolute offset of the frame.
@@ -166,12 +172,12 @@ pub fn decode_frame(h: &BlockHeader, frame: &[u8], offset: u64, out: &mut Vec<u8
     check_frame(h, frame, offset)?;
     out.clear();
     out.reserve_exact(h.raw_len as usize);
-    let n = zstd::bulk::Decompressor::new()
-        .and_then(|mut d| d.decompress_to_buffer(frame, out))
-        .map_err(|e| FormatError::corrupt("data frame", offset, format!("zstd could not decompress it: {e}")))?;
+    let n = zstd::bulk::Decompressor::new().and_then(|mut d| d.decompress_to_buffer(frame, out)).map_err(|e| {
+        FormatError::corrupt(frame_what(h, "data frame"), offset, format!("zstd could not decompress it: {e}"))
+    })?;
     if n != h.raw_len as usize {
         return Err(FormatError::corrupt(
-            "data frame",
+            frame_what(h, "data frame"),
             offset,
             format!("decompressed to {n} bytes, block header says {}", h.raw_len),
         ));
@@ -179,7 +185,7 @@ pub fn decode_frame(h: &BlockHeader, frame: &[u8], offset: u64, out: &mut Vec<u8
     let c = crc32(out);
     if c != h.raw_crc32 {
         return Err(FormatError::Checksum {
-            what: "decompressed block".into(),
+            what: frame_what(h, "decompressed data"),
             offset,
             stored: h.raw_crc32,
             computed: c,
@@ -194,7 +200,7 @@ pub fn decode_frame(h: &BlockHeader, frame: &[u8], offset: u64, out: &mut Vec<u8
 pub fn check_frame(h: &BlockHeader, frame: &[u8], offset: u64) -> Result<()> {
     if frame.len() != h.frame_len as usize {
         return Err(FormatError::Truncated {
-            what: "data frame".into(),
+            what: frame_what(h, "data frame"),
             offset,
             need: u64::from(h.frame_len),
             have: frame.len() as u64,
@@ -202,7 +208,12 @@ pub fn check_frame(h: &BlockHeader, frame: &[u8], offset: u64) -> Result<()> {
     }
     let c = crc32(frame);
     if c != h.frame_crc32 {
-        return Err(FormatError::Checksum { what: "data frame".into(), offset, stored: h.frame_crc32, computed: c });
+        return Err(FormatError::Checksum {
+            what: frame_what(h, "data frame"),
+            offset,
+            stored: h.frame_crc32,
+            computed: c,
+        });
     }
     let z = ZstdFrameHeader::parse(frame, offset)?;
     z.check(h, offset)?;
@@ -210,12 +221,14 @@ pub fn check_frame(h: &BlockHeader, frame: &[u8], offset: u64) -> Result<()> {
         Ok(n) if n == frame.len() => {}
         Ok(n) => {
             return Err(FormatError::corrupt(
-                "data frame",
+                frame_what(h, "data frame"),
                 offset,
                 format!("holds more than one zstd frame (first is {n} of {} bytes)", frame.len()),
             ))
         }
-        Err(_) => return Err(FormatError::corrupt("data frame", offset, "is not a well-formed zstd frame")),
+        Err(_) => {
+            return Err(FormatError::corrupt(frame_what(h, "data frame"), offset, "is not a well-formed zstd frame"))
+        }
     }
     Ok(())
 }
@@ -293,7 +306,7 @@ impl ZstdFrameHeader {
     /// equal to `raw_len`, window within [`MAX_WINDOW`], no dictionary,
     /// content checksum present.
     pub fn check(&self, h: &BlockHeader, offset: u64) -> Result<()> {
-        let fail = |d: String| Err(FormatError::corrupt("data frame", offset, d));
+        let fail = |d: String| Err(FormatError::corrupt(frame_what(h, "data frame"), offset, d));
         match self.content_size {
             None => {
                 return fail(format!(

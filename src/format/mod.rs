@@ -84,6 +84,17 @@ impl FormatError {
         FormatError::Corrupt { what: what.into(), offset, detail: detail.into() }
     }
 
+    /// The absolute file offset the error is about, when it names one.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            FormatError::Truncated { offset, .. }
+            | FormatError::Checksum { offset, .. }
+            | FormatError::UnknownRequiredSection { offset, .. }
+            | FormatError::Corrupt { offset, .. } => Some(*offset),
+            _ => None,
+        }
+    }
+
     /// True when the error means "this floe is too old", not "the file is bad".
     pub fn is_unsupported(&self) -> bool {
         matches!(

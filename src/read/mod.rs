@@ -158,6 +158,14 @@ pub struct PendingBlock {
     fetch: Option<Fetch>,
 }
 
+/// `NAME: keyspace 'KS'` for errors inside a keyspace's blocks.
+fn keyspace_context(name: &str, keyspaces: &[KeyspaceEntry], k: u32) -> String {
+    match keyspaces.get(k as usize) {
+        Some(e) => format!("{name}: keyspace '{}'", crate::util::text::escape(&e.name)),
+        None => name.to_owned(),
+    }
+}
+
 /// A block's header and its data frame, checked against the index (§11 items
 /// 2, 5, 6 except decompression).
 struct FrameRef<'a> {
@@ -206,6 +214,18 @@ impl<B: Source> Archive<B> {
     pub fn open_mapped(path: &Path, wrap: impl FnOnce(memmap2::Mmap) -> B) -> Result<Self> {
         let name = path.display().to_string();
         let f = std::fs::File::open(path).map_err(|e| Error::io(format!("opening archive {name}"), e))?;
+        let meta = f.metadata().map_err(|e| Error::io(format!("stat {name}"), e))?;
+        if meta.is_dir() {
+            let hint = if path.join("version").is_file() { " (a fjall database?)" } else { "" };
+            return Err(Error::InvalidArgument(format!(
+                "{name} is a directory{hint}, not an archive; give the archive file (floe export DB -o FILE makes one)"
+            )));
+        }
+        if !meta.is_file() {
+            return Err(Error::InvalidArgument(format!(
+                "{name} is not a regular file (a device, FIFO or socket); to read a stream, use - and redirect it"
+            )));
+        }
         Self::map_file(&f, &name, wrap)
     }
 
@@ -336,6 +356,10 @@ impl<B: Source> Archive<B> {
     pub fn keyspaces(&self) -> &[KeyspaceEntry] {
         &self.keyspaces
     }
+    /// What an error in block `h` is reported against: the archive and the keyspace's name.
+    fn block_context(&self, h: &BlockHeader) -> String {
+        keyspace_context(&self.name, &self.keyspaces, h.keyspace)
+    }
     pub fn index(&self) -> &Index {
         &self.index
     }
@@ -405,7 +429,7 @@ impl<B: Source> Archive<B> {
 
     fn decode_block(&self, p: PendingBlock, out: &mut Vec<u8>) -> Result<BlockHeader> {
         let f = self.finish_block(p)?;
-        let r = decode_frame(&f.header, &f.frame, f.offset, out).ctx(&self.name);
+        let r = decode_frame(&f.header, &f.frame, f.offset, out).ctx(&self.block_context(&f.header));
         self.release(f.offset, f.frame.len() as u64);
         r?;
         Ok(f.header)
@@ -673,7 +697,7 @@ impl<B: Source> Archive<B> {
             let check = |p: PendingBlock| -> Result<(u32, u32)> {
                 tracker.check()?;
                 let f = self.finish_block(p)?;
-                let r = check_frame(&f.header, &f.frame, f.offset).ctx(&self.name);
+                let r = check_frame(&f.header, &f.frame, f.offset).ctx(&self.block_context(&f.header));
                 self.release(f.offset, f.frame.len() as u64);
                 r?;
                 Ok((f.header.frame_len, f.header.record_count))
@@ -1116,7 +1140,7 @@ impl<R: Read> StreamReader<R> {
                         decode_frame(&h, &frame, foff, &mut raw)
                     };
                     self.frame_buf = frame;
-                    checked.ctx(&self.name)?;
+                    checked.ctx(&keyspace_context(&self.name, &self.keyspaces, h.keyspace))?;
                     return Ok(Some(StreamBlock { header: h, offset: at, raw }));
                 }
                 DataItem::Index(sec) => {

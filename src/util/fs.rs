@@ -32,6 +32,13 @@ const TMP_MARK: &str = ".floe-tmp-";
 const OLD_MARK: &str = ".floe-old-";
 
 fn name_of(target: &Path) -> Result<(PathBuf, String)> {
+    if matches!(target.components().next_back(), Some(std::path::Component::CurDir | std::path::Component::ParentDir)) {
+        return Err(Error::InvalidArgument(format!(
+            "{} names a directory through '.' or '..'; floe builds the new file or database beside its target and \
+             renames it into place, so name the target from its parent (e.g. cd .. && floe import ARCHIVE NAME)",
+            target.display()
+        )));
+    }
     let name = target
         .file_name()
         .and_then(|n| n.to_str())

@@ -733,7 +733,16 @@ def import_archive(
         archive = _path(src)
         bridge = _Bridge(progress)
         out = _n.ImportSummary()
-        _run("import", bridge, lambda: _n.floe_import(archive, db, ctypes.byref(opts), bridge.c, None, ctypes.byref(out)))
+        try:
+            _run(
+                "import", bridge, lambda: _n.floe_import(archive, db, ctypes.byref(opts), bridge.c, None, ctypes.byref(out))
+            )
+        except TargetExistsError as e:
+            raise TargetExistsError(
+                f"target {os.fsdecode(db)} exists and is not empty; import_archive() replaces it (atomically) only with "
+                "replace=True",
+                e.status,
+            ) from None
     notes = _n.take_string(out.warnings)
     return ImportSummary(
         keyspaces=out.keyspaces,

@@ -139,3 +139,17 @@ def test_option_structs_carry_their_size(tmp_path, db):
     assert st == floe.Status.INVALID_ARGUMENT
     assert b"floe_export_options.struct_size is 0" in n.floe_last_error()
     assert not (tmp_path / "z.floe").exists()
+
+
+def test_import_refusal_speaks_python(tmp_path, db):
+    out = tmp_path / "a.floe"
+    floe.export(db, out)
+    target = tmp_path / "busy"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    with pytest.raises(floe.TargetExistsError) as e:
+        floe.import_archive(out, target)
+    msg = str(e.value)
+    assert "replace=True" in msg and str(target) in msg, msg
+    assert "--replace" not in msg and "ImportOptions" not in msg and "options->" not in msg, msg
+    assert (target / "keep.txt").read_text() == "mine"
