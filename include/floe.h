@@ -302,7 +302,10 @@ typedef struct floe_progress {
    */
   uint64_t bytes_done;
   /**
-   * Expected total of `bytes_done`, or 0 when not known in advance.
+   * Expected total of `bytes_done`, or 0 when not known in advance. For an
+   * export, an estimate from the database's sizes: it may change from one
+   * report to the next, is never below `bytes_done`, and is exact in the
+   * last report.
    */
   uint64_t bytes_total;
   /**

@@ -477,6 +477,7 @@ impl Drop for Lock {
             let _ = t.join();
         }
         if self.held.lost.load(Ordering::SeqCst) {
+            tracing::warn!(locks = %self.held.dir, "backup: the lock was broken by another job while held");
             return;
         }
         // Release: a create-only write of the next generation (fails if broken).
@@ -484,7 +485,8 @@ impl Drop for Lock {
         if let Some(mut doc) = doc {
             doc.state = "released".into();
             doc.expires_unix = now_unix();
-            self.held.advance(doc);
+            let released = self.held.advance(doc);
+            tracing::info!(locks = %self.held.dir, lock_generation = self.generation(), released, "backup: lock released");
         }
     }
 }
@@ -674,8 +676,10 @@ impl Repo {
             let body = serde_json::to_vec_pretty(&m.doc)
                 .map_err(|e| Error::Internal(format!("encoding the manifest: {e}")))?;
             if self.store.put(&self.manifest_key(m.generation), body, true)? {
+                tracing::info!(repo = %escape(&self.url), action, generation = m.generation, "backup: manifest generation published");
                 return Ok(m);
             }
+            tracing::debug!(repo = %escape(&self.url), action, generation = next, "backup: another writer published generation first; retrying");
             std::thread::sleep(Duration::from_millis(20));
         }
         Err(BackupError::Invalid {
@@ -738,6 +742,7 @@ impl Repo {
             }
             let doc = LockDoc::mine(job, &token, now);
             if write_lock_generation(&self.store, &dir, next, &doc)? {
+                tracing::info!(repo = %escape(&self.url), job, lock_generation = next, "backup: lock taken");
                 return Ok(self.start_renewing(dir, next, doc));
             }
             // Another job wrote generation `next` first: re-read its state.
@@ -945,6 +950,7 @@ pub fn create(repo: &Repo, db_dir: &Path, opts: &CreateOptions, progress: &dyn P
     let writer =
         up.inner.into_inner().map_err(|e| Error::io(format!("uploading {}", object.describe()), e.into_error()))?;
     writer.finish()?;
+    tracing::info!(repo = %escape(&repo.url), id = %id, bytes = size, sha256 = %sha256, "backup: snapshot uploaded");
     // Read back what the store holds (trailer, index, header) for the entry.
     let a = Archive::from_bytes(object.source()?, &object.describe())?;
     if a.len() != size {

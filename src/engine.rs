@@ -74,6 +74,30 @@ pub fn keyspace_names(db: &Database) -> Vec<String> {
     v
 }
 
+/// What fjall knows of a keyspace's size without reading it: an estimate
+/// for progress reporting, not a count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SizeEstimate {
+    /// Bytes of its tables (and blob files) on disk: compressed, so raw
+    /// record bytes are usually more.
+    pub disk_bytes: u64,
+    /// Bytes in its active memtable (not yet on disk; fjall's approximation).
+    pub memtable_bytes: u64,
+    /// Items in tables and memtables, counting overwritten versions and
+    /// tombstones, so the live records are usually fewer.
+    pub items: u64,
+}
+
+/// fjall's approximate size of `ks` (cheap: table metadata and memtable counters).
+pub fn size_estimate(ks: &Keyspace) -> SizeEstimate {
+    use fjall::AbstractTree;
+    SizeEstimate {
+        disk_bytes: ks.disk_space(),
+        memtable_bytes: ks.tree.active_memtable().size(),
+        items: ks.approximate_len() as u64,
+    }
+}
+
 fn comp_to(c: &CompressionType) -> Compression {
     match c {
         CompressionType::None => Compression::None,

@@ -184,13 +184,30 @@ pub fn export_database<W: Write>(
     let snapshot = db.snapshot();
     let names = select(db, &opts.keyspaces)?;
     let path = Path::new("<database>");
+    tracing::info!(snapshot_seqno = snapshot.seqno(), keyspaces = names.len(), "export: snapshot taken");
     let mut handles: Vec<Keyspace> = Vec::with_capacity(names.len());
     let mut entries = Vec::with_capacity(names.len());
+    let mut expected = Vec::with_capacity(names.len());
     for n in &names {
         let ks = engine::open_keyspace(db, path, n)?;
+        let e = engine::size_estimate(&ks);
+        tracing::debug!(
+            keyspace = %n,
+            disk_bytes = e.disk_bytes,
+            memtable_bytes = e.memtable_bytes,
+            approximate_items = e.items,
+            "export: keyspace selected"
+        );
+        expected.push((e.disk_bytes + e.memtable_bytes, e.items));
         entries.push(KeyspaceEntry { name: n.clone(), options: engine::options_of(&ks) });
         handles.push(ks);
     }
+    tracing::info!(
+        keyspaces = %names.join(","),
+        approximate_bytes = expected.iter().map(|e| e.0).sum::<u64>(),
+        approximate_items = expected.iter().map(|e| e.1).sum::<u64>(),
+        "export: keyspaces selected"
+    );
     let mut header = Header::new(opts.level, opts.block_size, names.len() as u32);
     header.engine = ENGINE_NAME.into();
     header.engine_version = ENGINE_VERSION.into();
@@ -200,7 +217,7 @@ pub fn export_database<W: Write>(
     let mut writer = ArchiveWriter::new(out, header, &entries)?;
     let threads = effective_threads(opts.threads);
     let pool = pool_for(threads)?;
-    let tracker = Tracker::new(progress, Phase::Export, 0);
+    let tracker = Tracker::with_estimate(progress, Phase::Export, expected);
     let next = AtomicUsize::new(0);
     let level = opts.level;
     let block_size = opts.block_size;
@@ -243,7 +260,9 @@ pub fn export_database<W: Write>(
         }
         let mut rxs = rxs;
         let res = (|| -> Result<()> {
-            for rx in rxs.iter_mut() {
+            for (k, rx) in rxs.iter_mut().enumerate() {
+                tracker.keyspace(k, &names[k]);
+                let (ks_start, (bytes0, records0)) = (Instant::now(), tracker.done());
                 // Closed when its producer finished (or failed after sending its error).
                 while let Ok(pending) = rx.recv() {
                     let block =
@@ -252,8 +271,16 @@ pub fn export_database<W: Write>(
                     tracker.add(u64::from(block.header.raw_len), u64::from(block.header.record_count))?;
                     bufs.frames.give(block.frame);
                 }
+                let (bytes, records) = tracker.done();
+                tracing::info!(
+                    keyspace = %names[k],
+                    records = records - records0,
+                    bytes = bytes - bytes0,
+                    ms = ks_start.elapsed().as_millis() as u64,
+                    "export: keyspace done"
+                );
             }
-            Ok(())
+            tracker.finish()
         })();
         if res.is_err() {
             tracker.cancel();
@@ -262,7 +289,17 @@ pub fn export_database<W: Write>(
         res
     });
     result?;
+    let finishing = Instant::now();
     let (out, write) = writer.finish()?;
+    tracing::info!(
+        snapshot_seqno = snapshot.seqno(),
+        records = write.records,
+        raw_bytes = write.raw_bytes,
+        archive_bytes = write.archive_bytes,
+        index_ms = finishing.elapsed().as_millis() as u64,
+        ms = start.elapsed().as_millis() as u64,
+        "export: archive written"
+    );
     Ok((out, ExportSummary { write, snapshot_seqno: snapshot.seqno(), elapsed: start.elapsed() }))
 }
 
@@ -426,7 +463,9 @@ pub fn export_path(
     if let (Destination::File(p), Some(OutputKind::File)) = (&dest, kind) {
         crate::util::fs::check_file_target(p, opts.overwrite)?;
     }
+    let opening = Instant::now();
     let db = engine::open_existing(db_dir)?;
+    tracing::info!(db = %db_dir.display(), ms = opening.elapsed().as_millis() as u64, "export: database opened");
     export_to(&db, dest, opts, progress)
 }
 
@@ -461,14 +500,26 @@ pub fn export_to(
             let buf = std::io::BufWriter::with_capacity(1 << 20, f.file());
             let (buf, summary) = export_database(db, buf, opts, progress).map_err(|e| naming_file(e, p))?;
             buf.into_inner().map_err(|e| Error::io(format!("writing {}", p.display()), e.into_error()))?;
+            let committing = Instant::now();
             f.commit()?;
+            tracing::info!(
+                output = %p.display(),
+                ms = committing.elapsed().as_millis() as u64,
+                "export: archive file committed (fsync, rename)"
+            );
             Ok(summary)
         }
         Destination::Object(o) => {
             let buf = std::io::BufWriter::with_capacity(1 << 20, o.writer()?);
             let (buf, summary) = export_database(db, buf, opts, progress)?;
             let w = buf.into_inner().map_err(|e| Error::io(format!("uploading {}", o.describe()), e.into_error()))?;
+            let committing = Instant::now();
             w.finish()?;
+            tracing::info!(
+                output = %o.describe(),
+                ms = committing.elapsed().as_millis() as u64,
+                "export: upload completed"
+            );
             Ok(summary)
         }
         Destination::Stdout => {

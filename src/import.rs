@@ -195,6 +195,18 @@ pub fn import_archive<B: crate::read::Source>(
     let mut handles: Vec<Option<Keyspace>> = entries.iter().map(|_| None).collect();
     let total: u64 = sel.iter().map(|&i| archive.index().keyspaces[i].totals.raw_bytes).sum();
     let tracker = Tracker::new(progress, Phase::Import, total);
+    tracker.set_records_total(sel.iter().map(|&i| archive.index().keyspaces[i].totals.record_count).sum());
+    tracing::info!(
+        archive = %archive.name(),
+        target = %db_dir.display(),
+        keyspaces = %sel.iter().map(|&i| entries[i].name.as_str()).collect::<Vec<_>>().join(","),
+        raw_bytes = total,
+        snapshot_seqno = archive.header().snapshot_seqno,
+        "import: archive opened"
+    );
+    // Per keyspace: when its first segment started and its last one ended.
+    let spans: std::sync::Mutex<Vec<Option<(Instant, Instant)>>> =
+        std::sync::Mutex::new(entries.iter().map(|_| None).collect());
     let workers = effective_threads(opts.threads);
     // Work is handed out in segments: a large keyspace is split at record
     // boundaries into up to `workers` runs of blocks, each ingested by its own
@@ -258,11 +270,13 @@ pub fn import_archive<B: crate::read::Source>(
                 slots.release();
                 break;
             }
-            let (path, tracker, pool, slots, panicked) = (&path, &tracker, &pool, &slots, &panicked);
+            let (path, tracker, pool, slots, panicked, spans) = (&path, &tracker, &pool, &slots, &panicked, &spans);
             jobs.push(scope.spawn(move || {
                 let ks = &ks;
                 let mut slot = Some(SlotGuard(slots));
                 let run = || -> Result<(usize, usize, Totals)> {
+                    let started = Instant::now();
+                    tracker.keyspace(k, name);
                     let mut ing = ks.start_ingestion().map_err(|e| ingest_err(path, name, e))?;
                     let totals =
                         archive.for_each_record_of_segment(Some(pool), k, blocks, true, Some(tracker), |key, v| {
@@ -270,6 +284,19 @@ pub fn import_archive<B: crate::read::Source>(
                         })?;
                     slot.take();
                     ing.finish().map_err(|e| ingest_err(path, name, e))?;
+                    let ended = Instant::now();
+                    tracing::debug!(
+                        keyspace = %name,
+                        segment = j,
+                        records = totals.record_count,
+                        bytes = totals.raw_bytes,
+                        ms = (ended - started).as_millis() as u64,
+                        "import: segment ingested"
+                    );
+                    if let Ok(mut s) = spans.lock() {
+                        let span = s[k].get_or_insert((started, ended));
+                        *span = (span.0.min(started), span.1.max(ended));
+                    }
                     Ok((k, j, totals))
                 };
                 let r =
@@ -306,12 +333,28 @@ pub fn import_archive<B: crate::read::Source>(
         return Err(e);
     }
     tracker.check()?;
+    let spans = spans.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     for &k in &sel {
         let totals = archive.join_segments(k, std::mem::take(&mut parts[k]))?;
         summary.records += totals.record_count;
+        tracing::info!(
+            keyspace = %entries[k].name,
+            records = totals.record_count,
+            bytes = totals.raw_bytes,
+            segments = segments[k],
+            ms = spans[k].map_or(0, |(a, b)| (b - a).as_millis() as u64),
+            "import: keyspace ingested"
+        );
     }
     tracker.check()?;
+    tracing::info!(ms = start.elapsed().as_millis() as u64, "import: ingestion done");
+    let sealing = Instant::now();
     seal(db, handles, dir)?;
+    tracing::info!(
+        target = %db_dir.display(),
+        ms = sealing.elapsed().as_millis() as u64,
+        "import: database committed (persist, fsync, rename)"
+    );
     summary.keyspaces = sel.len();
     summary.raw_bytes = total;
     summary.elapsed = start.elapsed();
@@ -353,23 +396,48 @@ pub fn import_stream<R: Read>(
     let mut summary = ImportSummary::default();
     let handles = create_keyspaces(&db, &path, &entries, &sel, &mut summary.warnings)?;
     let tracker = Tracker::new(progress, Phase::Import, 0);
+    tracing::info!(
+        archive = %name,
+        target = %db_dir.display(),
+        keyspaces = %sel.iter().map(|&i| entries[i].name.as_str()).collect::<Vec<_>>().join(","),
+        snapshot_seqno = s.header().snapshot_seqno,
+        "import: reading a stream"
+    );
     // This thread reads and decompresses; a second one decodes and ingests.
     let run = || -> Result<Vec<crate::format::record::Totals>> {
         s.for_each_keyspace_pipelined(true, Some(&tracker), |k, records| {
             let Some(ks) = handles[k].as_ref() else { return Ok(()) };
             let name = &entries[k].name;
+            tracker.keyspace(k, name);
+            let (started, (bytes0, records0)) = (Instant::now(), tracker.done());
             let mut ing = ks.start_ingestion().map_err(|e| ingest_err(&path, name, e))?;
             records.for_each_record(|key, v| {
                 ing.write(key, v.unwrap_or_default()).map_err(|e| ingest_err(&path, name, e))
             })?;
-            ing.finish().map_err(|e| ingest_err(&path, name, e))
+            ing.finish().map_err(|e| ingest_err(&path, name, e))?;
+            let (bytes, records) = tracker.done();
+            tracing::info!(
+                keyspace = %name,
+                records = records.saturating_sub(records0),
+                bytes = bytes.saturating_sub(bytes0),
+                ms = started.elapsed().as_millis() as u64,
+                "import: keyspace ingested"
+            );
+            Ok(())
         })
     };
     let totals = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| {
         Err(EngineError::Panicked { path: path.clone(), action: "ingesting".into(), message: "see stderr".into() }
             .into())
     })?;
+    tracing::info!(ms = start.elapsed().as_millis() as u64, "import: ingestion done");
+    let sealing = Instant::now();
     seal(db, handles, dir)?;
+    tracing::info!(
+        target = %db_dir.display(),
+        ms = sealing.elapsed().as_millis() as u64,
+        "import: database committed (persist, fsync, rename)"
+    );
     summary.keyspaces = sel.len();
     summary.records = sel.iter().map(|&i| totals[i].record_count).sum();
     summary.raw_bytes = sel.iter().map(|&i| totals[i].raw_bytes).sum();

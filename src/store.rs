@@ -948,6 +948,7 @@ impl Object {
         let up = rt.block_on(inner.put_multipart(&self.key)).map_err(|e| {
             store_err(self.store.net.as_deref(), format!("starting the upload of {}", self.describe()), e)
         })?;
+        tracing::debug!(object = %self.describe(), part_size = PART_SIZE, "store: multipart upload started");
         Ok(ObjectWriter {
             up: Upload::Remote(Some(WriteMultipart::new_with_chunk_size(up, PART_SIZE))),
             name: self.describe(),
@@ -1028,7 +1029,10 @@ impl ObjectWriter {
                     return Err(err);
                 }
                 match rt.block_on(up.finish()) {
-                    Ok(_) => Ok(self.written),
+                    Ok(_) => {
+                        tracing::debug!(object = %self.name, bytes = self.written, "store: multipart upload completed");
+                        Ok(self.written)
+                    }
                     // WriteMultipart::finish aborts the upload itself when a part failed.
                     Err(e) => Err(store_err(self.net.as_deref(), format!("completing the upload of {}", self.name), e)),
                 }
@@ -1080,7 +1084,8 @@ impl Drop for ObjectWriter {
         if let Upload::Remote(up) = &mut self.up {
             if let (Some(up), Ok(rt)) = (up.take(), runtime()) {
                 // Best effort: a server that is gone cannot be told; see `floe backup gc`.
-                let _ = rt.block_on(up.abort());
+                let r = rt.block_on(up.abort());
+                tracing::debug!(object = %self.name, bytes = self.written, ok = r.is_ok(), "store: multipart upload aborted");
             }
         }
     }

@@ -63,12 +63,16 @@ fn export_progress_is_monotonic_and_complete() {
     let (out, s) = export_database(&db, Vec::new(), &opts(4096, 2), &cb).unwrap();
     assert_eq!(out, bytes);
     let seen = seen.into_inner().unwrap();
-    assert_eq!(seen.len() as u64, s.write.blocks);
+    // One report per block, then the final one with exact totals.
+    assert_eq!(seen.len() as u64, s.write.blocks + 1);
     for w in seen.windows(2) {
         assert!(w[1].bytes_done >= w[0].bytes_done && w[1].records_done >= w[0].records_done);
     }
+    // The estimated totals never fall below what was done.
+    assert!(seen.iter().all(|p| p.bytes_total >= p.bytes_done && p.records_total >= p.records_done));
     let last = seen.last().unwrap();
     assert_eq!(last.bytes_done, s.write.raw_bytes);
+    assert_eq!((last.bytes_total, last.records_total), (last.bytes_done, last.records_done));
     assert_eq!(last.records_done, m.values().map(|r| r.len() as u64).sum::<u64>());
 }
 

@@ -29,7 +29,10 @@ pub struct floe_progress {
     /// Bytes processed so far (of the raw record stream; compressed bytes for
     /// a quick verify).
     pub bytes_done: u64,
-    /// Expected total of `bytes_done`, or 0 when not known in advance.
+    /// Expected total of `bytes_done`, or 0 when not known in advance. For an
+    /// export, an estimate from the database's sizes: it may change from one
+    /// report to the next, is never below `bytes_done`, and is exact in the
+    /// last report.
     pub bytes_total: u64,
     /// Records processed so far.
     pub records_done: u64,

@@ -10,6 +10,59 @@ fn say(line: &str) {
     let _ = std::io::stderr().lock().write_all(format!("{}\n", escape(line)).as_bytes());
 }
 
+/// The progress bar being drawn, if any: log lines are printed above it.
+static BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Registers the bar being drawn (`None`: no bar any more).
+pub fn show_bar(bar: Option<&indicatif::ProgressBar>) {
+    if let Ok(mut b) = BAR.lock() {
+        *b = bar.filter(|b| !b.is_hidden()).cloned();
+    }
+}
+
+/// On a terminal, erases the line the cursor is on (another process's bar
+/// drawn there, `export -o - | import -`), so that the next line printed
+/// replaces it and that process's next draw goes below.
+pub fn clear_line() {
+    if std::io::stderr().is_terminal() {
+        let _ = std::io::stderr().lock().write_all(b"\r\x1b[2K");
+    }
+}
+
+/// One log event, written to stderr when dropped: with this process's bar
+/// suspended (cleared, then redrawn below the line), or on a terminal
+/// without one over a line another process's bar may be on.
+struct LogLine(Vec<u8>);
+
+impl Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let bar = BAR.lock().ok().and_then(|b| b.clone());
+        let put = || {
+            let _ = std::io::stderr().lock().write_all(&self.0);
+        };
+        match bar {
+            Some(b) => b.suspend(put),
+            None => {
+                clear_line();
+                put();
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     /// `floe: warning: ...` lines; fields as key=value.
@@ -35,7 +88,7 @@ pub fn init(verbose: u8, format: LogFormat) {
         }),
         _ => EnvFilter::new(format!("{level},floe={level}")),
     };
-    let b = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    let b = tracing_subscriber::fmt().with_writer(|| LogLine(Vec::new())).with_env_filter(filter);
     let r = match format {
         LogFormat::Json => b.json().with_current_span(false).try_init(),
         LogFormat::Text => b

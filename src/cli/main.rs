@@ -251,42 +251,121 @@ enum BackupCmd {
     },
 }
 
-/// Draws an indicatif bar on stderr.
-struct Bar(ProgressBar);
+/// Draws an indicatif bar on stderr: bytes done of the total, percent, rate,
+/// time left, records and the current keyspace; a spinner with bytes and
+/// rate while no total is known (a stream). Cleared when dropped, leaving
+/// no line behind; log lines are printed above it (see `log`).
+struct Bar {
+    pb: ProgressBar,
+    /// The current keyspace, escaped for the terminal.
+    keyspace: std::sync::Mutex<String>,
+    /// Totals known beforehand (bytes, records) for a stream that reports none.
+    known: std::sync::Mutex<Option<(u64, u64)>>,
+}
+
+/// The bar's line once a total is known.
+const WITH_TOTAL: &str =
+    "{prefix:6} {percent:>3}% [{bar:10}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {wide_msg}";
+/// The bar's line while no total is known.
+const NO_TOTAL: &str = "{prefix:6} {spinner} {bytes} {binary_bytes_per_sec} {elapsed} {wide_msg}";
 
 impl Bar {
     fn new(quiet: bool, msg: &'static str) -> Bar {
-        let target = if quiet || !std::io::stderr().is_terminal() {
+        Bar::shown(!quiet, msg)
+    }
+
+    /// A bar drawn only if `show` and stderr is a terminal.
+    fn shown(show: bool, msg: &'static str) -> Bar {
+        let target = if !show || !std::io::stderr().is_terminal() {
             ProgressDrawTarget::hidden()
         } else {
             ProgressDrawTarget::stderr()
         };
         let pb = ProgressBar::with_draw_target(None, target);
-        pb.set_style(
-            ProgressStyle::with_template(
-                "{msg:8} {spinner} {bytes:>10} {binary_bytes_per_sec:>12} {wide_bar} {percent:>3}% {elapsed}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        pb.set_message(msg);
-        Bar(pb)
+        pb.set_style(Bar::style(NO_TOTAL));
+        pb.set_prefix(msg);
+        log::show_bar(Some(&pb));
+        Bar { pb, keyspace: std::sync::Mutex::new(String::new()), known: std::sync::Mutex::new(None) }
+    }
+
+    /// Totals to show while the operation reports none.
+    fn expect(&self, totals: Option<(u64, u64)>) {
+        if let Ok(mut k) = self.known.lock() {
+            *k = totals;
+        }
+    }
+
+    fn style(template: &str) -> ProgressStyle {
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ")
     }
 }
 
 impl Progress for Bar {
     fn report(&self, p: &ProgressInfo) -> bool {
-        if p.bytes_total > 0 && self.0.length() != Some(p.bytes_total) {
-            self.0.set_length(p.bytes_total);
+        let mut p = *p;
+        if let (0, Ok(Some((bytes, records)))) = (p.bytes_total, self.known.lock().as_deref()) {
+            (p.bytes_total, p.records_total) = (*bytes, *records);
         }
-        self.0.set_position(p.bytes_done);
+        if p.bytes_total > 0 {
+            if self.pb.length().is_none() {
+                self.pb.set_style(Bar::style(WITH_TOTAL));
+            }
+            // An estimated total (export) can be passed: never beyond 100%.
+            let total = p.bytes_total.max(p.bytes_done);
+            if self.pb.length() != Some(total) {
+                self.pb.set_length(total);
+            }
+        }
+        self.pb.set_position(p.bytes_done);
+        let records = match (p.records_total, p.phase) {
+            (0, _) => format!("{} rec", p.records_done),
+            (t, floe::Phase::Export) if t != p.records_done => format!("{}/~{} rec", p.records_done, t),
+            (t, _) => format!("{}/{} rec", p.records_done, t),
+        };
+        let ks = self.keyspace.lock().map(|k| k.clone()).unwrap_or_default();
+        self.pb.set_message(if ks.is_empty() { records } else { format!("[{ks}] {records}") });
         true
+    }
+
+    fn keyspace(&self, _index: usize, name: &str) {
+        if let Ok(mut k) = self.keyspace.lock() {
+            *k = escape(name).into_owned();
+        }
     }
 }
 
 impl Drop for Bar {
     fn drop(&mut self) {
-        self.0.finish_and_clear();
+        log::show_bar(None);
+        self.pb.finish_and_clear();
     }
+}
+
+/// Standard output is redirected to a regular file (`> archive.floe`), not a pipe.
+fn stdout_is_file() -> bool {
+    use std::os::fd::AsFd;
+    std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .and_then(|fd| std::fs::File::from(fd).metadata().ok())
+        .is_some_and(|m| m.is_file())
+}
+
+/// The raw bytes and records of the archive on standard input, when it is
+/// a regular file read from its start (`floe import - DB < archive.floe`):
+/// read from its index, which a stream reaches only at its end. The stream
+/// is then read as usual, from the start.
+fn stdin_totals() -> Option<(u64, u64)> {
+    use std::io::Seek;
+    use std::os::fd::AsFd;
+    let mut f = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned().ok()?);
+    if !f.metadata().ok()?.is_file() || f.stream_position().ok()? != 0 {
+        return None;
+    }
+    let a = floe::read::Archive::open_file(&f, "<stdin>", |m| m).ok()?;
+    let t = a.index().keyspaces.iter().fold((0, 0), |(b, r), k| (b + k.totals.raw_bytes, r + k.totals.record_count));
+    Some(t)
 }
 
 /// A line of human-readable output on standard output, with control
@@ -405,7 +484,10 @@ fn run(cli: Cli) -> Result<(), Error> {
                     report_leftovers(path)?;
                 }
             }
-            let bar = Bar::new(common.quiet || json, "export");
+            // Export to a pipe draws no bar: the reader at the other end
+            // (`floe import -`) draws one on the same terminal.
+            let to_pipe = location.is_none() && !stdout_is_file();
+            let bar = Bar::shown(!common.quiet && !json && !to_pipe, "export");
             let dest = location.as_ref().map_or(Destination::Stdout, Destination::from);
             let s = floe::export::export_path(&db, dest, &opts, &bar)?;
             drop(bar);
@@ -417,6 +499,10 @@ fn run(cli: Cli) -> Result<(), Error> {
                     "archive_bytes": w.archive_bytes, "seconds": s.elapsed.as_secs_f64(),
                 })))?;
             } else if !common.quiet {
+                if to_pipe {
+                    // Over the reader's bar, if it draws one: its next draw goes below.
+                    log::clear_line();
+                }
                 note!(
                     "exported {} in {} from snapshot {} ({} raw -> {} archive, {:.2}x) in {:.2}s, {}",
                     plural(w.records, "record", "records"),
@@ -444,6 +530,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             report_leftovers(&db)?;
             let bar = Bar::new(common.quiet || json, "import");
             let s = if is_dash(&archive) {
+                bar.expect(stdin_totals());
                 floe::import::import_stream(std::io::stdin().lock(), "<stdin>", &db, &opts, &bar)?
             } else {
                 floe::import::import_archive(&floe::store::open_archive(&archive)?, &db, &opts, &bar)?
@@ -479,6 +566,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             let bar = Bar::new(common.quiet || json, "verify");
             let start = std::time::Instant::now();
             let r = if is_dash(&archive) {
+                bar.expect(stdin_totals());
                 floe::read::verify_stream(std::io::stdin().lock(), "<stdin>", quick, &bar)?
             } else {
                 floe::store::open_archive(&archive)?.verify_with(common.threads, quick, &bar)?

@@ -226,7 +226,19 @@ impl<B: Source> Archive<B> {
                 "{name} is not a regular file (a device, FIFO or socket); to read a stream, use - and redirect it"
             )));
         }
-        let len = meta.len();
+        Self::map_file(&f, &name, wrap)
+    }
+
+    /// Memory-maps the open regular file `f` (e.g. standard input
+    /// redirected from a file) and opens it as `wrap(map)`; `name` is used
+    /// in messages.
+    pub fn open_file(f: &std::fs::File, name: &str, wrap: impl FnOnce(memmap2::Mmap) -> B) -> Result<Self> {
+        Self::map_file(f, name, wrap)
+    }
+
+    fn map_file(f: &std::fs::File, name: &str, wrap: impl FnOnce(memmap2::Mmap) -> B) -> Result<Self> {
+        let name = name.to_owned();
+        let len = f.metadata().map_err(|e| Error::io(format!("stat {name}"), e))?.len();
         if len < TRAILER_LEN as u64 {
             return Err(FormatError::Truncated {
                 what: "archive (smaller than a trailer)".into(),
@@ -239,7 +251,7 @@ impl<B: Source> Archive<B> {
         // SAFETY: the map is read-only. floe never writes archives in place; a
         // concurrent writer truncating the file would be an external misuse
         // (documented), and every read is bounds- and checksum-checked.
-        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(format!("mapping {name}"), e))?;
+        let map = unsafe { memmap2::Mmap::map(f) }.map_err(|e| Error::io(format!("mapping {name}"), e))?;
         let mut a = Archive::from_bytes(wrap(map), &name)?;
         // Import and verify read every block once: give mapped pages back as
         // they are consumed, so resident memory stays bounded by the blocks in
@@ -671,8 +683,17 @@ impl<B: Source> Archive<B> {
             raw_bytes: total_raw,
             quick,
         };
+        let start = std::time::Instant::now();
+        tracing::info!(
+            archive = %self.name,
+            quick,
+            keyspaces = report.keyspaces,
+            blocks = report.blocks,
+            "verify: started"
+        );
         if quick {
             let tracker = Tracker::new(progress, Phase::Verify, total_comp);
+            tracker.set_records_total(report.records);
             let check = |p: PendingBlock| -> Result<(u32, u32)> {
                 tracker.check()?;
                 let f = self.finish_block(p)?;
@@ -686,12 +707,23 @@ impl<B: Source> Archive<B> {
             self.pipeline(pool, 0..self.index.blocks.len(), &check, &mut consume)?;
         } else {
             let tracker = Tracker::new(progress, Phase::Verify, total_raw);
+            tracker.set_records_total(report.records);
             let mut records = 0;
             for k in 0..self.keyspaces.len() {
-                records += self.for_each_record_in(pool, k, false, Some(&tracker), |_, _| Ok(()))?.record_count;
+                let ks_start = std::time::Instant::now();
+                tracker.keyspace(k, &self.keyspaces[k].name);
+                let n = self.for_each_record_in(pool, k, false, Some(&tracker), |_, _| Ok(()))?.record_count;
+                tracing::debug!(
+                    keyspace = %self.keyspaces[k].name,
+                    records = n,
+                    ms = ks_start.elapsed().as_millis() as u64,
+                    "verify: keyspace checked"
+                );
+                records += n;
             }
             report.records = records;
         }
+        tracing::info!(archive = %self.name, ms = start.elapsed().as_millis() as u64, "verify: archive is sound");
         Ok(report)
     }
 }
@@ -1340,7 +1372,10 @@ pub fn verify_stream<R: Read>(r: R, name: &str, quick: bool, progress: &dyn Prog
     let mut s = StreamReader::new(r, name)?;
     s.set_quick(quick);
     let tracker = Tracker::new(progress, Phase::Verify, 0);
+    let start = std::time::Instant::now();
+    tracing::info!(archive = %name, quick, "verify: reading a stream");
     s.for_each_keyspace(false, Some(&tracker), |_, _| Ok(()))?;
+    tracing::info!(archive = %name, ms = start.elapsed().as_millis() as u64, "verify: archive is sound");
     let index = s.index().ok_or_else(|| Error::InvalidArgument("stream ended without an index".into()))?;
     Ok(VerifyReport {
         archive_bytes: s.offset(),

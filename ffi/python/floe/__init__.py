@@ -400,7 +400,8 @@ class KeyspaceInfo(_Record):
 
 class Progress(NamedTuple):
     """A progress report: ``phase`` is "export", "import" or "verify";
-    ``bytes_total`` is 0 when not known in advance."""
+    ``bytes_total`` is 0 when not known in advance, and for an export an
+    estimate that may change between reports (exact in the last one)."""
 
     phase: str
     bytes_done: int
