@@ -246,14 +246,14 @@ impl Index {
                 return Err(FormatError::corrupt("index", at, format!("keyspace #{k}: block range starts at {} with {} blocks, expected to start at {next} with at least one", ks.first_block, t.block_count)));
             }
             next += u64::from(t.block_count);
-            if next > count {
+            let range = usize::try_from(ks.first_block).ok().zip(usize::try_from(next).ok());
+            let Some(range) = range.and_then(|(first, end)| blocks.get(first..end)).filter(|_| next <= count) else {
                 return Err(FormatError::corrupt(
                     "index",
                     at,
                     format!("keyspace #{k}: block range runs past the {count} blocks"),
                 ));
-            }
-            let range = &blocks[ks.first_block as usize..next as usize];
+            };
             if let Some(b) = range.iter().find(|b| b.keyspace != k as u32) {
                 return Err(FormatError::corrupt(
                     "index",

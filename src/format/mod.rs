@@ -4,6 +4,10 @@
 //! Each submodule implements the rules that format-spec.md's module table
 //! assigns to it (§ numbers in its docs); no rule is implemented twice.
 
+// Decoding code indexes untrusted bytes: out-of-range access must be an
+// error naming the offset, never a panic (issue 11 item 9).
+#![warn(clippy::indexing_slicing)]
+
 pub mod block;
 pub mod codec;
 pub mod frames;

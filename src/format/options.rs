@@ -115,7 +115,7 @@ fn put_policy<T: Copy>(out: &mut Vec<u8>, tag: u16, v: &Option<Vec<T>>, f: impl 
         let mut b = Vec::new();
         let n = v.len().min(255);
         b.put_u8(n as u8);
-        for &x in &v[..n] {
+        for &x in v.iter().take(n) {
             f(&mut b, x);
         }
         put_entry(out, tag, &b);
@@ -201,7 +201,7 @@ impl KeyspaceOptions {
                 b.put_u64(*table_target_size);
                 let n = level_ratios.len().min(255);
                 b.put_u8(n as u8);
-                for &r in &level_ratios[..n] {
+                for &r in level_ratios.iter().take(n) {
                     b.put_f32(r);
                 }
                 put_entry(&mut o, id::COMPACTION_LEVELED, &b);
@@ -773,11 +773,12 @@ impl KeyspaceOptions {
 fn sort_entries(bytes: Vec<u8>) -> Vec<u8> {
     let mut entries: Vec<(u16, &[u8])> = Vec::new();
     let mut pos = 0;
-    while pos + 6 <= bytes.len() {
-        let tag = u16::from_le_bytes([bytes[pos], bytes[pos + 1]]);
-        let len = u32::from_le_bytes([bytes[pos + 2], bytes[pos + 3], bytes[pos + 4], bytes[pos + 5]]) as usize;
-        let end = (pos + 6 + len).min(bytes.len());
-        entries.push((tag & !OPTION_REQUIRED, &bytes[pos..end]));
+    while let Some(head) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<6>) {
+        let tag = u16::from_le_bytes([head[0], head[1]]);
+        let len = u32::from_le_bytes([head[2], head[3], head[4], head[5]]) as usize;
+        let end = pos.saturating_add(6).saturating_add(len).min(bytes.len());
+        let Some(entry) = bytes.get(pos..end) else { break };
+        entries.push((tag & !OPTION_REQUIRED, entry));
         pos = end;
     }
     entries.sort_by_key(|e| e.0);
