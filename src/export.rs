@@ -112,8 +112,11 @@ impl Default for ExportOptions {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ExportSummary {
+    /// What the archive holds.
     pub write: WriteSummary,
+    /// The engine sequence number of the snapshot exported.
     pub snapshot_seqno: u64,
+    /// Time the export took.
     pub elapsed: Duration,
 }
 

@@ -68,9 +68,13 @@ pub struct ImportOptions {
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ImportSummary {
+    /// Keyspaces created.
     pub keyspaces: usize,
+    /// Records written.
     pub records: u64,
+    /// Raw (decompressed) bytes of the imported keyspaces' blocks.
     pub raw_bytes: u64,
+    /// Time the import took.
     pub elapsed: Duration,
     /// Non-fatal notes: unknown optional keyspace options ignored.
     pub warnings: Vec<String>,

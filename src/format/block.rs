@@ -146,6 +146,7 @@ impl BlockCompressor {
         Ok(BlockCompressor { inner, level })
     }
 
+    /// The zstd level it compresses at.
     pub fn level(&self) -> i32 {
         self.level
     }

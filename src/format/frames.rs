@@ -128,7 +128,12 @@ pub enum DataItem<B> {
     /// A block: its `BLKH` section and decoded header. The data frame is the
     /// `header.frame_len` bytes at [`DataItem::frame_offset`]; the walker does
     /// not read it (each reader reads, checks and decompresses it its own way).
-    Block { section: SectionBuf<B>, header: BlockHeader },
+    Block {
+        /// The `BLKH` section.
+        section: SectionBuf<B>,
+        /// Its decoded block header.
+        header: BlockHeader,
+    },
     /// An unknown section without `REQUIRED` (§10), skipped. Its CRC was checked.
     Skipped(SectionBuf<B>),
     /// The `INDX` section: the data region ends here.

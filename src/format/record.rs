@@ -64,14 +64,23 @@ pub fn hex_preview(k: &[u8]) -> String {
 /// One raw (uncompressed) block and the statistics of the records that begin in it.
 #[derive(Debug, Clone, Default)]
 pub struct RawBlock {
+    /// Keyspace index (§5).
     pub keyspace: u32,
+    /// Number of the block within its keyspace, from 0.
     pub sequence: u32,
+    /// The last record continues in the next block (`CONTINUES`).
     pub continues: bool,
+    /// Records that begin in this block.
     pub record_count: u32,
+    /// The block's bytes: the record stream of §7.
     pub data: Vec<u8>,
+    /// Sum of the key lengths of the records that begin here.
     pub key_bytes: u64,
+    /// Sum of the value lengths of the records that begin here.
     pub value_bytes: u64,
+    /// Key of the first record that begins here, if any.
     pub first_key: Option<Vec<u8>>,
+    /// Key of the last record that begins here, if any.
     pub last_key: Option<Vec<u8>>,
 }
 
@@ -233,13 +242,21 @@ impl BlockBuilder {
 /// Per-keyspace totals as §8 defines them, accumulated while decoding.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Totals {
+    /// Records.
     pub record_count: u64,
+    /// Sum of key lengths.
     pub key_bytes: u64,
+    /// Sum of value lengths.
     pub value_bytes: u64,
+    /// Sum of the blocks' `raw_len` (record headers and the marker included).
     pub raw_bytes: u64,
+    /// Sum of the blocks' `frame_len`.
     pub compressed_bytes: u64,
+    /// Blocks.
     pub block_count: u32,
+    /// The first key; empty without records.
     pub first_key: Vec<u8>,
+    /// The last key; empty without records.
     pub last_key: Vec<u8>,
 }
 

@@ -80,7 +80,10 @@ pub fn section_crc(section: &[u8]) -> u32 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameStart {
     /// A floe section of this total size (header included).
-    Section { total_len: u64 },
+    Section {
+        /// Bytes of the section, its 8-byte frame header included.
+        total_len: u64,
+    },
     /// An ordinary zstd frame.
     Zstd,
 }

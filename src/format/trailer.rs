@@ -16,9 +16,13 @@ pub const END_MAGIC: [u8; 8] = *b"FLOE\r\n\x1a\n";
 /// The trailer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Trailer {
+    /// Absolute offset of the index section.
     pub index_offset: u64,
+    /// Size of the index section, framing included.
     pub index_size: u64,
+    /// Size of the whole archive, this trailer included.
     pub archive_size: u64,
+    /// Blocks in the archive (as the index lists).
     pub block_count: u64,
 }
 

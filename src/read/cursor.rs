@@ -37,6 +37,7 @@ use std::ops::{Deref, Range};
 pub struct Record<'c> {
     /// The keyspace's position in the archive's table.
     pub keyspace: usize,
+    /// The key.
     pub key: &'c [u8],
     /// The value; empty for every record when values are off
     /// ([`RecordCursor::with_values`]).

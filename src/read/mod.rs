@@ -43,10 +43,15 @@ pub const SEGMENT_MAX_RECORD: u64 = 64 << 20;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct VerifyReport {
+    /// Size of the archive, in bytes.
     pub archive_bytes: u64,
+    /// Keyspaces.
     pub keyspaces: usize,
+    /// Blocks.
     pub blocks: u64,
+    /// Records.
     pub records: u64,
+    /// Decompressed bytes of all blocks.
     pub raw_bytes: u64,
     /// True when only checksums were checked (`--quick`).
     pub quick: bool,
@@ -58,15 +63,23 @@ pub struct VerifyReport {
 /// The fields are in name order, as the JSON lists them.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct VerifyJson<'a> {
+    /// The archive's name (a path, `-` or a URL).
     pub archive: &'a str,
+    /// As [`VerifyReport::archive_bytes`].
     pub archive_bytes: u64,
+    /// As [`VerifyReport::blocks`].
     pub blocks: u64,
+    /// As [`VerifyReport::keyspaces`].
     pub keyspaces: usize,
     /// Always true: a failed verification is an error, not a document.
     pub ok: bool,
+    /// As [`VerifyReport::quick`].
     pub quick: bool,
+    /// As [`VerifyReport::raw_bytes`].
     pub raw_bytes: u64,
+    /// As [`VerifyReport::records`].
     pub records: u64,
+    /// Seconds the verification took.
     pub seconds: f64,
 }
 
@@ -132,9 +145,11 @@ impl<T: AsRef<[u8]> + Sync> Source for T {
 pub struct Fetch(Box<dyn FnOnce() -> Result<bytes::Bytes> + Send>);
 
 impl Fetch {
+    /// A read whose bytes `wait` returns (blocking until they arrived).
     pub fn new(wait: impl FnOnce() -> Result<bytes::Bytes> + Send + 'static) -> Self {
         Fetch(Box::new(wait))
     }
+    /// Blocks until the bytes arrived.
     pub fn wait(self) -> Result<bytes::Bytes> {
         (self.0)()
     }
@@ -142,7 +157,9 @@ impl Fetch {
 
 /// Bytes read from a [`Source`]: borrowed from memory, or fetched.
 pub enum Chunk<'a> {
+    /// Borrowed from bytes in memory.
     Borrowed(&'a [u8]),
+    /// Fetched by a ranged read.
     Fetched(bytes::Bytes),
 }
 
@@ -319,18 +336,23 @@ impl<B: Source> Archive<B> {
         }
     }
 
+    /// The name the archive was opened under (for messages).
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// The header (§4).
     pub fn header(&self) -> &Header {
         &self.header
     }
+    /// The keyspace table (§5), in table order.
     pub fn keyspaces(&self) -> &[KeyspaceEntry] {
         &self.keyspaces
     }
+    /// The index (§8).
     pub fn index(&self) -> &Index {
         &self.index
     }
+    /// The trailer (§9).
     pub fn trailer(&self) -> &Trailer {
         &self.trailer
     }
@@ -941,8 +963,11 @@ fn gap_item<R: ReadAt>(r: &mut R, pos: u64, gap_end: u64) -> std::result::Result
 
 /// One block read from a stream, already decompressed and checked.
 pub struct StreamBlock {
+    /// The block's header.
     pub header: BlockHeader,
+    /// Absolute offset of its `BLKH` section.
     pub offset: u64,
+    /// Its decompressed bytes.
     pub raw: Vec<u8>,
 }
 
@@ -1068,12 +1093,15 @@ impl<R: Read> StreamReader<R> {
     pub fn set_quick(&mut self, quick: bool) {
         self.quick = quick;
     }
+    /// The name the archive was opened under (for messages).
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// The header (§4).
     pub fn header(&self) -> &Header {
         &self.header
     }
+    /// The keyspace table (§5), in table order.
     pub fn keyspaces(&self) -> &[KeyspaceEntry] {
         &self.keyspaces
     }

@@ -27,11 +27,17 @@ use std::path::PathBuf;
 /// A compressed block ready to be written, with the statistics of its records.
 #[derive(Debug)]
 pub struct EncodedBlock {
+    /// Its block header (CRCs and lengths filled in).
     pub header: BlockHeader,
+    /// The zstd data frame.
     pub frame: Vec<u8>,
+    /// As [`RawBlock::key_bytes`].
     pub key_bytes: u64,
+    /// As [`RawBlock::value_bytes`].
     pub value_bytes: u64,
+    /// As [`RawBlock::first_key`].
     pub first_key: Option<Vec<u8>>,
+    /// As [`RawBlock::last_key`].
     pub last_key: Option<Vec<u8>>,
 }
 
@@ -70,12 +76,19 @@ impl EncodedBlock {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct WriteSummary {
+    /// Size of the archive, in bytes.
     pub archive_bytes: u64,
+    /// Records.
     pub records: u64,
+    /// Decompressed bytes of all blocks.
     pub raw_bytes: u64,
+    /// Sum of key lengths.
     pub key_bytes: u64,
+    /// Sum of value lengths.
     pub value_bytes: u64,
+    /// Blocks.
     pub blocks: u64,
+    /// Keyspaces.
     pub keyspaces: usize,
 }
 
