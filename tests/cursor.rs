@@ -2,6 +2,7 @@
 //! iterating, seeking to present, absent, prefix, before-first, after-last and
 //! 0xff… keys, on archives with records spanning blocks and empty keyspaces,
 //! in memory and over a ranged source; and corruption found through it.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

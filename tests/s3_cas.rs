@@ -2,6 +2,7 @@
 //! writers that publish at the same time, with no lock, never lose each
 //! other's entries (create-only writes of numbered generations, If-None-Match).
 //! One test in its own binary: it sets the AWS_* environment of this process.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod s3;
 

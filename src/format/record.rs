@@ -650,7 +650,10 @@ mod tests {
         }
     }
 
-    fn decode(blocks: &[RawBlock], materialize: bool) -> Result<(Vec<(Vec<u8>, Option<Vec<u8>>)>, Totals)> {
+    /// Records (key, value if materialized) and totals.
+    type Decoded = (Vec<(Vec<u8>, Option<Vec<u8>>)>, Totals);
+
+    fn decode(blocks: &[RawBlock], materialize: bool) -> Result<Decoded> {
         let mut d = KeyspaceDecoder::new(0, "ks", materialize);
         let mut got = Vec::new();
         for b in blocks {

@@ -673,8 +673,10 @@ mod tests {
         Header::new(1, 4096, 0)
     }
 
+    type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
     /// Records per keyspace, big enough for several blocks each.
-    fn content() -> Vec<(&'static str, Vec<(Vec<u8>, Vec<u8>)>)> {
+    fn content() -> Vec<(&'static str, Records)> {
         let recs = |tag: u8| (0..40u32).map(|i| (format!("k{i:04}").into_bytes(), vec![tag; 300])).collect();
         vec![("a", recs(1)), ("b", Vec::new()), ("c", recs(2)), ("d", recs(3))]
     }
