@@ -255,7 +255,6 @@ fn keyspace_and_block_indexes_out_of_range_are_refused() {
             assert!(r.unwrap_err().to_string().contains("are not among keyspace #0's blocks"), "{bad:?}");
         }
         assert_eq!(a.raw_bytes_of(blocks..blocks + 1), 0);
-        #[allow(clippy::reversed_empty_ranges)]
         let backwards = own.start + 1..own.start;
         assert!(a.for_each_record_of_segment(None, 0, backwards, true, None, |_, _| Ok(())).is_err());
         let mut out = Vec::new();
