@@ -1,4 +1,4 @@
-// Records the fjall version this build links, for archive headers and `floe --version`.
+//! Records the fjall version this build links, for archive headers and `floe --version`.
 use std::path::PathBuf;
 
 fn main() {

@@ -1,6 +1,12 @@
 //! Microbenchmarks of the format layer: record encoding/decoding, block
 //! compression at several levels, CRC-32, and index decoding.
 //! Run: `cargo bench --bench codec`. Figures and their reading: BENCHMARKS.md.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    reason = "benchmark code: a panic is a failed run; criterion_group! generates an undocumented pub fn"
+)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use floe::format::block::{BlockCompressor, BlockHeader};

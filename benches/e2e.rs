@@ -28,6 +28,7 @@
 //! Needs: `zstd` (required), `bash`; optional peers, skipped with a message
 //! when absent: `ldb` (Debian `rocksdb-tools`), `mdb_load`/`mdb_dump` (Debian
 //! `lmdb-utils`), `tar`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark code: a panic is a failed run")]
 
 use fjall::{Database, KeyspaceCreateOptions, KvSeparationOptions, PersistMode, Readable};
 use floe::sample::{texty, Rng};
@@ -243,8 +244,9 @@ fn archive_options(archive: &Path) -> Result<BTreeMap<String, KeyspaceCreateOpti
 }
 
 fn rusage_self() -> (f64, f64) {
-    // SAFETY: getrusage writes into the struct we pass.
+    // SAFETY: rusage is plain integers, for which all-zero bytes are valid.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we pass.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     (tv(ru.ru_utime), tv(ru.ru_stime))
 }
@@ -624,9 +626,10 @@ fn run(mut s: Step) -> Result<(M, String), String> {
         }),
     );
     let mut status = 0;
-    // SAFETY: wait4 on our own child, writing into a zeroed rusage.
+    // SAFETY: rusage is plain integers, for which all-zero bytes are valid.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     let pid = child.id() as libc::pid_t;
+    // SAFETY: wait4 on our own child, writing into the rusage and status we pass.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
     let wall = t.elapsed().as_secs_f64();
     let busy = machine_busy() - busy0;
@@ -1223,22 +1226,20 @@ fn f2(x: Option<f64>) -> String {
     x.map_or("–".into(), |x| format!("{x:.2}"))
 }
 
+/// A target's value for a dataset's results.
+type Eval = Box<dyn Fn(&Results, &Config) -> Option<f64>>;
+
 struct Target {
     what: &'static str,
     goal: &'static str,
     /// Per dataset value; `None` = not measured.
-    eval: Box<dyn Fn(&Results, &Config) -> Option<f64>>,
+    eval: Eval,
     /// Pass test; `None` for informational rows.
     pass: Option<fn(f64) -> bool>,
 }
 
 fn targets() -> Vec<Target> {
-    let t = |what, goal, eval: Box<dyn Fn(&Results, &Config) -> Option<f64>>, pass: Option<fn(f64) -> bool>| Target {
-        what,
-        goal,
-        eval,
-        pass,
-    };
+    let t = |what, goal, eval: Eval, pass: Option<fn(f64) -> bool>| Target { what, goal, eval, pass };
     let wall = |r: &Results, k: &str| r.get(k).map(|m| m.wall);
     vec![
         t(

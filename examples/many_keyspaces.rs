@@ -8,6 +8,7 @@
 //! import has built so far; `--stop-after SECS` ends it there. With
 //! `--fjall`, it only creates N keyspaces in a fresh fjall database and prints
 //! the time per 1,024.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "example code: a panic is a failed run")]
 
 use floe::format::header::Header;
 use floe::format::keyspace_table::KeyspaceEntry;

@@ -144,8 +144,17 @@ typedef enum floe_status {
  * Which operation a progress report comes from.
  */
 typedef enum floe_phase {
+  /**
+   * floe_export().
+   */
   FLOE_PHASE_EXPORT = 0,
+  /**
+   * floe_import().
+   */
   FLOE_PHASE_IMPORT = 1,
+  /**
+   * floe_verify().
+   */
   FLOE_PHASE_VERIFY = 2,
 } floe_phase;
 
@@ -191,8 +200,17 @@ typedef struct floe_version_info {
    * header this library was built with).
    */
   const char *version;
+  /**
+   * floe's major version.
+   */
   uint32_t major;
+  /**
+   * floe's minor version.
+   */
   uint32_t minor;
+  /**
+   * floe's patch version.
+   */
   uint32_t patch;
   /**
    * Archives of this format major version are read, whatever their minor
@@ -250,6 +268,9 @@ typedef struct floe_export_options {
    * count 0 = all keyspaces.
    */
   const char *const *keyspaces;
+  /**
+   * Number of names in `keyspaces`.
+   */
   size_t keyspace_count;
   /**
    * Replace an existing archive file at `archive_path`. Without it (the
@@ -288,6 +309,9 @@ typedef struct floe_import_options {
    * Import only these keyspaces; NULL with count 0 = all keyspaces.
    */
   const char *const *keyspaces;
+  /**
+   * Number of names in `keyspaces`.
+   */
   size_t keyspace_count;
 } floe_import_options;
 
@@ -295,6 +319,9 @@ typedef struct floe_import_options {
  * A progress report, passed to a floe_progress_callback.
  */
 typedef struct floe_progress {
+  /**
+   * The operation reporting.
+   */
   enum floe_phase phase;
   /**
    * Bytes processed so far (of the raw record stream; compressed bytes for
@@ -337,14 +364,29 @@ typedef struct floe_write_summary {
    * Size of the archive file in bytes.
    */
   uint64_t archive_bytes;
+  /**
+   * Records.
+   */
   uint64_t records;
   /**
    * Bytes of the raw record stream (keys, values, record headers, markers).
    */
   uint64_t raw_bytes;
+  /**
+   * Sum of key lengths.
+   */
   uint64_t key_bytes;
+  /**
+   * Sum of value lengths.
+   */
   uint64_t value_bytes;
+  /**
+   * Blocks.
+   */
   uint64_t blocks;
+  /**
+   * Keyspaces.
+   */
   uint64_t keyspaces;
 } floe_write_summary;
 
@@ -352,11 +394,17 @@ typedef struct floe_write_summary {
  * What floe_export() did.
  */
 typedef struct floe_export_summary {
+  /**
+   * What the archive holds.
+   */
   struct floe_write_summary write;
   /**
    * The fjall snapshot's sequence number.
    */
   uint64_t snapshot_seqno;
+  /**
+   * Seconds the export took.
+   */
   double elapsed_seconds;
 } floe_export_summary;
 
@@ -364,9 +412,21 @@ typedef struct floe_export_summary {
  * What floe_import() did.
  */
 typedef struct floe_import_summary {
+  /**
+   * Keyspaces created.
+   */
   uint64_t keyspaces;
+  /**
+   * Records written.
+   */
   uint64_t records;
+  /**
+   * Bytes of the imported keyspaces' raw record streams.
+   */
   uint64_t raw_bytes;
+  /**
+   * Seconds the import took.
+   */
   double elapsed_seconds;
   /**
    * Non-fatal notes (e.g. unknown optional keyspace options ignored), one
@@ -380,10 +440,25 @@ typedef struct floe_import_summary {
  * What floe_verify() established.
  */
 typedef struct floe_verify_report {
+  /**
+   * Size of the archive in bytes.
+   */
   uint64_t archive_bytes;
+  /**
+   * Keyspaces.
+   */
   uint64_t keyspaces;
+  /**
+   * Blocks.
+   */
   uint64_t blocks;
+  /**
+   * Records.
+   */
   uint64_t records;
+  /**
+   * Bytes of the raw record stream.
+   */
   uint64_t raw_bytes;
   /**
    * True when only checksums and structure were checked.
@@ -401,9 +476,21 @@ typedef struct floe_keyspace_info {
    * may itself contain NUL bytes; use the length to be exact).
    */
   const char *name;
+  /**
+   * Length of `name` in bytes, without the NUL.
+   */
   size_t name_len;
+  /**
+   * Records.
+   */
   uint64_t records;
+  /**
+   * Sum of key lengths.
+   */
   uint64_t key_bytes;
+  /**
+   * Sum of value lengths.
+   */
   uint64_t value_bytes;
   /**
    * Bytes of this keyspace's raw record stream (records and marker).
@@ -413,13 +500,25 @@ typedef struct floe_keyspace_info {
    * Bytes of its compressed data frames.
    */
   uint64_t compressed_bytes;
+  /**
+   * Blocks.
+   */
   uint64_t blocks;
   /**
-   * The smallest and largest keys (length 0 when the keyspace is empty).
+   * The smallest key (length 0 when the keyspace is empty).
    */
   const uint8_t *first_key;
+  /**
+   * Length of `first_key` in bytes.
+   */
   size_t first_key_len;
+  /**
+   * The largest key (see `first_key`).
+   */
   const uint8_t *last_key;
+  /**
+   * Length of `last_key` in bytes.
+   */
   size_t last_key_len;
 } floe_keyspace_info;
 
@@ -436,9 +535,21 @@ typedef struct floe_record {
    * The record's keyspace: its index in the archive (floe_reader_keyspace()).
    */
   size_t keyspace;
+  /**
+   * The key's bytes.
+   */
   const uint8_t *key;
+  /**
+   * Length of `key` in bytes.
+   */
   size_t key_len;
+  /**
+   * The value's bytes.
+   */
   const uint8_t *value;
+  /**
+   * Length of `value` in bytes.
+   */
   size_t value_len;
 } floe_record;
 

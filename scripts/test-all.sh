@@ -57,6 +57,13 @@ export FLOE_REQUIRE_S3=1
 echo "== format: cargo fmt --check"
 cargo fmt --all --check
 
+# The lint policy: [workspace.lints] in Cargo.toml, clippy.toml, and
+# clippy::indexing_slicing in src/format/ and src/read/. Exceptions are
+# #[expect(lint, reason = "...")] on the smallest item.
+echo "== lints: cargo clippy -D warnings"
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+cargo clippy --workspace --all-targets --release --locked -- -D warnings
+
 echo "== cargo build (release)"
 cargo build --release --workspace --locked
 

@@ -40,8 +40,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The manifest version this floe writes and fully understands.
 pub const MANIFEST_VERSION: u64 = 1;
-/// The repository marker's name and the version this floe writes.
+/// The repository marker's name (format-spec.md II.0).
 pub const MARKER: &str = "floe-repository.json";
+/// The repository marker version this floe writes.
 pub const REPOSITORY_VERSION: u64 = 1;
 /// Most snapshots a repository's manifest may list (`--keep` at most this).
 pub const MAX_SNAPSHOTS: usize = 10_000;
@@ -101,10 +102,15 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> std::result:
 /// does not know are kept in `extra` and written back unchanged.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ManifestDoc {
+    /// `"floe-backup-manifest"`.
     pub format: String,
+    /// The manifest version (at least 1).
     pub version: u64,
+    /// The generation, as in the object's name.
     pub generation: u64,
+    /// The published snapshots, in publication order.
     pub snapshots: Vec<Entry>,
+    /// Fields floe does not know, kept and written back unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -112,23 +118,35 @@ pub struct ManifestDoc {
 /// A snapshot entry of the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
+    /// The snapshot id, unique within the manifest.
     pub id: String,
+    /// Creation time, seconds since the Unix epoch.
     pub created_unix: i64,
+    /// `created_unix` as RFC 3339 UTC (informational).
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// The archive header's `snapshot_seqno`.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub snapshot_seqno: Option<u64>,
+    /// Version of the floe that created it.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub floe_version: Option<String>,
+    /// Archive format `"MAJOR.MINOR"` from its header.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub format_version: Option<String>,
+    /// `"snapshots/ID.floe"`.
     pub object: String,
+    /// The archive object's size in bytes.
     pub size: u64,
+    /// SHA-256 of the archive object, 64 lowercase hex digits.
     pub sha256: String,
+    /// The keyspaces, in table order.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub keyspaces: Option<Vec<KeyspaceEntry>>,
+    /// Free text given at creation.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub remarks: Option<String>,
+    /// Fields floe does not know, kept and written back unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -136,8 +154,11 @@ pub struct Entry {
 /// A keyspace of a snapshot entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyspaceEntry {
+    /// The keyspace's name.
     pub name: String,
+    /// Its records.
     pub records: u64,
+    /// Fields floe does not know, kept and written back unchanged.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -199,17 +220,24 @@ pub struct Repo {
 /// One parsed, valid manifest generation (generation 0: none published yet).
 #[derive(Debug, Clone)]
 pub struct Manifest {
+    /// The generation (0: none published yet).
     pub generation: u64,
+    /// Its document.
     pub doc: ManifestDoc,
 }
 
 /// The fields of a snapshot entry that floe uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
+    /// As [`Entry::id`].
     pub id: String,
+    /// As [`Entry::created_unix`].
     pub created_unix: i64,
+    /// As [`Entry::object`].
     pub object: String,
+    /// As [`Entry::size`].
     pub size: u64,
+    /// As [`Entry::sha256`].
     pub sha256: String,
 }
 
@@ -225,6 +253,7 @@ impl Manifest {
         Manifest { generation: 0, doc }
     }
 
+    /// The manifest's version.
     pub fn version(&self) -> u64 {
         self.doc.version
     }
@@ -507,6 +536,7 @@ impl Repo {
         Ok(Repo { store, prefix, url: url.trim_end_matches('/').to_owned() })
     }
 
+    /// The repository's location as given (without a trailing `/`).
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -863,11 +893,15 @@ impl Repo {
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct CreateOptions {
+    /// How the snapshot's archive is exported.
     pub export: ExportOptions,
+    /// Free text recorded in the manifest entry.
     pub remarks: Option<String>,
     /// Keep only the newest N snapshots after publishing (1..=MAX_SNAPSHOTS).
     pub keep: Option<usize>,
+    /// Break a stale lock (see [`Repo::lock`]).
     pub break_lock: bool,
+    /// How long to wait for a live lock to go away.
     pub wait: Duration,
 }
 
@@ -875,10 +909,15 @@ pub struct CreateOptions {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Created {
+    /// The new snapshot's id.
     pub id: String,
+    /// Its archive's size in bytes.
     pub size: u64,
+    /// Its archive's SHA-256.
     pub sha256: String,
+    /// What the export produced.
     pub export: ExportSummary,
+    /// The manifest generation that published it.
     pub generation: u64,
     /// Snapshots removed by retention.
     pub removed: Vec<String>,

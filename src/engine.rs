@@ -287,13 +287,13 @@ pub fn create_options(ks: &str, o: &KeyspaceOptions) -> Result<(KeyspaceCreateOp
         c.filter_policy = FilterPolicy::new(entries);
     }
     if let Some(kv) = &o.kv_separation {
-        let mut k = KvSeparationOptions::default();
-        k.compression = comp_from(kv.blob_compression);
-        k.file_target_size = kv.file_target_size;
-        k.separation_threshold = kv.separation_threshold;
-        k.staleness_threshold = kv.staleness_threshold;
-        k.age_cutoff = kv.age_cutoff;
-        c.kv_separation_opts = Some(k);
+        c.kv_separation_opts = Some(KvSeparationOptions {
+            compression: comp_from(kv.blob_compression),
+            file_target_size: kv.file_target_size,
+            separation_threshold: kv.separation_threshold,
+            staleness_threshold: kv.staleness_threshold,
+            age_cutoff: kv.age_cutoff,
+        });
     }
     match &o.compaction {
         Some(Compaction::Leveled { l0_threshold, table_target_size, level_ratios }) => {

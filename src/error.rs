@@ -14,26 +14,56 @@ pub enum EngineError {
          stop that process, or export online from inside it through the floe library \
          (floe::export::export_database on the application's own fjall::Database handle)"
     )]
-    Locked { path: PathBuf },
+    Locked {
+        /// The database directory.
+        path: PathBuf,
+    },
     /// A database that an import would replace is open in another process
     /// (or being replaced by another floe).
     #[error(
         "database {path} is open in another process (fjall's lock is held), so it cannot be replaced. Stop that \
          process and run the import again; floe replaces a database only when no process has it open"
     )]
-    TargetLocked { path: PathBuf },
+    TargetLocked {
+        /// The database directory the import would replace.
+        path: PathBuf,
+    },
     /// The source path holds no fjall database.
     #[error("{path} {what}; export reads an existing fjall database and never creates one")]
-    NotADatabase { path: PathBuf, what: String },
+    NotADatabase {
+        /// The path given as the source.
+        path: PathBuf,
+        /// What is there instead ("does not exist", "is a file, ...").
+        what: String,
+    },
     /// fjall returned an error.
     #[error("fjall error on {path} while {action}: {}{source}", disk_full(.source))]
-    Fjall { path: PathBuf, action: String, source: fjall::Error },
+    Fjall {
+        /// The database directory.
+        path: PathBuf,
+        /// What floe was doing, e.g. "opening the database".
+        action: String,
+        /// fjall's error.
+        source: fjall::Error,
+    },
     /// fjall panicked (caught); should never happen after floe's own validation.
     #[error("fjall panicked on {path} while {action}: {message}")]
-    Panicked { path: PathBuf, action: String, message: String },
+    Panicked {
+        /// The database directory.
+        path: PathBuf,
+        /// What floe was doing.
+        action: String,
+        /// The panic's message.
+        message: String,
+    },
     /// A keyspace option could not be carried to or from fjall.
     #[error("keyspace '{keyspace}': {detail}")]
-    Options { keyspace: String, detail: String },
+    Options {
+        /// The keyspace.
+        keyspace: String,
+        /// What could not be carried, and why.
+        detail: String,
+    },
 }
 
 /// "the disk is full; " when an I/O error in `e`'s source chain says so
@@ -55,10 +85,20 @@ fn disk_full(e: &fjall::Error) -> &'static str {
 pub enum Error {
     /// An I/O error, with what floe was doing and on which file.
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        /// What floe was doing, and on which file.
+        context: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The archive's bytes are wrong (or too new). `name` is the file or `<stdin>`.
     #[error("{name}: {source}")]
-    Archive { name: String, source: FormatError },
+    Archive {
+        /// The archive: a path, `<stdin>` or a URL.
+        name: String,
+        /// What is wrong with its bytes.
+        source: FormatError,
+    },
     /// The fjall engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -80,7 +120,12 @@ pub enum Error {
     OutputExists(PathBuf),
     /// An object store (S3 and the like) failed, after its retries.
     #[error("{context}: {source}")]
-    Store { context: String, source: object_store::Error },
+    Store {
+        /// What floe was doing, and on which object.
+        context: String,
+        /// The object store's error.
+        source: object_store::Error,
+    },
     /// A backup repository operation failed (see `floe::backup`).
     #[error(transparent)]
     Backup(#[from] BackupError),
@@ -98,22 +143,85 @@ pub enum Error {
 pub enum BackupError {
     /// `holder` says which job holds the lock, where, since and until when.
     #[error("repository {repo} is locked by {holder}")]
-    Locked { repo: String, holder: String },
+    Locked {
+        /// The repository (its path or URL).
+        repo: String,
+        /// Who holds the lock: job, host, since and until when.
+        holder: String,
+    },
+    /// A manifest is of a newer version than this floe writes.
     #[error("repository {repo}: manifest generation {generation} has version {version}; this floe writes version {supported} and refuses to {action} (it needs a newer floe)")]
-    TooNew { repo: String, generation: u64, version: u64, supported: u64, action: String },
+    TooNew {
+        /// The repository (its path or URL).
+        repo: String,
+        /// The manifest's generation.
+        generation: u64,
+        /// Its version.
+        version: u64,
+        /// The version this floe writes.
+        supported: u64,
+        /// What floe refused to do.
+        action: String,
+    },
+    /// The repository marker is of a newer version than this floe writes.
     #[error("repository {repo}: its marker {marker} has version {version}; this floe writes version {supported} and refuses to {action} (it needs a newer floe)")]
-    RepositoryTooNew { repo: String, marker: String, version: u64, supported: u64, action: String },
+    RepositoryTooNew {
+        /// The repository (its path or URL).
+        repo: String,
+        /// The marker file.
+        marker: String,
+        /// Its version.
+        version: u64,
+        /// The version this floe writes.
+        supported: u64,
+        /// What floe refused to do.
+        action: String,
+    },
+    /// A repository file does not parse or breaks a rule of format-spec.md part II.
     #[error("repository {repo}: {what} is malformed: {detail}")]
-    Malformed { repo: String, what: String, detail: String },
+    Malformed {
+        /// The repository (its path or URL).
+        repo: String,
+        /// The file that is malformed.
+        what: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// No snapshot has this id.
     #[error("repository {repo} has no snapshot {id}")]
-    NoSuchSnapshot { repo: String, id: String },
+    NoSuchSnapshot {
+        /// The repository (its path or URL).
+        repo: String,
+        /// The snapshot id asked for.
+        id: String,
+    },
+    /// A snapshot's archive does not match what the manifest records for it.
     #[error("snapshot {id} in {repo}: {detail}")]
-    Mismatch { repo: String, id: String, detail: String },
+    Mismatch {
+        /// The repository (its path or URL).
+        repo: String,
+        /// The snapshot.
+        id: String,
+        /// What does not match.
+        detail: String,
+    },
+    /// The operation cannot be done on the repository as it is (it holds the
+    /// most snapshots it may, a manifest vanished, writers kept conflicting).
     #[error("repository {repo}: {detail}")]
-    Invalid { repo: String, detail: String },
+    Invalid {
+        /// The repository (its path or URL).
+        repo: String,
+        /// What stands in the way, and what to do.
+        detail: String,
+    },
     /// The location holds no floe repository (format-spec.md II.0).
     #[error("{repo} is not a floe backup repository: {detail}")]
-    NotARepository { repo: String, detail: String },
+    NotARepository {
+        /// The location.
+        repo: String,
+        /// Why it is not one.
+        detail: String,
+    },
 }
 
 /// What kind of failure an [`Error`] is: the one classification that every

@@ -112,8 +112,11 @@ impl Default for ExportOptions {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ExportSummary {
+    /// What the archive holds.
     pub write: WriteSummary,
+    /// The engine sequence number of the snapshot exported.
     pub snapshot_seqno: u64,
+    /// Time the export took.
     pub elapsed: Duration,
 }
 
@@ -157,12 +160,12 @@ struct Buffers {
 fn compress(raw: RawBlock, level: i32, bufs: &Buffers) -> Result<EncodedBlock> {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
-        if c.as_ref().is_none_or(|c| c.level() != level) {
-            *c = Some(
+        let c = match &mut *c {
+            Some(c) if c.level() == level => c,
+            slot => slot.insert(
                 BlockCompressor::new(level).map_err(|e| Error::InvalidArgument(format!("zstd level {level}: {e}")))?,
-            );
-        }
-        let Some(c) = c.as_mut() else { unreachable!("compressor was just created") };
+            ),
+        };
         let (block, data) = EncodedBlock::compress_reusing(raw, c, bufs.frames.take().unwrap_or_default())?;
         bufs.raw.give(data);
         Ok(block)

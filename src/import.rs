@@ -68,9 +68,13 @@ pub struct ImportOptions {
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ImportSummary {
+    /// Keyspaces created.
     pub keyspaces: usize,
+    /// Records written.
     pub records: u64,
+    /// Raw (decompressed) bytes of the imported keyspaces' blocks.
     pub raw_bytes: u64,
+    /// Time the import took.
     pub elapsed: Duration,
     /// Non-fatal notes: unknown optional keyspace options ignored.
     pub warnings: Vec<String>,
@@ -254,7 +258,11 @@ pub fn import_archive<B: crate::read::Source>(
             // A keyspace is created (directories, fsyncs) just before its first
             // segment waits for a slot, while the work ahead of it is ingested.
             if handles[k].is_none() {
-                let Some(o) = create[k].take() else { unreachable!("selected keyspaces have options") };
+                let Some(o) = create[k].take() else {
+                    tracker.cancel();
+                    failed = Some(Err(Error::Internal(format!("keyspace '{name}' has no options to create it with"))));
+                    break;
+                };
                 match engine::guarded(&path, &format!("creating keyspace '{name}'"), || db.keyspace(name, || o)) {
                     Ok(ks) => handles[k] = Some(ks),
                     Err(e) => {
@@ -264,7 +272,11 @@ pub fn import_archive<B: crate::read::Source>(
                     }
                 }
             }
-            let Some(ks) = handles[k].clone() else { unreachable!("created above") };
+            let Some(ks) = handles[k].clone() else {
+                tracker.cancel();
+                failed = Some(Err(Error::Internal(format!("keyspace '{name}' was not created"))));
+                break;
+            };
             slots.acquire();
             if tracker.check().is_err() {
                 slots.release();

@@ -8,8 +8,11 @@ use std::sync::Mutex;
 /// maps phases, like the C ABI, must fail to compile when one is added.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// An export: bytes are raw record-stream bytes written.
     Export,
+    /// An import: bytes are raw record-stream bytes read.
     Import,
+    /// A verification.
     Verify,
 }
 
@@ -17,6 +20,7 @@ pub enum Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ProgressInfo {
+    /// The operation reporting.
     pub phase: Phase,
     /// Bytes processed so far (raw record-stream bytes).
     pub bytes_done: u64,
@@ -33,6 +37,7 @@ pub struct ProgressInfo {
 /// Receives progress. Calls come from floe's worker threads but never
 /// concurrently. Return `false` to cancel the operation.
 pub trait Progress: Send + Sync {
+    /// Called with the progress so far; `false` cancels the operation.
     fn report(&self, info: &ProgressInfo) -> bool;
 
     /// The operation moved on to keyspace `name` (the `index`-th of the
@@ -110,6 +115,7 @@ impl Estimate {
 }
 
 impl<'a> Tracker<'a> {
+    /// Reports `phase` to `sink`, expecting `total` bytes (0: unknown).
     pub fn new(sink: &'a dyn Progress, phase: Phase, total: u64) -> Self {
         Tracker {
             sink: Mutex::new(sink),

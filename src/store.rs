@@ -470,9 +470,13 @@ pub enum EntryKind {
 /// One name directly under a listed folder.
 #[derive(Debug, Clone)]
 pub struct DirEntry {
+    /// The name, without the folder's prefix.
     pub name: String,
+    /// The full key (path) of the entry.
     pub key: ObjPath,
+    /// File (object), folder or symbolic link.
     pub kind: EntryKind,
+    /// Size in bytes, as the store or file system reports it.
     pub size: u64,
     /// Last-modified time, when known.
     pub modified: Option<std::time::SystemTime>,
@@ -582,7 +586,9 @@ impl Drop for LocalTemp {
 /// One object: a store and a key.
 #[derive(Clone)]
 pub struct Object {
+    /// The store that holds it.
     pub store: Store,
+    /// Its key in that store.
     pub key: ObjPath,
 }
 
@@ -1142,7 +1148,9 @@ impl Source for ObjectSource {
 
 /// An archive's bytes: a memory-mapped local file or an object read by ranges.
 pub enum ArchiveBytes {
+    /// A local file, memory-mapped.
     Mapped(memmap2::Mmap),
+    /// An object, read by ranged requests.
     Object(ObjectSource),
 }
 

@@ -2,6 +2,7 @@
 //! (no output file, no temporary) and import (no target directory, no
 //! temporary), whether it happens on the first report or midway. Also checks
 //! that progress reports are monotonic and complete when not cancelled.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

@@ -6,6 +6,7 @@
 //! `verify --json` documents.
 //!
 //! These tests use the disk-backed temporary directory (real fsync/rename).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

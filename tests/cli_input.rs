@@ -4,6 +4,7 @@
 //! opened, header strings are cut on a character boundary, and control
 //! characters in names, remarks and paths are escaped in human output while
 //! JSON keeps them exact.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

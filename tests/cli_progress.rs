@@ -5,6 +5,7 @@
 //! leaves no bar line behind; `-v` and `--log-format json` log the snapshot,
 //! each keyspace and the phases' times, and nothing at info level without
 //! `-v`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Issue 12: what a user meets at the command line: `--json` on every
 //! command (successes and failures), completions and a man page, terminals
 //! refused where an archive should flow, and messages that name the mistake.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

@@ -20,6 +20,7 @@
 //!   section's flags and body is flipped and the section CRC recomputed, so only semantic validation can
 //!   notice. Each such archive must either be refused or read back exactly the
 //!   original records: a reader may never silently return different data.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

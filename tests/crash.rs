@@ -15,6 +15,7 @@
 //! * **The source is untouched**: the archive's bytes after every killed or
 //!   interrupted import; the source database's files after every killed or
 //!   interrupted export (see `db_data_files` in tests/common for exactly what is compared).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! iterating, seeking to present, absent, prefix, before-first, after-last and
 //! 0xff… keys, on archives with records spanning blocks and empty keyspaces,
 //! in memory and over a ranged source; and corruption found through it.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 
@@ -225,6 +226,48 @@ fn seeks_on_a_fixed_archive_with_spanning_records() {
     })
     .unwrap();
     assert_eq!(seen, drain(&mut RecordCursor::keyspace(&a, 0).unwrap(), usize::MAX));
+}
+
+/// Every read call that takes a keyspace or block index refuses one out of
+/// range, in memory and over a ranged source, instead of panicking (issue 11
+/// item 9).
+#[test]
+fn keyspace_and_block_indexes_out_of_range_are_refused() {
+    let m = fixed_model();
+    let bytes = write_archive(&m, 4096);
+    let mem = Archive::from_bytes(bytes.as_slice(), "mem").unwrap();
+    let ranged = Archive::from_bytes(Ranged::new(&bytes), "ranged").unwrap();
+    fn check<B: Source>(a: &Archive<B>) {
+        let (n, blocks) = (a.keyspaces().len(), a.index().blocks.len());
+        for k in [n, n + 1, usize::MAX] {
+            let e = a.for_each_record(k, true, None, |_, _| Ok(())).unwrap_err().to_string();
+            assert!(e.contains(&format!("keyspace index {k} out of range")), "{e}");
+            assert!(a.for_each_record_in(None, k, false, None, |_, _| Ok(())).is_err());
+            assert!(a.for_each_record_of_segment(None, k, 0..1, true, None, |_, _| Ok(())).is_err());
+            assert!(a.join_segments(k, vec![]).is_err());
+            assert_eq!(a.segments(k, 4, 1), Vec::<std::ops::Range<usize>>::new());
+            assert_eq!(a.largest_record_bound(k), None);
+        }
+        // Blocks that are not the keyspace's own.
+        let own = a.segments(0, 1, 1).remove(0);
+        for bad in [own.end..own.end + 1, own.start..blocks + 1, blocks..blocks, usize::MAX - 1..usize::MAX] {
+            let r = a.for_each_record_of_segment(None, 0, bad.clone(), true, None, |_, _| Ok(()));
+            assert!(r.unwrap_err().to_string().contains("are not among keyspace #0's blocks"), "{bad:?}");
+        }
+        assert_eq!(a.raw_bytes_of(blocks..blocks + 1), 0);
+        let backwards = own.start + 1..own.start;
+        assert!(a.for_each_record_of_segment(None, 0, backwards, true, None, |_, _| Ok(())).is_err());
+        let mut out = Vec::new();
+        for i in [blocks, usize::MAX] {
+            let e = a.read_block(i, &mut out).unwrap_err().to_string();
+            assert!(e.contains(&format!("block index {i} out of range")), "{e}");
+        }
+        // In range, they work.
+        assert!(a.for_each_record_of_segment(None, 0, own.clone(), true, None, |_, _| Ok(())).is_ok());
+        assert!(a.raw_bytes_of(own) > 0);
+    }
+    check(&mem);
+    check(&ranged);
 }
 
 /// A seek past the last key or before the first reads no block: the

@@ -2,6 +2,7 @@
 //! thread count (library and CLI with SOURCE_DATE_EPOCH), and databases with the
 //! same contents but different write histories differ only in the volatile
 //! header fields.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! that keyspaces written in any order give the bytes of table order, and
 //! that keyspace options survive both their encodings (§5.2 bytes, and the
 //! JSON of `inspect --json` that writers take back).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 
@@ -47,7 +48,7 @@ fn write_in_order_of(
     declared: bool,
     to_file: bool,
 ) -> Vec<u8> {
-    let spaces: Vec<(&String, &BTreeMap<Vec<u8>, Vec<u8>>)> = model.iter().collect();
+    let spaces: Vec<_> = model.iter().collect();
     let header = Header::new(level, block_size, 0);
     let mut w = if declared {
         let entries =

@@ -13,6 +13,7 @@
 //! * SIGTERM and SIGHUP cancel and clean up like SIGINT, with exit 143 / 129;
 //! * an existing device or FIFO output is written to as a stream, never
 //!   renamed over.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

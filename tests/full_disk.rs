@@ -7,6 +7,7 @@
 //! Mounting needs root (CI runs as root). Without it the tests print a note
 //! and pass, unless `FLOE_REQUIRE_ROOT_TESTS=1` (set by scripts/test-all.sh),
 //! in which case they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

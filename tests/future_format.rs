@@ -6,6 +6,7 @@
 //! accepted; unknown keyspace options follow §5.1. Fields appended to the
 //! body of every section (FLOE, KSTB, BLKH, INDX, an unknown optional one) are
 //! accepted by every reader and import alike; the trailer alone never grows.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 #[path = "common/rebuild.rs"]

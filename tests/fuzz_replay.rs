@@ -2,6 +2,7 @@
 //! every past finding (`fuzz/regressions/<target>/`) through the same checks
 //! the fuzz targets run (`fuzz/checks.rs`), so `cargo test` keeps them fixed
 //! without cargo-fuzz. Running the fuzzers themselves: `scripts/fuzz.sh`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 #[path = "../fuzz/checks.rs"]
 mod checks;

@@ -14,6 +14,7 @@
 //! ```sh
 //! FLOE_REGENERATE_FIXTURES=1 cargo test --test golden -- --ignored regenerate_golden_fixture
 //! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

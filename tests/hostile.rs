@@ -10,6 +10,7 @@
 //! `format::keyspace_table::tests::duplicates_order_and_names_are_checked`,
 //! `format::record::tests::decoder_catches_disorder_across_blocks_and_bad_flags`,
 //! `format::options::tests::hostile_values_are_rejected`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! inspect (s3:// and file://), every backup command, concurrent creators, a
 //! cancelled upload, a server killed mid-upload (on s3s-fs, what it leaves on
 //! disk), memory, a silent endpoint, and missing credentials.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 mod s3;
@@ -397,6 +398,7 @@ fn interrupted_and_failed_uploads(kind: Kind) {
     let mut child =
         m.floe(&["backup", "create", p(&db), "--repo", "s3://killed/r", "-q"]).stderr(Stdio::piped()).spawn().unwrap();
     wait_for_upload(&m, "killed");
+    // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(130), "expected an interrupted exit");
@@ -505,7 +507,9 @@ fn interrupted_and_failed_uploads(kind: Kind) {
 fn run_rss(mut c: Command) -> (i32, i64) {
     let child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let mut status = 0;
+    // SAFETY: rusage is plain integers, for which all-zero bytes are valid.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child, writing into the rusage and status we pass.
     let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
     assert_eq!(pid, child.id() as i32);
     (libc::WEXITSTATUS(status), ru.ru_maxrss)

@@ -15,6 +15,7 @@
 //! waits for the generation writer to commit new batches while the export is
 //! in flight (the export's producers then read the snapshot after those
 //! commits). Repeated `ROUNDS` (30) times, alternating 1 and 2 export threads.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

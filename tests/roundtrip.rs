@@ -3,6 +3,7 @@
 //! sizes, so records span blocks), plus explicit edge cases: empty database,
 //! empty keyspaces, 65,535-byte keys with empty values, multi-MiB values in a
 //! key-value-separated keyspace, and 1,000 keyspaces.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

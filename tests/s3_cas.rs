@@ -5,6 +5,7 @@
 //! moto only: the disk-backed s3s-fs checks `If-None-Match: *` and then
 //! writes, not atomically, so there concurrent create-only writes can both
 //! succeed (tests/s3/mod.rs; README, "Object stores").
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod s3;
 

@@ -9,6 +9,7 @@
 //! * §6 rule 2: a block holding only the keyspace marker is not empty.
 //! * §10: an unknown optional section's CRC is checked.
 //! * §11 rule 9: the data region parses completely, with no gaps.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 #[path = "common/rebuild.rs"]

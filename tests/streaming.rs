@@ -1,6 +1,7 @@
 //! Streaming: `floe export DB -o -` piped straight into `floe import - DB2`,
 //! `floe verify -` from stdin, and the library's `import_stream` /
 //! `verify_stream` over pipes and small reads.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! which this test parses on its own (keyspace markers included) and compares
 //! with the database. Skipped with a message if `zstd` is not installed, unless
 //! FLOE_REQUIRE_ZSTD=1.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
 

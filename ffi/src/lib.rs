@@ -87,8 +87,11 @@ pub struct floe_version_info {
     /// floe's version, e.g. "0.1.0" (equal to FLOE_VERSION_STRING of the
     /// header this library was built with).
     pub version: *const c_char,
+    /// floe's major version.
     pub major: u32,
+    /// floe's minor version.
     pub minor: u32,
+    /// floe's patch version.
     pub patch: u32,
     /// Archives of this format major version are read, whatever their minor
     /// version (format-spec §10).

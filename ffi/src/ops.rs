@@ -16,8 +16,11 @@ use std::path::Path;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum floe_phase {
+    /// floe_export().
     FLOE_PHASE_EXPORT = 0,
+    /// floe_import().
     FLOE_PHASE_IMPORT = 1,
+    /// floe_verify().
     FLOE_PHASE_VERIFY = 2,
 }
 
@@ -25,6 +28,7 @@ pub enum floe_phase {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct floe_progress {
+    /// The operation reporting.
     pub phase: floe_phase,
     /// Bytes processed so far (of the raw record stream; compressed bytes for
     /// a quick verify).
@@ -111,6 +115,7 @@ pub struct floe_export_options {
     /// Export only these keyspaces (`keyspace_count` UTF-8 names); NULL with
     /// count 0 = all keyspaces.
     pub keyspaces: *const *const c_char,
+    /// Number of names in `keyspaces`.
     pub keyspace_count: usize,
     /// Replace an existing archive file at `archive_path`. Without it (the
     /// default) an existing file is refused with `FLOE_TARGET_EXISTS` before
@@ -140,6 +145,7 @@ pub struct floe_import_options {
     pub replace: bool,
     /// Import only these keyspaces; NULL with count 0 = all keyspaces.
     pub keyspaces: *const *const c_char,
+    /// Number of names in `keyspaces`.
     pub keyspace_count: usize,
 }
 crate::sized::sized_struct!(floe_import_options, "floe_import_options_default", keyspace_count: usize);
@@ -192,12 +198,17 @@ pub unsafe extern "C" fn floe_import_options_default(
 pub struct floe_write_summary {
     /// Size of the archive file in bytes.
     pub archive_bytes: u64,
+    /// Records.
     pub records: u64,
     /// Bytes of the raw record stream (keys, values, record headers, markers).
     pub raw_bytes: u64,
+    /// Sum of key lengths.
     pub key_bytes: u64,
+    /// Sum of value lengths.
     pub value_bytes: u64,
+    /// Blocks.
     pub blocks: u64,
+    /// Keyspaces.
     pub keyspaces: u64,
 }
 
@@ -205,9 +216,11 @@ pub struct floe_write_summary {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct floe_export_summary {
+    /// What the archive holds.
     pub write: floe_write_summary,
     /// The fjall snapshot's sequence number.
     pub snapshot_seqno: u64,
+    /// Seconds the export took.
     pub elapsed_seconds: f64,
 }
 
@@ -215,9 +228,13 @@ pub struct floe_export_summary {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct floe_import_summary {
+    /// Keyspaces created.
     pub keyspaces: u64,
+    /// Records written.
     pub records: u64,
+    /// Bytes of the imported keyspaces' raw record streams.
     pub raw_bytes: u64,
+    /// Seconds the import took.
     pub elapsed_seconds: f64,
     /// Non-fatal notes (e.g. unknown optional keyspace options ignored), one
     /// per line; NULL when there are none. Owned by the caller: free it with
@@ -229,10 +246,15 @@ pub struct floe_import_summary {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct floe_verify_report {
+    /// Size of the archive in bytes.
     pub archive_bytes: u64,
+    /// Keyspaces.
     pub keyspaces: u64,
+    /// Blocks.
     pub blocks: u64,
+    /// Records.
     pub records: u64,
+    /// Bytes of the raw record stream.
     pub raw_bytes: u64,
     /// True when only checksums and structure were checked.
     pub quick: bool,

@@ -86,19 +86,27 @@ pub struct floe_keyspace_info {
     /// The name, NUL-terminated UTF-8. `name_len` excludes the NUL (a name
     /// may itself contain NUL bytes; use the length to be exact).
     pub name: *const c_char,
+    /// Length of `name` in bytes, without the NUL.
     pub name_len: usize,
+    /// Records.
     pub records: u64,
+    /// Sum of key lengths.
     pub key_bytes: u64,
+    /// Sum of value lengths.
     pub value_bytes: u64,
     /// Bytes of this keyspace's raw record stream (records and marker).
     pub raw_bytes: u64,
     /// Bytes of its compressed data frames.
     pub compressed_bytes: u64,
+    /// Blocks.
     pub blocks: u64,
-    /// The smallest and largest keys (length 0 when the keyspace is empty).
+    /// The smallest key (length 0 when the keyspace is empty).
     pub first_key: *const u8,
+    /// Length of `first_key` in bytes.
     pub first_key_len: usize,
+    /// The largest key (see `first_key`).
     pub last_key: *const u8,
+    /// Length of `last_key` in bytes.
     pub last_key_len: usize,
 }
 
@@ -513,9 +521,13 @@ pub unsafe extern "C" fn floe_reader_verify(
 pub struct floe_record {
     /// The record's keyspace: its index in the archive (floe_reader_keyspace()).
     pub keyspace: usize,
+    /// The key's bytes.
     pub key: *const u8,
+    /// Length of `key` in bytes.
     pub key_len: usize,
+    /// The value's bytes.
     pub value: *const u8,
+    /// Length of `value` in bytes.
     pub value_len: usize,
 }
 

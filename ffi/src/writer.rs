@@ -293,7 +293,7 @@ pub unsafe extern "C" fn floe_writer_finish(
         w.open()?;
         let State::Open(open) = std::mem::replace(&mut w.state, State::Failed("floe_writer_finish() failed".into()))
         else {
-            unreachable!("checked open above")
+            return Err(Error::Internal("floe_writer_finish: the writer was open a moment ago".into()).into());
         };
         match open.finish() {
             Ok(s) => {

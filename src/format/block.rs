@@ -17,13 +17,21 @@ pub const BLOCK_HEADER_LEN: usize = super::section::SECTION_OVERHEAD + BLOCK_HEA
 /// A block header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockHeader {
+    /// Keyspace index (§5) of the records in this block.
     pub keyspace: u32,
+    /// `block_flags`: bit 0 is [`FLAG_CONTINUES`]; the other bits must be 0.
     pub flags: u32,
+    /// Number of this block within its keyspace, from 0.
     pub sequence: u32,
+    /// Records whose encoding begins in this block.
     pub record_count: u32,
+    /// Decompressed length of the data frame.
     pub raw_len: u32,
+    /// Exact byte length of the data frame that follows.
     pub frame_len: u32,
+    /// CRC-32 of the decompressed bytes.
     pub raw_crc32: u32,
+    /// CRC-32 of the data frame's bytes.
     pub frame_crc32: u32,
 }
 
@@ -138,6 +146,7 @@ impl BlockCompressor {
         Ok(BlockCompressor { inner, level })
     }
 
+    /// The zstd level it compresses at.
     pub fn level(&self) -> i32 {
         self.level
     }
@@ -255,8 +264,8 @@ impl ZstdFrameHeader {
     /// Parses the frame header at the start of `frame` (absolute offset `offset`).
     pub fn parse(frame: &[u8], offset: u64) -> Result<ZstdFrameHeader> {
         let cut = || FormatError::corrupt("data frame", offset, "zstd frame header is cut short");
-        let magic = frame.get(..4).ok_or_else(cut)?;
-        if u32::from_le_bytes([magic[0], magic[1], magic[2], magic[3]]) != ZSTD_FRAME_MAGIC {
+        let magic = frame.first_chunk::<4>().ok_or_else(cut)?;
+        if u32::from_le_bytes(*magic) != ZSTD_FRAME_MAGIC {
             return Err(FormatError::corrupt("data frame", offset, "does not start with the zstd frame magic"));
         }
         let fhd = *frame.get(4).ok_or_else(cut)?;
@@ -281,7 +290,12 @@ impl ZstdFrameHeader {
             let base = 1u64 << log;
             Some(base + (base / 8) * u64::from(wd & 7))
         };
-        at += [0, 1, 2, 4][dictionary_id_flag as usize];
+        at += match dictionary_id_flag {
+            0 => 0,
+            1 => 1,
+            2 => 2,
+            _ => 4,
+        };
         let fcs_len = match fcs_flag {
             0 => usize::from(single_segment),
             1 => 2,
@@ -290,7 +304,8 @@ impl ZstdFrameHeader {
         };
         let field = frame.get(at..at + fcs_len).ok_or_else(cut)?;
         let mut le = [0u8; 8];
-        le[..fcs_len].copy_from_slice(field);
+        // fcs_len is at most 8 (the match above)
+        le.get_mut(..fcs_len).ok_or_else(cut)?.copy_from_slice(field);
         let value = u64::from_le_bytes(le);
         let content_size = match fcs_len {
             0 => None,

@@ -7,12 +7,19 @@ use super::{FormatError, Result};
 
 /// Appends little-endian primitives to a byte vector.
 pub trait Put {
+    /// Appends one byte.
     fn put_u8(&mut self, v: u8);
+    /// Appends a little-endian `u16`.
     fn put_u16(&mut self, v: u16);
+    /// Appends a little-endian `u32`.
     fn put_u32(&mut self, v: u32);
+    /// Appends a little-endian `u64`.
     fn put_u64(&mut self, v: u64);
+    /// Appends a little-endian `i32`.
     fn put_i32(&mut self, v: i32);
+    /// Appends a little-endian `i64`.
     fn put_i64(&mut self, v: i64);
+    /// Appends an `f32`'s bits as a little-endian `u32`.
     fn put_f32(&mut self, v: f32);
     /// `bytes16`: u16 length then the bytes. The caller guarantees `b.len() <= 65535`.
     fn put_bytes16(&mut self, b: &[u8]);
@@ -78,14 +85,13 @@ impl<'a> Dec<'a> {
 
     /// Reads `n` bytes.
     pub fn take(&mut self, n: usize, field: &str) -> Result<&'a [u8]> {
-        if self.remaining() < n {
+        let Some(s) = self.pos.checked_add(n).and_then(|end| self.buf.get(self.pos..end)) else {
             return Err(self.err(format!(
                 "field '{field}' needs {n} bytes but only {} remain in the {}",
                 self.remaining(),
                 self.what
             )));
-        }
-        let s = &self.buf[self.pos..self.pos + n];
+        };
         self.pos += n;
         Ok(s)
     }
@@ -97,24 +103,31 @@ impl<'a> Dec<'a> {
         Ok(a)
     }
 
+    /// Reads one byte.
     pub fn u8(&mut self, field: &str) -> Result<u8> {
         Ok(self.arr::<1>(field)?[0])
     }
+    /// Reads a little-endian `u16`.
     pub fn u16(&mut self, field: &str) -> Result<u16> {
         Ok(u16::from_le_bytes(self.arr(field)?))
     }
+    /// Reads a little-endian `u32`.
     pub fn u32(&mut self, field: &str) -> Result<u32> {
         Ok(u32::from_le_bytes(self.arr(field)?))
     }
+    /// Reads a little-endian `u64`.
     pub fn u64(&mut self, field: &str) -> Result<u64> {
         Ok(u64::from_le_bytes(self.arr(field)?))
     }
+    /// Reads a little-endian `i32`.
     pub fn i32(&mut self, field: &str) -> Result<i32> {
         Ok(i32::from_le_bytes(self.arr(field)?))
     }
+    /// Reads a little-endian `i64`.
     pub fn i64(&mut self, field: &str) -> Result<i64> {
         Ok(i64::from_le_bytes(self.arr(field)?))
     }
+    /// Reads an `f32` stored as its bits in a little-endian `u32`.
     pub fn f32(&mut self, field: &str) -> Result<f32> {
         Ok(f32::from_bits(u32::from_le_bytes(self.arr(field)?)))
     }

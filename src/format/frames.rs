@@ -40,11 +40,11 @@ impl<'a> ReadAt for InMemory<'a> {
     type Buf = &'a [u8];
     type Error = FormatError;
     fn read_at(&mut self, offset: u64, len: u64, what: &str) -> Result<&'a [u8], FormatError> {
-        let have = (self.0.len() as u64).saturating_sub(offset);
-        if have < len {
-            return Err(FormatError::Truncated { what: what.into(), offset, need: len, have });
-        }
-        Ok(&self.0[offset as usize..(offset + len) as usize])
+        let range = usize::try_from(offset).ok().zip(offset.checked_add(len).and_then(|e| usize::try_from(e).ok()));
+        range.and_then(|(start, end)| self.0.get(start..end)).ok_or_else(|| {
+            let have = (self.0.len() as u64).saturating_sub(offset);
+            FormatError::Truncated { what: what.into(), offset, need: len, have }
+        })
     }
     fn error(&self, e: FormatError) -> FormatError {
         e
@@ -56,7 +56,9 @@ impl<'a> ReadAt for InMemory<'a> {
 pub struct SectionBuf<B> {
     /// Absolute offset of the section's first byte.
     pub offset: u64,
+    /// The section's tag.
     pub tag: [u8; 4],
+    /// The section's flags.
     pub flags: u32,
     /// Total size, framing included (`frame_size + 8`).
     pub total_len: u64,
@@ -65,6 +67,10 @@ pub struct SectionBuf<B> {
 
 impl<B: Deref<Target = [u8]>> SectionBuf<B> {
     /// The decoded section, borrowing these bytes.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "read_section, the only constructor, decoded these bytes as a section: they hold its 20 bytes of framing"
+    )]
     pub fn section(&self) -> Section<'_> {
         Section {
             offset: self.offset,
@@ -93,9 +99,11 @@ pub fn read_section<R: ReadAt>(r: &mut R, offset: u64) -> Result<SectionBuf<R::B
     let total_len =
         {
             let first = r.read_at(offset, 8, "section header")?;
-            let mut first8 = [0u8; 8];
-            first8.copy_from_slice(&first[..8]);
-            match frame_start(&first8, offset) {
+            let Some(first8) = first.first_chunk::<8>() else {
+                let have = first.len() as u64;
+                return Err(r.error(FormatError::Truncated { what: "section header".into(), offset, need: 8, have }));
+            };
+            match frame_start(first8, offset) {
                 Ok(FrameStart::Section { total_len }) => total_len,
                 Ok(FrameStart::Zstd) => return Err(r.error(FormatError::corrupt(
                     "section",
@@ -120,7 +128,12 @@ pub enum DataItem<B> {
     /// A block: its `BLKH` section and decoded header. The data frame is the
     /// `header.frame_len` bytes at [`DataItem::frame_offset`]; the walker does
     /// not read it (each reader reads, checks and decompresses it its own way).
-    Block { section: SectionBuf<B>, header: BlockHeader },
+    Block {
+        /// The `BLKH` section.
+        section: SectionBuf<B>,
+        /// Its decoded block header.
+        header: BlockHeader,
+    },
     /// An unknown section without `REQUIRED` (§10), skipped. Its CRC was checked.
     Skipped(SectionBuf<B>),
     /// The `INDX` section: the data region ends here.

@@ -13,20 +13,31 @@ pub const CODEC_ZSTD: u8 = 1;
 /// The archive header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// `format_major` (§4): 1 for this version.
     pub format_major: u16,
+    /// `format_minor` (§4).
     pub format_minor: u16,
+    /// Feature bits a reader must implement to read the archive (none defined yet).
     pub required_features: u64,
+    /// Feature bits a reader may ignore (none defined yet).
     pub optional_features: u64,
+    /// Codec id: [`CODEC_ZSTD`] is the only one.
     pub codec: u8,
+    /// The zstd level the writer used (informational).
     pub level: i32,
+    /// The raw block size the writer aimed for (§6, §12).
     pub block_target: u32,
     /// Volatile.
     pub snapshot_seqno: u64,
     /// Volatile: seconds since the Unix epoch.
     pub created_unix: i64,
+    /// Number of keyspaces in the keyspace table.
     pub keyspace_count: u32,
+    /// Source engine name, e.g. `fjall` (empty without an engine).
     pub engine: String,
+    /// Source engine version, e.g. `3.1.13`.
     pub engine_version: String,
+    /// The writing software and version, e.g. `floe 0.1.0`.
     pub writer: String,
 }
 

@@ -13,10 +13,15 @@ pub const BLOCK_ENTRY_LEN: usize = 24;
 /// One block's index entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockEntry {
+    /// Absolute offset of the block's `BLKH` section.
     pub offset: u64,
+    /// As in the block header.
     pub keyspace: u32,
+    /// As in the block header.
     pub record_count: u32,
+    /// As in the block header.
     pub raw_len: u32,
+    /// As in the block header.
     pub frame_len: u32,
 }
 
@@ -37,7 +42,9 @@ impl BlockEntry {
 /// One keyspace's totals plus where its blocks are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyspaceIndex {
+    /// The keyspace's totals, as the writer counted them.
     pub totals: Totals,
+    /// Position in [`Index::blocks`] of the keyspace's first block.
     pub first_block: u64,
 }
 
@@ -75,7 +82,9 @@ pub fn check_totals(got: &Totals, want: &Totals, keyspace: &str, k: usize, offse
 /// The whole index.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Index {
+    /// Per keyspace, in table order.
     pub keyspaces: Vec<KeyspaceIndex>,
+    /// Per block, in file order.
     pub blocks: Vec<BlockEntry>,
 }
 
@@ -246,14 +255,14 @@ impl Index {
                 return Err(FormatError::corrupt("index", at, format!("keyspace #{k}: block range starts at {} with {} blocks, expected to start at {next} with at least one", ks.first_block, t.block_count)));
             }
             next += u64::from(t.block_count);
-            if next > count {
+            let range = usize::try_from(ks.first_block).ok().zip(usize::try_from(next).ok());
+            let Some(range) = range.and_then(|(first, end)| blocks.get(first..end)).filter(|_| next <= count) else {
                 return Err(FormatError::corrupt(
                     "index",
                     at,
                     format!("keyspace #{k}: block range runs past the {count} blocks"),
                 ));
-            }
-            let range = &blocks[ks.first_block as usize..next as usize];
+            };
             if let Some(b) = range.iter().find(|b| b.keyspace != k as u32) {
                 return Err(FormatError::corrupt(
                     "index",

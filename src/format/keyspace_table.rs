@@ -9,7 +9,9 @@ use super::{FormatError, Result};
 /// One keyspace: its name and the options to recreate it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyspaceEntry {
+    /// The keyspace's name (1 to 255 bytes of UTF-8).
     pub name: String,
+    /// The options it was created with.
     pub options: KeyspaceOptions,
 }
 

@@ -4,6 +4,10 @@
 //! Each submodule implements the rules that format-spec.md's module table
 //! assigns to it (§ numbers in its docs); no rule is implemented twice.
 
+// Decoding code indexes untrusted bytes: out-of-range access must be an
+// error naming the offset, never a panic (issue 11 item 9).
+#![warn(clippy::indexing_slicing)]
+
 pub mod block;
 pub mod codec;
 pub mod frames;
@@ -52,30 +56,82 @@ pub const FORMAT_MINOR: u16 = 0;
 pub enum FormatError {
     /// The archive ends before a structure does.
     #[error("truncated archive: {what} at offset {offset} needs {need} bytes, only {have} remain")]
-    Truncated { what: String, offset: u64, need: u64, have: u64 },
+    Truncated {
+        /// What was being read (a structure or field).
+        what: String,
+        /// Absolute file offset where it starts.
+        offset: u64,
+        /// Bytes it needs.
+        need: u64,
+        /// Bytes the archive has left from `offset`.
+        have: u64,
+    },
     /// A checksum does not match.
     #[error("checksum mismatch in {what} at offset {offset}: stored {stored:#010x}, computed {computed:#010x}")]
-    Checksum { what: String, offset: u64, stored: u32, computed: u32 },
+    Checksum {
+        /// What the checksum covers.
+        what: String,
+        /// Absolute file offset of that structure.
+        offset: u64,
+        /// The checksum stored in the archive.
+        stored: u32,
+        /// The checksum of the bytes read.
+        computed: u32,
+    },
     /// The archive was written by a newer, incompatible format.
     #[error(
         "unsupported archive format version {major}.{minor}: this floe reads format {supported}.x only (upgrade floe)"
     )]
-    UnsupportedVersion { major: u16, minor: u16, supported: u16 },
+    UnsupportedVersion {
+        /// The archive's `format_major`.
+        major: u16,
+        /// The archive's `format_minor`.
+        minor: u16,
+        /// The format major version this reader reads.
+        supported: u16,
+    },
     /// The archive needs features this reader does not implement.
     #[error("archive requires format features {bits:#x} that this floe does not implement (upgrade floe)")]
-    UnknownRequiredFeatures { bits: u64 },
+    UnknownRequiredFeatures {
+        /// The `required_features` bits this reader does not know.
+        bits: u64,
+    },
     /// A required section this reader does not know.
     #[error("archive contains required section '{tag}' at offset {offset} that this floe does not understand (upgrade floe)")]
-    UnknownRequiredSection { tag: String, offset: u64 },
+    UnknownRequiredSection {
+        /// The section's tag, printable.
+        tag: String,
+        /// Absolute file offset of the section.
+        offset: u64,
+    },
     /// A required keyspace option this reader does not know.
     #[error("keyspace '{keyspace}' carries required option id {id} that this floe does not understand (upgrade floe)")]
-    UnknownRequiredOption { keyspace: String, id: u16 },
+    UnknownRequiredOption {
+        /// The keyspace that carries it.
+        keyspace: String,
+        /// The option id (§5.1).
+        id: u16,
+    },
     /// A record that breaks §1.1 or the ordering rule, offered to a writer.
     #[error("invalid record #{index} for keyspace '{keyspace}': {detail}")]
-    InvalidRecord { keyspace: String, index: u64, detail: String },
+    InvalidRecord {
+        /// The keyspace being written.
+        keyspace: String,
+        /// Position of the record in the keyspace, from 0.
+        index: u64,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// Any other structural violation.
     #[error("corrupt archive: {what} at offset {offset}: {detail}")]
-    Corrupt { what: String, offset: u64, detail: String },
+    Corrupt {
+        /// The structure that is wrong.
+        what: String,
+        /// Absolute file offset of the structure.
+        offset: u64,
+        /// What is wrong with it.
+        detail: String,
+    },
 }
 
 impl FormatError {

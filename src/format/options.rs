@@ -12,7 +12,9 @@ pub const OPTION_REQUIRED: u16 = 0x8000;
 /// Block compression types (§5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    /// No compression.
     None,
+    /// LZ4.
     Lz4,
 }
 
@@ -42,51 +44,89 @@ impl Compression {
 /// One level of a filter policy.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FilterEntry {
+    /// No filter at this level.
     None,
+    /// A bloom filter of this many bits per key.
     BloomBitsPerKey(f32),
+    /// A bloom filter sized for this false-positive rate.
     BloomFalsePositiveRate(f32),
 }
 
 /// Key-value separation settings (present = enabled).
 #[derive(Debug, Clone, PartialEq)]
 pub struct KvSeparation {
+    /// Compression of blob files.
     pub blob_compression: Compression,
+    /// Target size of a blob file, in bytes.
     pub file_target_size: u64,
+    /// Values at least this many bytes long are stored in blob files.
     pub separation_threshold: u32,
+    /// Fraction (0 to 1) of a blob file that must be stale for garbage collection to pick it up.
     pub staleness_threshold: f32,
+    /// fjall's blob age cutoff: the fraction (0 to 1) of blob files, oldest first, that garbage collection considers.
     pub age_cutoff: f32,
 }
 
 /// Compaction strategy.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Compaction {
-    Leveled { l0_threshold: u8, table_target_size: u64, level_ratios: Vec<f32> },
-    Fifo { limit_bytes: u64, ttl_seconds: Option<u64> },
+    /// Leveled compaction (option id 14).
+    Leveled {
+        /// Level-0 tables that trigger a compaction (at least 1).
+        l0_threshold: u8,
+        /// Target size of a table, in bytes (at least 1).
+        table_target_size: u64,
+        /// Size ratio between successive levels; empty means the engine's default ratios.
+        level_ratios: Vec<f32>,
+    },
+    /// FIFO compaction (option id 15).
+    Fifo {
+        /// Size above which the oldest tables are dropped.
+        limit_bytes: u64,
+        /// Age after which tables are dropped; `None` for no TTL.
+        ttl_seconds: Option<u64>,
+    },
 }
 
 /// An option id this reader does not know, kept verbatim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownOption {
+    /// The option id as stored, with its [`OPTION_REQUIRED`] bit.
     pub tag: u16,
+    /// The option's value bytes.
     pub value: Vec<u8>,
 }
 
 /// Keyspace options; `None` means "the engine's default".
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct KeyspaceOptions {
+    /// Option id 1: one value per LSM level, the last repeating. Data block compression.
     pub data_block_compression: Option<Vec<Compression>>,
+    /// Option id 2: one value per LSM level, the last repeating. Index block compression.
     pub index_block_compression: Option<Vec<Compression>>,
+    /// Option id 3: one value per LSM level, the last repeating. Data block size in bytes.
     pub data_block_size: Option<Vec<u32>>,
+    /// Option id 4: one value per LSM level, the last repeating. Data block restart interval.
     pub data_block_restart_interval: Option<Vec<u8>>,
+    /// Option id 5: one value per LSM level, the last repeating. Index block restart interval.
     pub index_block_restart_interval: Option<Vec<u8>>,
+    /// Option id 6: one value per LSM level, the last repeating. Data block hash index ratio.
     pub data_block_hash_ratio: Option<Vec<f32>>,
+    /// Option id 7: one value per LSM level, the last repeating. Whether index blocks are pinned in the cache.
     pub index_block_pinning: Option<Vec<bool>>,
+    /// Option id 8: one value per LSM level, the last repeating. Whether filter blocks are pinned in the cache.
     pub filter_block_pinning: Option<Vec<bool>>,
+    /// Option id 9: one value per LSM level, the last repeating. Whether index blocks are partitioned.
     pub index_block_partitioning: Option<Vec<bool>>,
+    /// Option id 10: one value per LSM level, the last repeating. Whether filter blocks are partitioned.
     pub filter_block_partitioning: Option<Vec<bool>>,
+    /// Option id 11: point reads are expected to find their key (so the last level needs no filter).
     pub expect_point_read_hits: Option<bool>,
+    /// Option id 12: one value per LSM level, the last repeating. The filter.
     pub filter_policy: Option<Vec<FilterEntry>>,
+    /// Option id 13: key-value separation, when enabled.
     pub kv_separation: Option<KvSeparation>,
+    /// Option ids 14 and 15: the compaction strategy.
     pub compaction: Option<Compaction>,
     /// Options of ids this reader does not know (§5.1).
     pub unknown: Vec<UnknownOption>,
@@ -115,7 +155,7 @@ fn put_policy<T: Copy>(out: &mut Vec<u8>, tag: u16, v: &Option<Vec<T>>, f: impl 
         let mut b = Vec::new();
         let n = v.len().min(255);
         b.put_u8(n as u8);
-        for &x in &v[..n] {
+        for &x in v.iter().take(n) {
             f(&mut b, x);
         }
         put_entry(out, tag, &b);
@@ -201,7 +241,7 @@ impl KeyspaceOptions {
                 b.put_u64(*table_target_size);
                 let n = level_ratios.len().min(255);
                 b.put_u8(n as u8);
-                for &r in &level_ratios[..n] {
+                for &r in level_ratios.iter().take(n) {
                     b.put_f32(r);
                 }
                 put_entry(&mut o, id::COMPACTION_LEVELED, &b);
@@ -465,7 +505,9 @@ impl KeyspaceOptions {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("keyspace '{keyspace}': {detail}")]
 pub struct OptionsJsonError {
+    /// The keyspace whose options are wrong.
     pub keyspace: String,
+    /// What is wrong, and what is valid.
     pub detail: String,
 }
 
@@ -773,11 +815,12 @@ impl KeyspaceOptions {
 fn sort_entries(bytes: Vec<u8>) -> Vec<u8> {
     let mut entries: Vec<(u16, &[u8])> = Vec::new();
     let mut pos = 0;
-    while pos + 6 <= bytes.len() {
-        let tag = u16::from_le_bytes([bytes[pos], bytes[pos + 1]]);
-        let len = u32::from_le_bytes([bytes[pos + 2], bytes[pos + 3], bytes[pos + 4], bytes[pos + 5]]) as usize;
-        let end = (pos + 6 + len).min(bytes.len());
-        entries.push((tag & !OPTION_REQUIRED, &bytes[pos..end]));
+    while let Some(head) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<6>) {
+        let tag = u16::from_le_bytes([head[0], head[1]]);
+        let len = u32::from_le_bytes([head[2], head[3], head[4], head[5]]) as usize;
+        let end = pos.saturating_add(6).saturating_add(len).min(bytes.len());
+        let Some(entry) = bytes.get(pos..end) else { break };
+        entries.push((tag & !OPTION_REQUIRED, entry));
         pos = end;
     }
     entries.sort_by_key(|e| e.0);

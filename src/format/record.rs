@@ -64,14 +64,23 @@ pub fn hex_preview(k: &[u8]) -> String {
 /// One raw (uncompressed) block and the statistics of the records that begin in it.
 #[derive(Debug, Clone, Default)]
 pub struct RawBlock {
+    /// Keyspace index (§5).
     pub keyspace: u32,
+    /// Number of the block within its keyspace, from 0.
     pub sequence: u32,
+    /// The last record continues in the next block (`CONTINUES`).
     pub continues: bool,
+    /// Records that begin in this block.
     pub record_count: u32,
+    /// The block's bytes: the record stream of §7.
     pub data: Vec<u8>,
+    /// Sum of the key lengths of the records that begin here.
     pub key_bytes: u64,
+    /// Sum of the value lengths of the records that begin here.
     pub value_bytes: u64,
+    /// Key of the first record that begins here, if any.
     pub first_key: Option<Vec<u8>>,
+    /// Key of the last record that begins here, if any.
     pub last_key: Option<Vec<u8>>,
 }
 
@@ -207,10 +216,9 @@ impl BlockBuilder {
         for mut part in parts {
             while !part.is_empty() {
                 let room = self.target - self.cur.data.len();
-                let n = room.min(part.len());
-                self.cur.data.extend_from_slice(&part[..n]);
-                part = &part[n..];
-                remaining -= n;
+                let piece = take_upto(&mut part, room);
+                self.cur.data.extend_from_slice(piece);
+                remaining -= piece.len();
                 if self.cur.data.len() == self.target && remaining > 0 {
                     self.flush(true, emit)?;
                 }
@@ -234,13 +242,21 @@ impl BlockBuilder {
 /// Per-keyspace totals as §8 defines them, accumulated while decoding.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Totals {
+    /// Records.
     pub record_count: u64,
+    /// Sum of key lengths.
     pub key_bytes: u64,
+    /// Sum of value lengths.
     pub value_bytes: u64,
+    /// Sum of the blocks' `raw_len` (record headers and the marker included).
     pub raw_bytes: u64,
+    /// Sum of the blocks' `frame_len`.
     pub compressed_bytes: u64,
+    /// Blocks.
     pub block_count: u32,
+    /// The first key; empty without records.
     pub first_key: Vec<u8>,
+    /// The last key; empty without records.
     pub last_key: Vec<u8>,
 }
 
@@ -433,28 +449,28 @@ impl KeyspaceDecoder {
         self.totals.block_count += 1;
         self.totals.raw_bytes += u64::from(h.raw_len);
         self.totals.compressed_bytes += u64::from(h.frame_len);
-        let mut pos = 0usize;
+        // The bytes not yet decoded; they start at block offset `raw.len() - body.len()`.
+        let mut body = raw;
         let mut started = 0u32;
         if seq == 0 {
             let n = self.name.len();
-            let ok = raw.len() >= RECORD_HEADER + n
-                && raw[..2] == [0, 0]
-                && raw[2..6] == (n as u32).to_le_bytes()
-                && &raw[6..6 + n] == self.name.as_bytes();
-            if !ok {
+            let after_marker = body.split_first_chunk::<RECORD_HEADER>().and_then(|(hdr, rest)| {
+                let header_ok = hdr[..2] == [0, 0] && hdr[2..] == (n as u32).to_le_bytes();
+                rest.strip_prefix(self.name.as_bytes()).filter(|_| header_ok)
+            });
+            let Some(after_marker) = after_marker else {
                 return Err(corrupt(format!("does not begin with the marker of keyspace '{}'", self.name)).into());
-            }
-            pos = RECORD_HEADER + n;
+            };
+            body = after_marker;
         }
         // Finish a record carried over from the previous block.
         if let Some(p) = self.partial.as_mut() {
-            let avail = &raw[pos..];
-            let mut used = 0;
             if p.hdr_len < RECORD_HEADER {
-                let n = (RECORD_HEADER - p.hdr_len).min(avail.len());
-                p.hdr[p.hdr_len..p.hdr_len + n].copy_from_slice(&avail[..n]);
-                p.hdr_len += n;
-                used += n;
+                let got = take_upto(&mut body, RECORD_HEADER - p.hdr_len);
+                for (d, &s) in p.hdr.iter_mut().skip(p.hdr_len).zip(got) {
+                    *d = s;
+                }
+                p.hdr_len += got.len();
                 if p.hdr_len == RECORD_HEADER {
                     p.key_len = u16::from_le_bytes([p.hdr[0], p.hdr[1]]) as usize;
                     p.value_len = u64::from(u32::from_le_bytes([p.hdr[2], p.hdr[3], p.hdr[4], p.hdr[5]]));
@@ -464,20 +480,16 @@ impl KeyspaceDecoder {
                 }
             }
             if p.hdr_len == RECORD_HEADER {
-                let kn = (p.key_len - p.key.len()).min(avail.len() - used);
-                p.key.extend_from_slice(&avail[used..used + kn]);
-                used += kn;
-                let vn = ((p.value_len - p.value_seen) as usize).min(avail.len() - used);
+                p.key.extend_from_slice(take_upto(&mut body, p.key_len - p.key.len()));
+                let vpart = take_upto(&mut body, (p.value_len - p.value_seen) as usize);
                 if self.materialize {
                     if p.value.capacity() == 0 {
                         p.value.reserve_exact((p.value_len as usize).min(64 << 20));
                     }
-                    p.value.extend_from_slice(&avail[used..used + vn]);
+                    p.value.extend_from_slice(vpart);
                 }
-                p.value_seen += vn as u64;
-                used += vn;
+                p.value_seen += vpart.len() as u64;
             }
-            pos += used;
             let complete = p.hdr_len == RECORD_HEADER && p.key.len() == p.key_len && p.value_seen == p.value_len;
             if let Some(p) = self.partial.take_if(|_| complete) {
                 let v = self.materialize.then_some(p.value.as_slice());
@@ -499,15 +511,17 @@ impl KeyspaceDecoder {
                 }
             }
         }
-        while pos < raw.len() {
-            let rest = &raw[pos..];
+        while !body.is_empty() {
+            let pos = raw.len() - body.len();
             started += 1;
-            if rest.len() < RECORD_HEADER {
+            let Some((hdr, after)) = body.split_first_chunk::<RECORD_HEADER>() else {
                 let mut hdr = [0u8; RECORD_HEADER];
-                hdr[..rest.len()].copy_from_slice(rest);
+                for (d, &s) in hdr.iter_mut().zip(body) {
+                    *d = s;
+                }
                 self.partial = Some(Partial {
                     hdr,
-                    hdr_len: rest.len(),
+                    hdr_len: body.len(),
                     key_len: 0,
                     value_len: 0,
                     key: Vec::new(),
@@ -515,18 +529,16 @@ impl KeyspaceDecoder {
                     value_seen: 0,
                 });
                 break;
-            }
-            let key_len = u16::from_le_bytes([rest[0], rest[1]]) as usize;
-            let value_len = u32::from_le_bytes([rest[2], rest[3], rest[4], rest[5]]) as usize;
+            };
+            let key_len = u16::from_le_bytes([hdr[0], hdr[1]]) as usize;
+            let value_len = u32::from_le_bytes([hdr[2], hdr[3], hdr[4], hdr[5]]) as usize;
             if key_len == 0 {
                 return Err(
                     corrupt(format!("keyspace marker at block offset {pos} in the middle of a keyspace")).into()
                 );
             }
-            let total = RECORD_HEADER + key_len + value_len;
-            if rest.len() >= total {
-                let key = &rest[RECORD_HEADER..RECORD_HEADER + key_len];
-                let value = &rest[RECORD_HEADER + key_len..total];
+            if let Some((record, next)) = after.split_at_checked(key_len + value_len) {
+                let (key, value) = record.split_at(key_len); // key_len <= record.len()
                 let v = self.materialize.then_some(value);
                 Self::emit(
                     &mut self.totals,
@@ -540,19 +552,16 @@ impl KeyspaceDecoder {
                     RecordAt::Block(pos),
                     &mut f,
                 )?;
-                pos += total;
+                body = next;
             } else {
-                let mut hdr = [0u8; RECORD_HEADER];
-                hdr.copy_from_slice(&rest[..RECORD_HEADER]);
-                let after = &rest[RECORD_HEADER..];
-                let kn = key_len.min(after.len());
-                let vpart = &after[kn..];
+                let mut vpart = after;
+                let key = take_upto(&mut vpart, key_len);
                 let mut p = Partial {
-                    hdr,
+                    hdr: *hdr,
                     hdr_len: RECORD_HEADER,
                     key_len,
                     value_len: value_len as u64,
-                    key: after[..kn].to_vec(),
+                    key: key.to_vec(),
                     value: Vec::new(),
                     value_seen: vpart.len() as u64,
                 };
@@ -561,7 +570,7 @@ impl KeyspaceDecoder {
                     p.value.extend_from_slice(vpart);
                 }
                 self.partial = Some(p);
-                pos = raw.len();
+                body = &[];
             }
         }
         if started != h.record_count {
@@ -601,6 +610,14 @@ impl KeyspaceDecoder {
     }
 }
 
+/// Splits off and returns the first `n` bytes of `*b`, or all of it if it is
+/// shorter (never panics).
+fn take_upto<'a>(b: &mut &'a [u8], n: usize) -> &'a [u8] {
+    let (head, tail) = b.split_at(n.min(b.len()));
+    *b = tail;
+    head
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -633,7 +650,10 @@ mod tests {
         }
     }
 
-    fn decode(blocks: &[RawBlock], materialize: bool) -> Result<(Vec<(Vec<u8>, Option<Vec<u8>>)>, Totals)> {
+    /// Records (key, value if materialized) and totals.
+    type Decoded = (Vec<(Vec<u8>, Option<Vec<u8>>)>, Totals);
+
+    fn decode(blocks: &[RawBlock], materialize: bool) -> Result<Decoded> {
         let mut d = KeyspaceDecoder::new(0, "ks", materialize);
         let mut got = Vec::new();
         for b in blocks {

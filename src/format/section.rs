@@ -16,10 +16,15 @@ pub const ZSTD_FRAME_MAGIC: u32 = 0xFD2F_B528;
 
 /// Section tags defined by format 1.
 pub mod tags {
+    /// The §4 header.
     pub const HEADER: [u8; 4] = *b"FLOE";
+    /// The §5 keyspace table.
     pub const KEYSPACES: [u8; 4] = *b"KSTB";
+    /// The §6 block header.
     pub const BLOCK: [u8; 4] = *b"BLKH";
+    /// The §8 index.
     pub const INDEX: [u8; 4] = *b"INDX";
+    /// The §9 trailer.
     pub const TRAILER: [u8; 4] = *b"TRLR";
 
     /// True for tags this reader understands.
@@ -35,16 +40,21 @@ pub fn tag_name(tag: &[u8; 4]) -> String {
 
 /// Appends one complete section to `out`.
 pub fn put_section(out: &mut Vec<u8>, tag: [u8; 4], flags: u32, body: &[u8]) {
-    let start = out.len();
     let frame_size = (12 + body.len()) as u32;
+    // The CRC covers every byte but its own field (`section_crc`), hashed
+    // here from the parts before they are appended.
+    let mut h = crc32fast::Hasher::new();
+    h.update(&SECTION_MAGIC.to_le_bytes());
+    h.update(&frame_size.to_le_bytes());
+    h.update(&tag);
+    h.update(&flags.to_le_bytes());
+    h.update(body);
     out.put_u32(SECTION_MAGIC);
     out.put_u32(frame_size);
-    out.put_u32(0); // crc, patched below
+    out.put_u32(h.finalize());
     out.extend_from_slice(&tag);
     out.put_u32(flags);
     out.extend_from_slice(body);
-    let crc = section_crc(&out[start..]);
-    out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Encodes one complete section.
@@ -55,10 +65,14 @@ pub fn encode_section(tag: [u8; 4], flags: u32, body: &[u8]) -> Vec<u8> {
 }
 
 /// CRC of a whole section, skipping its crc field (bytes 8..12).
+///
+/// Defined for any input and never panics: input shorter than 12 bytes (too
+/// short to be a section) is hashed up to its 8th byte, as if the missing
+/// part of the crc field were skipped.
 pub fn section_crc(section: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
-    h.update(&section[..8]);
-    h.update(&section[12..]);
+    h.update(section.get(..8).unwrap_or(section));
+    h.update(section.get(12..).unwrap_or_default());
     h.finalize()
 }
 
@@ -66,7 +80,10 @@ pub fn section_crc(section: &[u8]) -> u32 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameStart {
     /// A floe section of this total size (header included).
-    Section { total_len: u64 },
+    Section {
+        /// Bytes of the section, its 8-byte frame header included.
+        total_len: u64,
+    },
     /// An ordinary zstd frame.
     Zstd,
 }
@@ -114,8 +131,11 @@ pub fn frame_start(first8: &[u8; 8], offset: u64) -> Result<FrameStart> {
 pub struct Section<'a> {
     /// Absolute offset of the section's first byte.
     pub offset: u64,
+    /// The section's tag (`tags::*`, or one this reader does not know).
     pub tag: [u8; 4],
+    /// The section's flags ([`FLAG_REQUIRED`] and reserved bits).
     pub flags: u32,
+    /// The section's body, after the 20 bytes of framing.
     pub body: &'a [u8],
     /// Total size of the section, framing included.
     pub total_len: u64,
@@ -146,30 +166,28 @@ impl<'a> Section<'a> {
 /// Decodes the section that starts at `buf[0]` (absolute offset `offset`).
 /// `buf` may extend past the section. Checks magic, size and CRC.
 pub fn decode_section(buf: &[u8], offset: u64) -> Result<Section<'_>> {
-    if buf.len() < 8 {
+    let Some(first8) = buf.first_chunk::<8>() else {
         return Err(FormatError::Truncated { what: "section header".into(), offset, need: 8, have: buf.len() as u64 });
-    }
-    let mut first8 = [0u8; 8];
-    first8.copy_from_slice(&buf[..8]);
-    let total = match frame_start(&first8, offset)? {
+    };
+    let total = match frame_start(first8, offset)? {
         FrameStart::Section { total_len } => total_len,
         FrameStart::Zstd => {
             return Err(FormatError::corrupt("section", offset, "found a zstd data frame where a section was expected"))
         }
     };
-    if (buf.len() as u64) < total {
-        return Err(FormatError::Truncated { what: "section".into(), offset, need: total, have: buf.len() as u64 });
-    }
-    let sec = &buf[..total as usize];
-    let stored = u32::from_le_bytes([sec[8], sec[9], sec[10], sec[11]]);
+    let truncated = || FormatError::Truncated { what: "section".into(), offset, need: total, have: buf.len() as u64 };
+    let sec = usize::try_from(total).ok().and_then(|t| buf.get(..t)).ok_or_else(truncated)?;
+    // `frame_start` bounds `frame_size` below by 12, so `total` >= 20 and the
+    // framing is there; the `else` is for the type system.
+    let Some((framing, body)) = sec.split_first_chunk::<SECTION_OVERHEAD>() else { return Err(truncated()) };
+    let stored = u32::from_le_bytes([framing[8], framing[9], framing[10], framing[11]]);
     let computed = section_crc(sec);
-    let mut tag = [0u8; 4];
-    tag.copy_from_slice(&sec[12..16]);
+    let tag = [framing[12], framing[13], framing[14], framing[15]];
     if stored != computed {
         return Err(FormatError::Checksum { what: format!("section '{}'", tag_name(&tag)), offset, stored, computed });
     }
-    let flags = u32::from_le_bytes([sec[16], sec[17], sec[18], sec[19]]);
-    Ok(Section { offset, tag, flags, body: &sec[SECTION_OVERHEAD..], total_len: total })
+    let flags = u32::from_le_bytes([framing[16], framing[17], framing[18], framing[19]]);
+    Ok(Section { offset, tag, flags, body, total_len: total })
 }
 
 /// Applies §10 to a section whose tag is not one of `tags::*`: error if required.
@@ -197,6 +215,28 @@ mod tests {
             c[bit / 8] ^= 1 << (bit % 8);
             assert!(decode_section(&c, 0).is_err(), "flipping bit {bit} went unnoticed");
         }
+    }
+
+    #[test]
+    fn section_crc_is_total_on_short_input() {
+        // Shorter than the 12 bytes up to the end of the crc field: hashed up
+        // to byte 8, never a panic.
+        let bytes: Vec<u8> = (1..=12).collect();
+        for n in 0..12 {
+            let b = &bytes[..n];
+            assert_eq!(section_crc(b), crate::format::crc32(&b[..n.min(8)]), "{n} bytes");
+        }
+        assert_eq!(section_crc(&bytes), crate::format::crc32(&bytes[..8]));
+        // A short buffer is refused by the decoder, not a panic.
+        for n in 0..SECTION_OVERHEAD {
+            assert!(decode_section(&encode_section(*b"TEST", 0, b"")[..n], 0).is_err(), "{n} bytes");
+        }
+    }
+
+    #[test]
+    fn encoded_crc_is_section_crc() {
+        let s = encode_section(*b"TEST", 3, b"body");
+        assert_eq!(u32::from_le_bytes([s[8], s[9], s[10], s[11]]), section_crc(&s));
     }
 
     #[test]

@@ -16,9 +16,13 @@ pub const END_MAGIC: [u8; 8] = *b"FLOE\r\n\x1a\n";
 /// The trailer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Trailer {
+    /// Absolute offset of the index section.
     pub index_offset: u64,
+    /// Size of the index section, framing included.
     pub index_size: u64,
+    /// Size of the whole archive, this trailer included.
     pub archive_size: u64,
+    /// Blocks in the archive (as the index lists).
     pub block_count: u64,
 }
 
@@ -83,15 +87,16 @@ impl Trailer {
     /// (§11 item 1). `tail` is exactly the last 60 bytes.
     pub fn decode(tail: &[u8], file_len: u64) -> Result<Trailer> {
         let offset = file_len.saturating_sub(TRAILER_LEN as u64);
-        if tail.len() != TRAILER_LEN || file_len < TRAILER_LEN as u64 {
+        let fixed: Option<&[u8; TRAILER_LEN]> = tail.try_into().ok();
+        let Some(fixed) = fixed.filter(|_| file_len >= TRAILER_LEN as u64) else {
             return Err(FormatError::Truncated {
                 what: "trailer".into(),
                 offset,
                 need: TRAILER_LEN as u64,
                 have: file_len.min(tail.len() as u64),
             });
-        }
-        if tail[TRAILER_LEN - 8..] != END_MAGIC {
+        };
+        if fixed.last_chunk::<8>() != Some(&END_MAGIC) {
             return Err(FormatError::corrupt(
                 "trailer",
                 offset,
@@ -100,8 +105,8 @@ impl Trailer {
         }
         // §9: the trailer never grows. Its frame_size is 52 in every 1.x version
         // (a reader finds it at end of file − 60), so any other size is corrupt.
-        let magic = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
-        let frame_size = u32::from_le_bytes([tail[4], tail[5], tail[6], tail[7]]);
+        let magic = u32::from_le_bytes([fixed[0], fixed[1], fixed[2], fixed[3]]);
+        let frame_size = u32::from_le_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
         if magic != SECTION_MAGIC {
             return Err(FormatError::corrupt(
                 "trailer",

@@ -37,6 +37,7 @@ use std::ops::{Deref, Range};
 pub struct Record<'c> {
     /// The keyspace's position in the archive's table.
     pub keyspace: usize,
+    /// The key.
     pub key: &'c [u8],
     /// The value; empty for every record when values are off
     /// ([`RecordCursor::with_values`]).
@@ -229,8 +230,7 @@ where
     /// are decoded (and checked) from the keyspace's first block, and the
     /// records before `key` skipped.
     pub fn seek(&mut self, k: usize, key: &[u8]) -> Result<()> {
-        self.check_keyspace(k)?;
-        let t = &self.archive.index().keyspaces[k].totals;
+        let t = &self.archive.keyspace_parts(k)?.1.totals;
         self.state = if t.record_count == 0 || key > t.last_key.as_slice() {
             self.clear_block();
             State::End { k, totals: None }
@@ -310,7 +310,8 @@ where
     /// begins in it (the block before does not `CONTINUE`) with first key
     /// ≤ `key`. Without one, every block may hold it: start at the first.
     fn locate(&self, k: usize, _key: &[u8]) -> BlockStart {
-        let first = self.archive.index().keyspaces[k].first_block as usize;
+        // `begin` refuses a keyspace the archive does not have.
+        let first = self.archive.keyspace_parts(k).map_or(0, |(_, _, blocks)| blocks.start);
         BlockStart { block: first, sequence: 0, index_base: 0 }
     }
 
@@ -319,8 +320,11 @@ where
     fn begin(&mut self, k: usize, from: Option<BlockStart>) -> State {
         self.clear_block();
         let a = &*self.archive;
-        let ki = &a.index().keyspaces[k];
-        let first = ki.first_block as usize;
+        let blocks = match a.keyspace_parts(k) {
+            Ok((_, _, blocks)) => blocks,
+            Err(e) => return State::Failed(e.to_string()),
+        };
+        let first = blocks.start;
         let from = from.unwrap_or(BlockStart { block: first, sequence: 0, index_base: 0 });
         State::Reading(Box::new(Reading {
             k,
@@ -328,7 +332,7 @@ where
             dec: None,
             values: self.values,
             next: from.block,
-            end: first + ki.totals.block_count as usize,
+            end: blocks.end,
             from_start: from.block == first,
         }))
     }
@@ -364,12 +368,15 @@ where
                 r.values = self.values;
             }
             let (from, values) = (r.from, r.values);
-            let dec = r.dec.get_or_insert_with(|| {
-                let name = &a.keyspaces()[k].name;
-                let mut d = KeyspaceDecoder::resume(k as u32, name, values, from.sequence, from.index_base);
-                d.keep_spanned(true);
-                d
-            });
+            let dec = match &mut r.dec {
+                Some(dec) => dec,
+                None => {
+                    let name = &a.keyspace_parts(k)?.0.name;
+                    let mut d = KeyspaceDecoder::resume(k as u32, name, values, from.sequence, from.index_base);
+                    d.keep_spanned(true);
+                    r.dec.insert(d)
+                }
+            };
             if let Some((key, value)) = self.spanned.take() {
                 if self.target.as_deref().is_some_and(|t| key.as_slice() < t) {
                     continue;
@@ -404,7 +411,8 @@ where
                     t.check()?;
                 }
                 let h = a.read_block(b, &mut self.raw)?;
-                let offset = a.index().blocks[b].offset;
+                // read_block refuses a block the index does not list.
+                let offset = a.index().blocks.get(b).map_or(a.trailer().index_offset, |e| e.offset);
                 let before = dec.totals().record_count;
                 let (mut first, mut in_block) = (None, 0u32);
                 dec.feed_located(&h, &self.raw, offset, |at, _, _| -> std::result::Result<(), FormatError> {
@@ -429,8 +437,8 @@ where
             let Some(dec) = r.dec.take() else { continue };
             let totals = dec.finish(at).ctx(a.name())?;
             let totals = if from_start {
-                let want = &a.index().keyspaces[k].totals;
-                check_totals(a.name(), &a.keyspaces()[k].name, k, &totals, want, a.trailer().index_offset)?;
+                let (entry, ki, _) = a.keyspace_parts(k)?;
+                check_totals(a.name(), &entry.name, k, &totals, &ki.totals, a.trailer().index_offset)?;
                 Some(totals)
             } else {
                 None

@@ -2,13 +2,17 @@
 //! and front-to-back over any `Read` ([`StreamReader`]). Both perform every
 //! check of format-spec §11.
 
+// Decoding code indexes untrusted bytes: out-of-range access must be an
+// error naming the offset, never a panic (issue 11 item 9).
+#![warn(clippy::indexing_slicing)]
+
 pub mod cursor;
 
 use crate::error::ArchiveContext;
 use crate::format::block::{check_frame, decode_frame, BlockHeader, BLOCK_HEADER_LEN};
 use crate::format::frames::{read_data_item, read_section, DataItem, InMemory, ReadAt};
 use crate::format::header::Header;
-use crate::format::index::{BlockEntry, Index};
+use crate::format::index::{BlockEntry, Index, KeyspaceIndex};
 use crate::format::keyspace_table::{self, KeyspaceEntry};
 use crate::format::limits::MAX_FRAME;
 use crate::format::record::{BufferPool, KeyspaceDecoder, Totals};
@@ -39,10 +43,15 @@ pub const SEGMENT_MAX_RECORD: u64 = 64 << 20;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct VerifyReport {
+    /// Size of the archive, in bytes.
     pub archive_bytes: u64,
+    /// Keyspaces.
     pub keyspaces: usize,
+    /// Blocks.
     pub blocks: u64,
+    /// Records.
     pub records: u64,
+    /// Decompressed bytes of all blocks.
     pub raw_bytes: u64,
     /// True when only checksums were checked (`--quick`).
     pub quick: bool,
@@ -54,15 +63,23 @@ pub struct VerifyReport {
 /// The fields are in name order, as the JSON lists them.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct VerifyJson<'a> {
+    /// The archive's name (a path, `-` or a URL).
     pub archive: &'a str,
+    /// As [`VerifyReport::archive_bytes`].
     pub archive_bytes: u64,
+    /// As [`VerifyReport::blocks`].
     pub blocks: u64,
+    /// As [`VerifyReport::keyspaces`].
     pub keyspaces: usize,
     /// Always true: a failed verification is an error, not a document.
     pub ok: bool,
+    /// As [`VerifyReport::quick`].
     pub quick: bool,
+    /// As [`VerifyReport::raw_bytes`].
     pub raw_bytes: u64,
+    /// As [`VerifyReport::records`].
     pub records: u64,
+    /// Seconds the verification took.
     pub seconds: f64,
 }
 
@@ -119,7 +136,7 @@ impl<T: AsRef<[u8]> + Sync> Source for T {
         let b = self.as_ref();
         let from = (start as usize).min(b.len());
         let to = (start.saturating_add(len) as usize).min(b.len());
-        let b = bytes::Bytes::copy_from_slice(&b[from..to]);
+        let b = bytes::Bytes::copy_from_slice(b.get(from..to).unwrap_or_default());
         Fetch::new(move || Ok(b))
     }
 }
@@ -128,9 +145,11 @@ impl<T: AsRef<[u8]> + Sync> Source for T {
 pub struct Fetch(Box<dyn FnOnce() -> Result<bytes::Bytes> + Send>);
 
 impl Fetch {
+    /// A read whose bytes `wait` returns (blocking until they arrived).
     pub fn new(wait: impl FnOnce() -> Result<bytes::Bytes> + Send + 'static) -> Self {
         Fetch(Box::new(wait))
     }
+    /// Blocks until the bytes arrived.
     pub fn wait(self) -> Result<bytes::Bytes> {
         (self.0)()
     }
@@ -138,7 +157,9 @@ impl Fetch {
 
 /// Bytes read from a [`Source`]: borrowed from memory, or fetched.
 pub enum Chunk<'a> {
+    /// Borrowed from bytes in memory.
     Borrowed(&'a [u8]),
+    /// Fetched by a ranged read.
     Fetched(bytes::Bytes),
 }
 
@@ -347,12 +368,15 @@ impl<B: Source> Archive<B> {
         }
     }
 
+    /// The name the archive was opened under (for messages).
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// The header (§4).
     pub fn header(&self) -> &Header {
         &self.header
     }
+    /// The keyspace table (§5), in table order.
     pub fn keyspaces(&self) -> &[KeyspaceEntry] {
         &self.keyspaces
     }
@@ -360,9 +384,11 @@ impl<B: Source> Archive<B> {
     fn block_context(&self, h: &BlockHeader) -> String {
         keyspace_context(&self.name, &self.keyspaces, h.keyspace)
     }
+    /// The index (§8).
     pub fn index(&self) -> &Index {
         &self.index
     }
+    /// The trailer (§9).
     pub fn trailer(&self) -> &Trailer {
         &self.trailer
     }
@@ -384,14 +410,31 @@ impl<B: Source> Archive<B> {
         self.keyspaces.binary_search_by(|k| k.name.as_bytes().cmp(name.as_bytes())).ok()
     }
 
+    /// Keyspace `k`: its table entry, its index entry and its blocks (a
+    /// range of index positions), or an error if the archive has no keyspace
+    /// `k`. (The index's decoder checked that every keyspace's block range
+    /// lies within the index.)
+    pub(crate) fn keyspace_parts(&self, k: usize) -> Result<(&KeyspaceEntry, &KeyspaceIndex, std::ops::Range<usize>)> {
+        match (self.keyspaces.get(k), self.index.keyspaces.get(k)) {
+            (Some(entry), Some(ki)) => {
+                let first = ki.first_block as usize;
+                Ok((entry, ki, first..first + ki.totals.block_count as usize))
+            }
+            _ => Err(Error::InvalidArgument(format!(
+                "keyspace index {k} out of range: the archive {} has {} keyspaces",
+                self.name,
+                self.keyspaces.len()
+            ))),
+        }
+    }
+
     /// Starts reading block `i` (index order): a no-op in memory, a ranged
     /// read of its header (of the size this version writes) and data frame
     /// otherwise. Finish with [`Archive::finish_block`] (on any thread).
     fn start_block(&self, i: usize) -> PendingBlock {
-        let fetch = self.bytes.in_memory().is_none().then(|| {
-            let e = &self.index.blocks[i];
-            self.bytes.fetch(e.offset, BLOCK_HEADER_LEN as u64 + u64::from(e.frame_len))
-        });
+        // A block the index does not list is refused by `finish_block`.
+        let entry = self.index.blocks.get(i).filter(|_| self.bytes.in_memory().is_none());
+        let fetch = entry.map(|e| self.bytes.fetch(e.offset, BLOCK_HEADER_LEN as u64 + u64::from(e.frame_len)));
         PendingBlock { i, fetch }
     }
 
@@ -403,7 +446,13 @@ impl<B: Source> Archive<B> {
     /// appended by a later minor version) costs a ranged source one more read.
     fn finish_block(&self, p: PendingBlock) -> Result<FrameRef<'_>> {
         let i = p.i;
-        let e = &self.index.blocks[i];
+        let e = self.index.blocks.get(i).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "block index {i} out of range: the archive {} has {} blocks",
+                self.name,
+                self.index.blocks.len()
+            ))
+        })?;
         let prefetched = match p.fetch {
             Some(f) => {
                 Some((e.offset, fetched(f, e.offset, BLOCK_HEADER_LEN as u64 + u64::from(e.frame_len), &self.name)?))
@@ -413,7 +462,7 @@ impl<B: Source> Archive<B> {
         let ranged = prefetched.is_some();
         let mut r = SourceIn { src: &self.bytes, name: &self.name, prefetched };
         let seg_end = self.index.blocks.get(i + 1).map_or(self.trailer.index_offset, |b| b.offset);
-        let (h, offset) = block_at(&mut r, i, &self.index, seg_end)?;
+        let (h, offset) = block_at(&mut r, i, e, &self.index, seg_end)?;
         let frame = r.read_at(offset, u64::from(h.frame_len), "data frame")?;
         if ranged {
             check_gap(&self.bytes, &self.name, offset + u64::from(h.frame_len), seg_end)?;
@@ -466,23 +515,9 @@ impl<B: Source> Archive<B> {
         tracker: Option<&Tracker<'_>>,
         f: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
     ) -> Result<Totals> {
-        let ki = self.index.keyspaces.get(k).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "keyspace index {k} out of range: the archive {} has {} keyspaces",
-                self.name,
-                self.keyspaces.len()
-            ))
-        })?;
-        let first = ki.first_block as usize;
-        let totals = self.for_each_record_of_segment(
-            pool,
-            k,
-            first..first + ki.totals.block_count as usize,
-            materialize,
-            tracker,
-            f,
-        )?;
-        check_totals(&self.name, &self.keyspaces[k].name, k, &totals, &ki.totals, self.trailer.index_offset)?;
+        let (entry, ki, blocks) = self.keyspace_parts(k)?;
+        let totals = self.for_each_record_of_segment(pool, k, blocks, materialize, tracker, f)?;
+        check_totals(&self.name, &entry.name, k, &totals, &ki.totals, self.trailer.index_offset)?;
         Ok(totals)
     }
 
@@ -493,24 +528,27 @@ impl<B: Source> Archive<B> {
     /// Segments can be decoded independently and their totals joined with
     /// [`Totals::append`]. A keyspace whose largest record may exceed
     /// [`SEGMENT_MAX_RECORD`] ([`Archive::largest_record_bound`]) is one segment.
+    /// No segments (an empty list) if the archive has no keyspace `k`.
     pub fn segments(&self, k: usize, max: usize, min_raw: u64) -> Vec<std::ops::Range<usize>> {
-        let ki = &self.index.keyspaces[k];
-        let first = ki.first_block as usize;
-        let end = first + ki.totals.block_count as usize;
+        let Ok((_, _, all)) = self.keyspace_parts(k) else { return Vec::new() };
+        let (first, end) = (all.start, all.end);
         // Where a block ends (at a record boundary or not) is known only
         // from its header: an archive read by ranges fetches those lazily,
         // so it is decoded as one segment.
         if self.largest_record_bound(k).is_none_or(|r| r > SEGMENT_MAX_RECORD) {
-            return vec![first..end];
+            return vec![all];
         }
         let raw = self.raw_bytes_of(first..end);
         let n = (raw / min_raw.max(1)).clamp(1, max.max(1) as u64);
         let mut out = Vec::new();
         let (mut start, mut seen) = (first, 0u64);
-        for b in first..end {
-            seen += u64::from(self.index.blocks[b].raw_len);
+        // largest_record_bound returned Some: the block headers are loaded.
+        let entries = self.index.blocks.get(all.clone()).unwrap_or_default();
+        let headers = self.block_headers.get(all).unwrap_or_default();
+        for (b, (e, h)) in (first..).zip(entries.iter().zip(headers)) {
+            seen += u64::from(e.raw_len);
             let cut = (out.len() as u64 + 1) * raw / n;
-            if seen >= cut && b + 1 < end && !self.block_headers[b].continues() && (out.len() as u64) + 1 < n {
+            if seen >= cut && b + 1 < end && !h.continues() && (out.len() as u64) + 1 < n {
                 out.push(start..b + 1);
                 start = b + 1;
             }
@@ -525,36 +563,38 @@ impl<B: Source> Archive<B> {
     /// A record's bytes lie only in the blocks it spans, and the decoder
     /// refuses a block whose `CONTINUES` flag does not match its records, so
     /// a lying flag cannot make a value outgrow this. `None` when the block
-    /// headers are not loaded (an archive read by ranges).
+    /// headers are not loaded (an archive read by ranges), or if the archive
+    /// has no keyspace `k`.
     pub fn largest_record_bound(&self, k: usize) -> Option<u64> {
         if self.block_headers.len() != self.index.blocks.len() {
             return None;
         }
-        let ki = &self.index.keyspaces[k];
-        let first = ki.first_block as usize;
-        let end = first + ki.totals.block_count as usize;
+        let (_, _, blocks) = self.keyspace_parts(k).ok()?;
+        let entries = self.index.blocks.get(blocks.clone())?;
+        let headers = self.block_headers.get(blocks)?;
         let (mut largest, mut run) = (0u64, 0u64);
-        for b in first..end {
-            run += u64::from(self.index.blocks[b].raw_len);
+        for (e, h) in entries.iter().zip(headers) {
+            run += u64::from(e.raw_len);
             largest = largest.max(run);
-            if !self.block_headers[b].continues() {
+            if !h.continues() {
                 run = 0;
             }
         }
         Some(largest)
     }
 
-    /// Raw (decompressed) bytes of the blocks `blocks`, as the index declares.
+    /// Raw (decompressed) bytes of the blocks `blocks`, as the index declares;
+    /// 0 if `blocks` is not a range of the index's blocks.
     pub fn raw_bytes_of(&self, blocks: std::ops::Range<usize>) -> u64 {
-        self.index.blocks[blocks].iter().map(|e| u64::from(e.raw_len)).sum()
+        self.index.blocks.get(blocks).map_or(0, |b| b.iter().map(|e| u64::from(e.raw_len)).sum())
     }
 
     /// Joins the totals of keyspace `k`'s segments (in order; `None` for one
     /// that was not decoded) and checks them against the index (§11).
     pub fn join_segments(&self, k: usize, parts: Vec<Option<Totals>>) -> Result<Totals> {
-        let ks = &self.keyspaces[k].name;
-        let ki = &self.index.keyspaces[k];
-        let mut block = ki.first_block as usize;
+        let (entry, ki, blocks) = self.keyspace_parts(k)?;
+        let ks = &entry.name;
+        let mut block = blocks.start;
         let mut all = Totals::default();
         for t in parts {
             let Some(t) = t else { return Err(Error::Cancelled) };
@@ -569,7 +609,8 @@ impl<B: Source> Archive<B> {
     /// Decodes the records of blocks `blocks` (index order; a range returned
     /// by [`Archive::segments`]) of keyspace `k` in order, calling `f` on this
     /// thread, with blocks decompressed ahead on `pool`. Returns the segment's
-    /// totals, which the caller joins and checks against the index.
+    /// totals, which the caller joins and checks against the index. Fails if
+    /// the archive has no keyspace `k` or `blocks` are not among its blocks.
     pub fn for_each_record_of_segment(
         &self,
         pool: Option<&rayon::ThreadPool>,
@@ -579,10 +620,17 @@ impl<B: Source> Archive<B> {
         tracker: Option<&Tracker<'_>>,
         mut f: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
     ) -> Result<Totals> {
-        let first = self.index.keyspaces[k].first_block as usize;
-        let sequence = u32::try_from(blocks.start - first).unwrap_or(u32::MAX);
-        let index_base: u64 = self.index.blocks[first..blocks.start].iter().map(|e| u64::from(e.record_count)).sum();
-        let mut dec = KeyspaceDecoder::resume(k as u32, &self.keyspaces[k].name, materialize, sequence, index_base);
+        let (entry, _, all) = self.keyspace_parts(k)?;
+        let in_keyspace = all.start <= blocks.start && blocks.start <= blocks.end && blocks.end <= all.end;
+        let Some(before) = self.index.blocks.get(all.start..blocks.start).filter(|_| in_keyspace) else {
+            return Err(Error::InvalidArgument(format!(
+                "blocks {blocks:?} are not among keyspace #{k}'s blocks {all:?} in the archive {}",
+                self.name
+            )));
+        };
+        let sequence = u32::try_from(blocks.start - all.start).unwrap_or(u32::MAX);
+        let index_base: u64 = before.iter().map(|e| u64::from(e.record_count)).sum();
+        let mut dec = KeyspaceDecoder::resume(k as u32, &entry.name, materialize, sequence, index_base);
         // Block buffers go round between the decompressing workers and this
         // thread instead of being allocated (and page-faulted in) per block.
         let spare = BufferPool::new(self.window(pool, blocks.clone()) + 1);
@@ -596,7 +644,9 @@ impl<B: Source> Archive<B> {
         };
         let mut consume = |b: usize, (h, raw): (BlockHeader, Vec<u8>)| -> Result<()> {
             let before = dec.totals().record_count;
-            dec.feed(&h, &raw, self.index.blocks[b].offset, |key, v| f(key, v).map_err(Into::into))
+            // `b` is one of `blocks`, checked above to be in the index.
+            let offset = self.index.blocks.get(b).map_or(self.trailer.index_offset, |e| e.offset);
+            dec.feed(&h, &raw, offset, |key, v| f(key, v).map_err(Into::into))
                 .map_err(|e: FeedError| e.into_error(&self.name))?;
             spare.give(raw);
             if let Some(t) = tracker {
@@ -612,7 +662,8 @@ impl<B: Source> Archive<B> {
     /// Blocks read and decompressed ahead of the consumer.
     fn window(&self, pool: Option<&rayon::ThreadPool>, blocks: std::ops::Range<usize>) -> usize {
         let threads = pool.map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
-        let largest = self.index.blocks[blocks].iter().map(|e| e.raw_len as usize).max().unwrap_or(1).max(1);
+        let blocks = self.index.blocks.get(blocks).unwrap_or_default();
+        let largest = blocks.iter().map(|e| e.raw_len as usize).max().unwrap_or(1).max(1);
         (threads * LOOKAHEAD_PER_THREAD).min(LOOKAHEAD_BYTES / largest).max(2)
     }
 
@@ -709,12 +760,12 @@ impl<B: Source> Archive<B> {
             let tracker = Tracker::new(progress, Phase::Verify, total_raw);
             tracker.set_records_total(report.records);
             let mut records = 0;
-            for k in 0..self.keyspaces.len() {
+            for (k, entry) in self.keyspaces.iter().enumerate() {
                 let ks_start = std::time::Instant::now();
-                tracker.keyspace(k, &self.keyspaces[k].name);
+                tracker.keyspace(k, &entry.name);
                 let n = self.for_each_record_in(pool, k, false, Some(&tracker), |_, _| Ok(()))?.record_count;
                 tracing::debug!(
-                    keyspace = %self.keyspaces[k].name,
+                    keyspace = %entry.name,
                     records = n,
                     ms = ks_start.elapsed().as_millis() as u64,
                     "verify: keyspace checked"
@@ -735,7 +786,7 @@ fn read_at<'a, B: Source>(src: &'a B, name: &str, start: u64, len: u64, what: &s
         return Err(FormatError::Truncated { what: what.into(), offset: start, need: len, have }).ctx(name);
     }
     match src.in_memory() {
-        Some(b) => Ok(Chunk::Borrowed(&b[start as usize..(start + len) as usize])),
+        Some(b) => InMemory(b).read_at(start, len, what).map(Chunk::Borrowed).ctx(name),
         None => Ok(Chunk::Fetched(fetched(src.fetch(start, len), start, len, name)?)),
     }
 }
@@ -769,6 +820,7 @@ impl<'a, B: Source> ReadAt for SourceIn<'a, B> {
                 }
                 let tail = read_at(self.src, self.name, have_end, offset.saturating_add(len) - have_end, what)?;
                 let mut joined = Vec::with_capacity(len as usize);
+                #[expect(clippy::indexing_slicing, reason = "from < have.len(): offset lies in at..have_end")]
                 joined.extend_from_slice(&have[from..]);
                 joined.extend_from_slice(&tail);
                 return Ok(Chunk::Fetched(joined.into()));
@@ -809,12 +861,10 @@ fn fetched(f: Fetch, start: u64, len: u64, name: &str) -> Result<bytes::Bytes> {
 
 fn page_size() -> usize {
     static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    // SAFETY: sysconf has no preconditions.
     *PAGE.get_or_init(|| {
-        usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
-            .ok()
-            .filter(|&p| p.is_power_of_two())
-            .unwrap_or(4096)
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(page).ok().filter(|&p| p.is_power_of_two()).unwrap_or(4096)
     })
 }
 
@@ -843,7 +893,9 @@ fn pump<'s, T: Send + 's>(
         next += 1;
     }
     for b in blocks.clone() {
-        let rx = inflight.pop_front().unwrap_or_else(|| unreachable!("one receiver per block"));
+        let Some(rx) = inflight.pop_front() else {
+            return Err(Error::Internal("the block pipeline lost a receiver (one is started per block)".into()));
+        };
         let r = rx.recv().map_err(|_| Error::InvalidArgument("decompression worker vanished".into()))??;
         if next < blocks.end {
             spawn(next, &mut inflight);
@@ -884,12 +936,10 @@ impl FeedError {
 /// are skipped or refused, and the walk ends exactly at the index. A ranged
 /// source runs the same [`block_at`] and [`gap_item`] on each block and gap
 /// as it fetches them.
-fn walk(
-    buf: &[u8],
-    start: u64,
-    index: &Index,
-    end: u64,
-) -> std::result::Result<(Vec<BlockHeader>, Vec<(String, u64)>), FormatError> {
+/// The block headers in index order, and the skipped sections (tag, offset).
+type Walked = (Vec<BlockHeader>, Vec<(String, u64)>);
+
+fn walk(buf: &[u8], start: u64, index: &Index, end: u64) -> std::result::Result<Walked, FormatError> {
     let mut r = InMemory(buf);
     let mut headers = Vec::with_capacity(index.blocks.len());
     let mut skipped = Vec::new();
@@ -899,7 +949,7 @@ fn walk(
         match index.blocks.get(i) {
             Some(e) if e.offset == pos => {
                 let seg_end = index.blocks.get(i + 1).map_or(end, |b| b.offset);
-                let (h, frame_offset) = block_at(&mut r, i, index, seg_end)?;
+                let (h, frame_offset) = block_at(&mut r, i, e, index, seg_end)?;
                 headers.push(h);
                 pos = frame_offset + u64::from(h.frame_len);
             }
@@ -920,7 +970,7 @@ fn walk(
     Ok((headers, skipped))
 }
 
-/// Reads block `i` (index order) at the offset its index entry gives, through
+/// Reads block `i` (index order, entry `e`) at the offset its index entry gives, through
 /// the frame walker: a `BLKH` section (of whatever size its `frame_size`
 /// says) whose fields match index entry `i`, with the expected sequence, and
 /// a data frame that ends by `seg_end` (the next block or the index).
@@ -928,10 +978,10 @@ fn walk(
 fn block_at<R: ReadAt>(
     r: &mut R,
     i: usize,
+    e: &BlockEntry,
     index: &Index,
     seg_end: u64,
 ) -> std::result::Result<(BlockHeader, u64), R::Error> {
-    let e = &index.blocks[i];
     let pos = e.offset;
     let item = read_data_item(r, pos)?;
     let DataItem::Block { header: h, .. } = &item else {
@@ -969,8 +1019,11 @@ fn gap_item<R: ReadAt>(r: &mut R, pos: u64, gap_end: u64) -> std::result::Result
 
 /// One block read from a stream, already decompressed and checked.
 pub struct StreamBlock {
+    /// The block's header.
     pub header: BlockHeader,
+    /// Absolute offset of its `BLKH` section.
     pub offset: u64,
+    /// Its decompressed bytes.
     pub raw: Vec<u8>,
 }
 
@@ -1096,12 +1149,15 @@ impl<R: Read> StreamReader<R> {
     pub fn set_quick(&mut self, quick: bool) {
         self.quick = quick;
     }
+    /// The name the archive was opened under (for messages).
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// The header (§4).
     pub fn header(&self) -> &Header {
         &self.header
     }
+    /// The keyspace table (§5), in table order.
     pub fn keyspaces(&self) -> &[KeyspaceEntry] {
         &self.keyspaces
     }
@@ -1256,8 +1312,9 @@ impl<R: Read> StreamReader<R> {
             .ctx(&self.name);
         }
         if !self.quick {
-            for (k, (got, want)) in totals.iter().zip(&index.keyspaces).enumerate() {
-                check_totals(&self.name, &self.keyspaces[k].name, k, got, &want.totals, self.offset)?;
+            let per_keyspace = totals.iter().zip(&index.keyspaces).zip(&self.keyspaces);
+            for (k, ((got, want), entry)) in per_keyspace.enumerate() {
+                check_totals(&self.name, &entry.name, k, got, &want.totals, self.offset)?;
             }
         }
         Ok(())
@@ -1289,15 +1346,15 @@ impl<'t> Walk<'_, 't> {
         let mut lookahead = pull(source, &mut end)?;
         while let Some(b) = lookahead.as_ref() {
             let k = b.header.keyspace as usize;
-            if k != totals.len() || k >= self.keyspaces.len() {
+            let Some(entry) = self.keyspaces.get(k).filter(|_| k == totals.len()) else {
                 return Err(FormatError::corrupt("block", b.offset, format!("block of keyspace #{k} where keyspace #{} was expected (keyspaces must be contiguous and in table order)", totals.len()))).ctx(self.name);
-            }
+            };
             let mut ks = KeyspaceStream {
                 source: &mut *source,
                 name: self.name,
                 quick: self.quick,
                 k,
-                dec: KeyspaceDecoder::new(k as u32, &self.keyspaces[k].name, self.materialize),
+                dec: KeyspaceDecoder::new(k as u32, &entry.name, self.materialize),
                 lookahead: &mut lookahead,
                 end: &mut end,
                 tracker: self.tracker,

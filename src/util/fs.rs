@@ -308,13 +308,16 @@ impl AtomicFile {
     }
 
     /// The open temporary file.
+    #[expect(clippy::expect_used, reason = "`file` is Some from create_with until commit, which consumes self")]
     pub fn file(&mut self) -> &mut File {
-        self.file.as_mut().unwrap_or_else(|| unreachable!("file is present until commit"))
+        self.file.as_mut().expect("the file is present until commit")
     }
 
     /// Flushes, fsyncs, renames into place and fsyncs the parent directory.
     pub fn commit(mut self) -> Result<()> {
-        let mut f = self.file.take().unwrap_or_else(|| unreachable!("file is present until commit"));
+        let Some(mut f) = self.file.take() else {
+            return Err(Error::Internal(format!("{}: the temporary file was taken before commit", self.tmp.display())));
+        };
         let r = (|| {
             f.flush().and_then(|()| f.sync_all()).map_err(|e| Error::io(format!("fsync {}", self.tmp.display()), e))?;
             let renamed = if self.overwrite {
@@ -534,7 +537,9 @@ impl AtomicDir {
 
     /// Replaces the held target with the new database.
     fn swap(&mut self, parent: &Path) -> Result<()> {
-        let Some(held) = self.held.as_ref().map(|h| h.id) else { unreachable!("swap is called with a held target") };
+        let Some(held) = self.held.as_ref().map(|h| h.id) else {
+            return Err(Error::Internal(format!("replacing {}: no target is held", self.target.display())));
+        };
         let changed = || {
             Error::InvalidArgument(format!(
                 "import target {} changed while it was being replaced; it was put back and nothing was replaced",

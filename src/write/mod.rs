@@ -27,11 +27,17 @@ use std::path::PathBuf;
 /// A compressed block ready to be written, with the statistics of its records.
 #[derive(Debug)]
 pub struct EncodedBlock {
+    /// Its block header (CRCs and lengths filled in).
     pub header: BlockHeader,
+    /// The zstd data frame.
     pub frame: Vec<u8>,
+    /// As [`RawBlock::key_bytes`].
     pub key_bytes: u64,
+    /// As [`RawBlock::value_bytes`].
     pub value_bytes: u64,
+    /// As [`RawBlock::first_key`].
     pub first_key: Option<Vec<u8>>,
+    /// As [`RawBlock::last_key`].
     pub last_key: Option<Vec<u8>>,
 }
 
@@ -70,12 +76,19 @@ impl EncodedBlock {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct WriteSummary {
+    /// Size of the archive, in bytes.
     pub archive_bytes: u64,
+    /// Records.
     pub records: u64,
+    /// Decompressed bytes of all blocks.
     pub raw_bytes: u64,
+    /// Sum of key lengths.
     pub key_bytes: u64,
+    /// Sum of value lengths.
     pub value_bytes: u64,
+    /// Blocks.
     pub blocks: u64,
+    /// Keyspaces.
     pub keyspaces: usize,
 }
 
@@ -660,8 +673,10 @@ mod tests {
         Header::new(1, 4096, 0)
     }
 
+    type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
     /// Records per keyspace, big enough for several blocks each.
-    fn content() -> Vec<(&'static str, Vec<(Vec<u8>, Vec<u8>)>)> {
+    fn content() -> Vec<(&'static str, Records)> {
         let recs = |tag: u8| (0..40u32).map(|i| (format!("k{i:04}").into_bytes(), vec![tag; 300])).collect();
         vec![("a", recs(1)), ("b", Vec::new()), ("c", recs(2)), ("d", recs(3))]
     }

@@ -12,11 +12,14 @@ use floe::format::trailer::Trailer;
 use std::collections::BTreeMap;
 
 /// What to change while rebuilding.
+/// Bytes to append to the body of a section, by tag and per-tag count.
+pub type Grow<'a> = &'a dyn Fn(&[u8; 4], usize) -> Option<Vec<u8>>;
+
 #[derive(Default)]
 pub struct Edits<'a> {
     /// Bytes appended to the body of the `n`-th section (0-based, counted per
     /// tag) with this tag: `grow(tag, n)`. The index is `INDX` 0.
-    pub grow: Option<&'a dyn Fn(&[u8; 4], usize) -> Option<Vec<u8>>>,
+    pub grow: Option<Grow<'a>>,
     /// Bytes inserted right after block `i`'s data frame (verbatim: the
     /// test's garbage or a whole section).
     pub after_block: BTreeMap<usize, Vec<u8>>,
