@@ -30,7 +30,7 @@ pub fn inspect_text<B: Source>(a: &Archive<B>) -> String {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "{:<24} {:>12} {:>12} {:>12} {:>7} {:>6}  options",
+        "{:<24} {:>12} {:>12} {:>12} {:>7} {:>8}  options",
         "keyspace", "records", "raw", "compressed", "blocks", "ratio"
     );
     for (e, k) in a.keyspaces().iter().zip(&idx.keyspaces) {
@@ -42,10 +42,13 @@ pub fn inspect_text<B: Source>(a: &Archive<B>) -> String {
             opts.push(format!("kv-separated (threshold {})", kv.separation_threshold));
         }
         if let Some(c) = &o.data_block_compression {
-            opts.push(format!("data blocks {}", c.iter().map(|c| c.name()).collect::<Vec<_>>().join("/")));
+            opts.push(format!(
+                "block compression {}",
+                per_level(&c.iter().map(|c| c.name().to_string()).collect::<Vec<_>>())
+            ));
         }
         if let Some(b) = &o.data_block_size {
-            opts.push(format!("block size {}", b.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("/")));
+            opts.push(format!("block size {}", per_level(&b.iter().map(|x| x.to_string()).collect::<Vec<_>>())));
         }
         match &o.compaction {
             Some(floe::format::options::Compaction::Fifo { .. }) => opts.push("fifo compaction".into()),
@@ -54,13 +57,13 @@ pub fn inspect_text<B: Source>(a: &Archive<B>) -> String {
         }
         let _ = writeln!(
             s,
-            "{:<24} {:>12} {:>12} {:>12} {:>7} {:>5.2}x  {}",
+            "{:<24} {:>12} {:>12} {:>12} {:>7} {:>8}  {}",
             escape(&e.name),
             t.record_count,
             human(t.raw_bytes),
             human(t.compressed_bytes),
             t.block_count,
-            ratio,
+            ratio_text(ratio),
             opts.join(", ")
         );
     }
@@ -71,6 +74,33 @@ pub fn inspect_text<B: Source>(a: &Archive<B>) -> String {
     s
 }
 
+/// A compression ratio that fits its column: `3.12x`, `823.8x`, `12345x`.
+fn ratio_text(r: f64) -> String {
+    if r < 100.0 {
+        format!("{r:.2}x")
+    } else if r < 10_000.0 {
+        format!("{r:.1}x")
+    } else {
+        format!("{r:.0}x")
+    }
+}
+
+/// A per-LSM-level setting as fjall stores it (one value per level, the
+/// last for every deeper level): `lz4` for one value, else
+/// `L0 none, L1 none, L2+ lz4`.
+fn per_level(v: &[String]) -> String {
+    match v {
+        [] => "-".into(),
+        [one] => one.clone(),
+        _ => v
+            .iter()
+            .enumerate()
+            .map(|(i, x)| if i + 1 == v.len() { format!("L{i}+ {x}") } else { format!("L{i} {x}") })
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -79,5 +109,16 @@ mod tests {
         assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(super::rfc3339(1_795_000_000), "2026-11-18T11:06:40Z");
         assert_eq!(super::rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn ratios_fit_their_column_and_levels_are_named() {
+        for r in [0.46, 3.12, 823.76, 99_999.0, 1.0e9] {
+            assert!(super::ratio_text(r).len() <= 8 || r > 1.0e7, "{r}: {}", super::ratio_text(r));
+        }
+        assert_eq!(super::ratio_text(823.76), "823.8x");
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(super::per_level(&v(&["none", "none", "lz4"])), "L0 none, L1 none, L2+ lz4");
+        assert_eq!(super::per_level(&v(&["lz4"])), "lz4");
     }
 }
