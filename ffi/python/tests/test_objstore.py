@@ -26,7 +26,7 @@ def s3():
     proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "FLOE_RETRY_TIMEOUT_SECS": "2"}
+           "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "FLOE_RETRY_TIMEOUT_SECS": "20"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
