@@ -64,7 +64,7 @@ fn key_arg(what: &str, s: &str, hex: bool) -> Result<Vec<u8>, Error> {
             escape(s)
         ))
     };
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(bad("odd number of digits"));
     }
     s.as_bytes()
