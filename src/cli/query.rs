@@ -76,16 +76,30 @@ fn key_arg(what: &str, s: &str, hex: bool) -> Result<Vec<u8>, Error> {
 }
 
 fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len() * 2);
-    push_hex(&mut s, b);
-    s
+    let mut v = Vec::with_capacity(b.len() * 2);
+    push_hex(&mut v, b);
+    String::from_utf8_lossy(&v).into_owned()
 }
 
-fn push_hex(s: &mut String, b: &[u8]) {
+/// The two lower-case hex digits of every byte.
+const HEX: [[u8; 2]; 256] = {
     const D: &[u8; 16] = b"0123456789abcdef";
-    for &x in b {
-        s.push(char::from(D[usize::from(x >> 4)]));
-        s.push(char::from(D[usize::from(x & 15)]));
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [D[i >> 4], D[i & 15]];
+        i += 1;
+    }
+    t
+};
+
+fn push_hex(out: &mut Vec<u8>, b: &[u8]) {
+    let start = out.len();
+    out.resize(start + b.len() * 2, 0);
+    if let Some(dst) = out.get_mut(start..) {
+        for (d, &x) in dst.chunks_exact_mut(2).zip(b) {
+            d.copy_from_slice(&HEX[usize::from(x)]);
+        }
     }
 }
 
@@ -149,7 +163,7 @@ pub fn cat(a: CatArgs) -> Result<(), Error> {
     let from = from.as_deref().map_or(Bound::Unbounded, Bound::Included);
     let to = to.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let mut line = String::new();
+    let mut line = Vec::new();
     for (k, entry) in archive.keyspaces().iter().enumerate() {
         if !chosen.is_empty() && !chosen.contains(&k) {
             continue;
@@ -164,17 +178,17 @@ pub fn cat(a: CatArgs) -> Result<(), Error> {
         while let Some(rec) = r.next()? {
             line.clear();
             match a.format {
-                CatFormat::Jsonl => jsonl(&mut line, &name, rec.key, rec.value),
+                CatFormat::Jsonl => jsonl(&mut line, &name, rec.key, rec.value)?,
                 CatFormat::Tsv => {
-                    line.push_str(&name);
-                    line.push('\t');
+                    line.extend_from_slice(name.as_bytes());
+                    line.push(b'\t');
                     push_hex(&mut line, rec.key);
-                    line.push('\t');
+                    line.push(b'\t');
                     push_hex(&mut line, rec.value);
-                    line.push('\n');
+                    line.push(b'\n');
                 }
             }
-            out.write_all(line.as_bytes()).map_err(stdout_err)?;
+            out.write_all(&line).map_err(stdout_err)?;
         }
     }
     out.flush().map_err(stdout_err)
@@ -182,23 +196,21 @@ pub fn cat(a: CatArgs) -> Result<(), Error> {
 
 /// One jsonl record: `{"keyspace","key_hex","value_hex"}` plus `key` and
 /// `value` when they are valid UTF-8.
-fn jsonl(line: &mut String, name_json: &str, key: &[u8], value: &[u8]) {
-    line.push_str("{\"keyspace\":");
-    line.push_str(name_json);
-    line.push_str(",\"key_hex\":\"");
+fn jsonl(line: &mut Vec<u8>, name_json: &str, key: &[u8], value: &[u8]) -> Result<(), Error> {
+    line.extend_from_slice(b"{\"keyspace\":");
+    line.extend_from_slice(name_json.as_bytes());
+    line.extend_from_slice(b",\"key_hex\":\"");
     push_hex(line, key);
-    line.push_str("\",\"value_hex\":\"");
+    line.extend_from_slice(b"\",\"value_hex\":\"");
     push_hex(line, value);
-    line.push('"');
-    for (field, b) in [("key", key), ("value", value)] {
+    line.push(b'"');
+    for (field, b) in [(&b",\"key\":"[..], key), (b",\"value\":", value)] {
         if let Ok(s) = std::str::from_utf8(b) {
-            if let Ok(j) = serde_json::to_string(s) {
-                line.push_str(",\"");
-                line.push_str(field);
-                line.push_str("\":");
-                line.push_str(&j);
-            }
+            line.extend_from_slice(field);
+            serde_json::to_writer(&mut *line, s)
+                .map_err(|e| Error::Internal(format!("cannot render a record as JSON: {e}")))?;
         }
     }
-    line.push_str("}\n");
+    line.extend_from_slice(b"}\n");
+    Ok(())
 }
