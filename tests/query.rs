@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
+mod s3;
 
 use common::{assert_code, floe, hex, p, stderr, stdout, Model, Ranged};
 use floe::format::header::Header;
@@ -333,4 +334,23 @@ fn cli_cat_formats_keyspaces_and_ranges() {
     let o = floe(&["cat", f, "--hex", "--from", "xy"]);
     assert_code(&o, 1);
     assert!(stderr(&o).contains("--from") && stderr(&o).contains("not hex"), "{}", stderr(&o));
+}
+
+#[test]
+fn cli_get_and_cat_over_s3() {
+    let Some(m) = s3::moto() else { return };
+    m.create_bucket("query");
+    m.put("query", "q.floe", &write_archive(&fixed_model(), 4096));
+    let url = "s3://query/q.floe";
+    let o = m.floe(&["get", url, "a", "k0100x"]).output().unwrap();
+    assert_code(&o, 0);
+    assert_eq!(o.stdout, vec![7; 20_000]);
+    let o = m.floe(&["get", url, "a", "k0100y"]).output().unwrap();
+    assert_code(&o, 7);
+    let o = m.floe(&["cat", url, "--prefix", "k010", "--format", "tsv"]).output().unwrap();
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o).lines().count(), 12);
+    let o = m.floe(&["get", url, "nope", "k"]).output().unwrap();
+    assert_code(&o, 1);
+    assert!(stderr(&o).contains("'a', 'b-empty', 'c'"), "{}", stderr(&o));
 }
