@@ -18,6 +18,7 @@ use std::process::ExitCode;
 
 mod demo;
 mod log;
+mod query;
 mod render;
 
 use log::LogFormat;
@@ -29,6 +30,8 @@ mod exit {
     pub const TOO_NEW: u8 = 4;
     pub const LOCKED: u8 = 5;
     pub const TARGET_EXISTS: u8 = 6;
+    /// The answer is no: `get` found no such key.
+    pub const NOT_FOUND: u8 = 7;
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -133,6 +136,10 @@ enum Cmd {
         /// header and keyspace table are read.
         archive: String,
     },
+    /// Print the value of one key (raw bytes; --json for an object). Exit code 7 if the key is absent.
+    Get(query::GetArgs),
+    /// Stream the records of an archive (all, or some keyspaces and a key range) as jsonl or tsv.
+    Cat(query::CatArgs),
     /// A backup repository of snapshots at a URL or in a local directory.
     Backup {
         #[command(subcommand)]
@@ -453,7 +460,8 @@ fn refuse_terminal(stdin: bool) -> Result<(), Error> {
     Ok(())
 }
 
-fn run(cli: Cli) -> Result<(), Error> {
+/// The exit code of a command that succeeded: 0, or 7 (`get`: not found).
+fn run(cli: Cli) -> Result<u8, Error> {
     let json = cli.json;
     match cli.cmd {
         Cmd::Export { db, output, level, keyspaces, block_size, force, common } => {
@@ -542,7 +550,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                     "records": s.records, "raw_bytes": s.raw_bytes, "seconds": s.elapsed.as_secs_f64(),
                     "warnings": s.warnings,
                 })))?;
-                return Ok(());
+                return Ok(0);
             }
             for w in &s.warnings {
                 note!("floe: warning: {w}");
@@ -605,6 +613,8 @@ fn run(cli: Cli) -> Result<(), Error> {
                 write_stdout(&render::inspect_text(&a))?;
             }
         }
+        Cmd::Get(a) => return query::get(a, json),
+        Cmd::Cat(a) => query::cat(a)?,
         Cmd::Backup { cmd } => backup(cmd, json)?,
         Cmd::Demo { records, keep } => {
             demo::run(records, keep.as_deref(), json)?;
@@ -625,7 +635,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             write_stdout(&String::from_utf8_lossy(&buf))?;
         }
     }
-    Ok(())
+    Ok(0)
 }
 
 fn backup(cmd: BackupCmd, json: bool) -> Result<(), Error> {
@@ -838,7 +848,7 @@ fn main() -> ExitCode {
     ));
     let json = cli.json;
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         // A closed standard output (`| head`) is not an error: the reader has
         // all it wanted. Nothing floe writes to stdout is left half-made.
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,

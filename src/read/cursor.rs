@@ -298,9 +298,7 @@ where
     }
 
     fn keyspace_named(&self, name: &str) -> Result<usize> {
-        self.archive.keyspace_position(name).ok_or_else(|| {
-            Error::InvalidArgument(format!("keyspace '{name}' is not in the archive {}", self.archive.name()))
-        })
+        self.archive.keyspace_named(name)
     }
 
     /// Where to start decoding keyspace `k` to find the first key ≥ `key`.

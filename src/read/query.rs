@@ -1,0 +1,199 @@
+//! Point and range queries on an archive in place, without restoring it:
+//! [`Archive::get`] and [`Archive::range`] (a [`RangeCursor`]).
+//!
+//! On a format 1.0 archive (no key index) a query first compares the key
+//! with the index's first and last key of the keyspace, which answers
+//! "absent" (or "empty range") without reading a block; otherwise it decodes
+//! the keyspace's blocks from its first, through [`RecordCursor::seek`]. The
+//! cost of a lookup inside a keyspace is then a scan of its blocks up to the
+//! key; a range stops reading at its upper bound.
+//!
+//! ```no_run
+//! # fn main() -> floe::Result<()> {
+//! use std::ops::Bound;
+//! let archive = floe::store::open_archive("s3://bucket/backup.floe")?;
+//! if let Some(v) = archive.get("users", b"alice")? {
+//!     println!("{} bytes", v.len());
+//! }
+//! let to = floe::read::query::prefix_successor(b"user:");
+//! let mut r = archive.range("users", Bound::Included(&b"user:"[..]), floe::read::query::upper(&to))?;
+//! while let Some(rec) = r.next()? {
+//!     println!("{:?}", rec.key);
+//! }
+//! # Ok(()) }
+//! ```
+
+use crate::read::cursor::{Record, RecordCursor};
+use crate::read::{Archive, Source};
+use crate::{Error, Result};
+use std::ops::{Bound, Deref};
+
+/// The smallest key greater than every key that starts with `prefix`, so
+/// that `[prefix, successor)` is exactly the keys with that prefix; `None`
+/// when there is none (the prefix is empty or all `0xff` bytes): the range
+/// is then unbounded above.
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last = prefix.iter().rposition(|&b| b != 0xff)?;
+    let mut s = prefix.get(..=last)?.to_vec();
+    if let Some(b) = s.last_mut() {
+        *b += 1;
+    }
+    Some(s)
+}
+
+/// The upper bound for [`prefix_successor`]'s result: `Excluded(s)`, or
+/// `Unbounded` for `None`.
+pub fn upper(successor: &Option<Vec<u8>>) -> Bound<&[u8]> {
+    successor.as_deref().map_or(Bound::Unbounded, Bound::Excluded)
+}
+
+/// "keyspace 'x' is not in the archive A; it holds: a, b" (at most 50
+/// names listed).
+pub(crate) fn missing_keyspace<B: Source>(a: &Archive<B>, name: &str) -> Error {
+    const SHOWN: usize = 50;
+    let names: Vec<String> = a.keyspaces().iter().take(SHOWN).map(|k| format!("'{}'", k.name)).collect();
+    let holds = match a.keyspaces().len() {
+        0 => "it holds no keyspaces".to_owned(),
+        n if n > SHOWN => format!("it holds {n} keyspaces: {}, ...", names.join(", ")),
+        _ => format!("it holds: {}", names.join(", ")),
+    };
+    Error::InvalidArgument(format!("keyspace '{name}' is not in the archive {}; {holds}", a.name()))
+}
+
+impl<B: Source> Archive<B> {
+    /// The position of the keyspace named `name` in the table; an error
+    /// (kind `InvalidArgument`) naming the keyspaces the archive holds if it
+    /// has none of that name.
+    pub fn keyspace_named(&self, name: &str) -> Result<usize> {
+        self.keyspace_position(name).ok_or_else(|| missing_keyspace(self, name))
+    }
+
+    /// The value of `key` in keyspace `keyspace`, or `None` if the keyspace
+    /// has no such key. A keyspace the archive lacks is an error naming the
+    /// ones it holds. Every block read is checked as [`RecordCursor`] checks it.
+    pub fn get(&self, keyspace: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let k = self.keyspace_named(keyspace)?;
+        let t = &self.keyspace_parts(k)?.1.totals;
+        if t.record_count == 0 || key < t.first_key.as_slice() || key > t.last_key.as_slice() {
+            return Ok(None);
+        }
+        let mut c = RecordCursor::keyspace(self, k)?;
+        c.seek(k, key)?;
+        Ok(match c.next()? {
+            Some(r) if r.key == key => Some(r.value.to_vec()),
+            _ => None,
+        })
+    }
+
+    /// The records of keyspace `keyspace` with keys within `from` and `to`,
+    /// in key order, streamed (memory bounded as for [`RecordCursor`]).
+    /// Reading stops at the first key past `to`. A keyspace the archive lacks
+    /// is an error naming the ones it holds.
+    pub fn range(&self, keyspace: &str, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<RangeCursor<&Self>> {
+        let k = self.keyspace_named(keyspace)?;
+        RangeCursor::new(self, k, from, to)
+    }
+}
+
+/// A cursor over the records of one keyspace within a key range; see
+/// [`Archive::range`].
+pub struct RangeCursor<A> {
+    cursor: RecordCursor<A>,
+    to: Bound<Vec<u8>>,
+    done: bool,
+}
+
+impl<A, B> RangeCursor<A>
+where
+    A: Deref<Target = Archive<B>>,
+    B: Source,
+{
+    /// A cursor over keyspace `k` of `archive` (by position; see
+    /// [`Archive::keyspace_named`]) within `from` and `to`.
+    pub fn new(archive: A, k: usize, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Self> {
+        let mut cursor = RecordCursor::keyspace(archive, k)?;
+        let t = &cursor.archive().keyspace_parts(k)?.1.totals;
+        // No key of the keyspace is below `to`: read nothing.
+        let first = t.first_key.as_slice();
+        let mut done = t.record_count == 0
+            || match to {
+                Bound::Included(e) => e < first,
+                Bound::Excluded(e) => e <= first,
+                Bound::Unbounded => false,
+            };
+        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) = (from, to) {
+            done |= s > e;
+        }
+        if !done {
+            match from {
+                Bound::Included(s) => cursor.seek(k, s)?,
+                // The smallest key greater than `s` is `s` followed by a 0 byte.
+                Bound::Excluded(s) => cursor.seek(k, &[s, &[0]].concat())?,
+                Bound::Unbounded => {}
+            }
+        }
+        Ok(RangeCursor { cursor, to: to.map(<[u8]>::to_vec), done })
+    }
+
+    /// With `false`, values are not assembled (every value is empty); see
+    /// [`RecordCursor::with_values`].
+    pub fn with_values(mut self, values: bool) -> Self {
+        self.cursor.set_values(values);
+        self
+    }
+
+    /// The keyspace's position in the archive's table.
+    pub fn keyspace(&self) -> Option<usize> {
+        self.cursor.current_keyspace()
+    }
+
+    /// The next record of the range, or `None` past its end. The record
+    /// borrows the cursor until the next call.
+    // Not `Iterator`: a record borrows the cursor.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<Record<'_>>> {
+        if self.done {
+            return Ok(None);
+        }
+        match self.cursor.next()? {
+            Some(r) if !below(r.key, &self.to) => {
+                self.done = true;
+                Ok(None)
+            }
+            None => {
+                self.done = true;
+                Ok(None)
+            }
+            some => Ok(some),
+        }
+    }
+}
+
+impl<A> std::fmt::Debug for RangeCursor<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RangeCursor").field("cursor", &self.cursor).field("done", &self.done).finish()
+    }
+}
+
+/// `key` is within the upper bound `to`.
+fn below(key: &[u8], to: &Bound<Vec<u8>>) -> bool {
+    match to {
+        Bound::Included(e) => key <= e.as_slice(),
+        Bound::Excluded(e) => key < e.as_slice(),
+        Bound::Unbounded => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successor_of_prefixes() {
+        assert_eq!(prefix_successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_successor(&[1, 0xff, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_successor(&[0xff, 0xfe, 0xff]), Some(vec![0xff, 0xff]));
+        assert_eq!(prefix_successor(&[0xff, 0xff]), None);
+        assert_eq!(prefix_successor(b""), None);
+    }
+}
