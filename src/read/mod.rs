@@ -7,6 +7,7 @@
 #![warn(clippy::indexing_slicing)]
 
 pub mod cursor;
+pub mod diff;
 
 use crate::error::ArchiveContext;
 use crate::format::block::{check_frame, decode_frame, BlockHeader, BLOCK_HEADER_LEN};
