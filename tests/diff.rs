@@ -371,3 +371,38 @@ fn cli_json_lines_parse() {
     );
     assert_eq!(ks[2]["removed"].as_u64(), Some(1));
 }
+
+#[test]
+fn large_keyspaces_across_read_ahead_batches() {
+    // More records (40,000) and bytes (about 5 MiB with the spanning values)
+    // than one read-ahead batch of A holds (16,384 records or 1 MiB).
+    let mut a = Model::new();
+    let recs: BTreeMap<Vec<u8>, Vec<u8>> = (0u32..40_000)
+        .map(|i| {
+            let v = if i % 10_000 == 7 { vec![(i % 251) as u8; 1_000_000] } else { i.to_le_bytes().to_vec() };
+            (i.to_be_bytes().to_vec(), v)
+        })
+        .collect();
+    a.insert("big".into(), recs);
+    let mut b = a.clone();
+    let ks = b.get_mut("big").unwrap();
+    for i in (0u32..40_000).step_by(997) {
+        ks.remove(&i.to_be_bytes().to_vec());
+        ks.insert((i + 1).to_be_bytes().to_vec(), b"changed".to_vec());
+        ks.insert([i.to_be_bytes().as_slice(), b"+"].concat(), Vec::new());
+    }
+    // A spanning value changed in its last byte only.
+    ks.get_mut(&20_007u32.to_be_bytes().to_vec()).unwrap()[999_999] ^= 1;
+    let (ba, bb) = (write_archive(&a, 65_536, &Opts::new(), None), write_archive(&b, 4096, &Opts::new(), None));
+    let (aa, ab) = (Archive::from_bytes(ba.as_slice(), "a").unwrap(), Archive::from_bytes(bb.as_slice(), "b").unwrap());
+    let (got, s) = run(&aa, &ab, None);
+    let (want, want_s) = expected(&a, &b, &Opts::new(), &Opts::new(), None);
+    assert_eq!(s, want_s);
+    assert_eq!(got, want);
+    assert!(got.contains(&("big".into(), 20_007u32.to_be_bytes().to_vec(), ChangeKind::Changed)));
+    let d = &s.keyspaces[0];
+    assert_eq!((d.added, d.removed, d.changed), (41, 41, 42), "{d:?}");
+    // And the reverse (B read ahead).
+    let (_, r) = run(&ab, &aa, None);
+    assert_eq!((r.keyspaces[0].added, r.keyspaces[0].removed), (41, 41));
+}

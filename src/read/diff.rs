@@ -13,9 +13,11 @@
 //!   difference sets [`KeyspaceDiff::options_changed`] and counts as a
 //!   difference.
 //!
-//! Memory is bounded by what two cursors hold (one decompressed block and
-//! one spanning record each) plus a copy of one record of archive A, whatever
-//! the archives' sizes. Every record read goes through the cursor's §11
+//! Archive A is read ahead by a thread of its own (its blocks decompress
+//! while B's do), handing its records over in batches of about 1 MiB (or
+//! 16,384 records, or one larger record), at most three at a time. Memory is
+//! bounded by that plus what two cursors hold (one decompressed block and one
+//! spanning record each), whatever the archives' sizes. Every record read goes through the cursor's §11
 //! checks, so a corrupt archive fails the diff instead of giving an answer.
 //!
 //! ```no_run
@@ -246,50 +248,60 @@ fn both<SA: Source, SB: Source>(
         changed: 0,
         unchanged: 0,
     };
-    let mut ca = RecordCursor::keyspace(a, ka)?;
-    let mut cb = RecordCursor::keyspace(b, kb)?;
-    // A's current record, copied (B's is borrowed from its cursor).
-    let (mut key_a, mut value_a) = (Vec::new(), Vec::new());
-    let mut has_a = pull(&mut ca, &mut key_a, &mut value_a)?;
-    let mut report = |d: &mut KeyspaceDiff, key: &[u8], kind: ChangeKind| -> Result<()> {
-        match kind {
-            ChangeKind::Added => d.added += 1,
-            ChangeKind::Removed => d.removed += 1,
-            ChangeKind::Changed => d.changed += 1,
-        }
-        on_change(&Change { keyspace: name, key, kind })
-    };
-    while let Some(rb) = cb.next()? {
-        loop {
-            if !has_a {
-                report(&mut d, rb.key, ChangeKind::Added)?;
-                break;
+    std::thread::scope(|scope| -> Result<()> {
+        // A is read ahead by a thread of its own, in batches, while B is read
+        // here: the two archives' blocks are decompressed in parallel.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("floe-diff".into())
+            .spawn_scoped(scope, move || read_ahead(a, ka, &tx))
+            .map_err(|e| Error::io("starting a thread to read the first archive", e))?;
+        let mut pa = Batched { rx, batch: Batch::default(), i: 0, off: 0 };
+        pa.step()?;
+        let mut cb = RecordCursor::keyspace(b, kb)?;
+        let mut report = |d: &mut KeyspaceDiff, key: &[u8], kind: ChangeKind| -> Result<()> {
+            match kind {
+                ChangeKind::Added => d.added += 1,
+                ChangeKind::Removed => d.removed += 1,
+                ChangeKind::Changed => d.changed += 1,
             }
-            match key_a.as_slice().cmp(rb.key) {
-                Ordering::Less => {
-                    report(&mut d, &key_a, ChangeKind::Removed)?;
-                    has_a = pull(&mut ca, &mut key_a, &mut value_a)?;
-                }
-                Ordering::Equal => {
-                    if value_a.as_slice() == rb.value {
-                        d.unchanged += 1;
-                    } else {
-                        report(&mut d, rb.key, ChangeKind::Changed)?;
-                    }
-                    has_a = pull(&mut ca, &mut key_a, &mut value_a)?;
-                    break;
-                }
-                Ordering::Greater => {
+            on_change(&Change { keyspace: name, key, kind })
+        };
+        while let Some(rb) = cb.next()? {
+            loop {
+                let Some((key_a, value_a)) = pa.current() else {
                     report(&mut d, rb.key, ChangeKind::Added)?;
                     break;
+                };
+                match key_a.cmp(rb.key) {
+                    Ordering::Less => {
+                        report(&mut d, key_a, ChangeKind::Removed)?;
+                        pa.step()?;
+                    }
+                    Ordering::Equal => {
+                        if value_a == rb.value {
+                            d.unchanged += 1;
+                        } else {
+                            report(&mut d, rb.key, ChangeKind::Changed)?;
+                        }
+                        pa.step()?;
+                        break;
+                    }
+                    Ordering::Greater => {
+                        report(&mut d, rb.key, ChangeKind::Added)?;
+                        break;
+                    }
                 }
             }
         }
-    }
-    while has_a {
-        report(&mut d, &key_a, ChangeKind::Removed)?;
-        has_a = pull(&mut ca, &mut key_a, &mut value_a)?;
-    }
+        while let Some((key_a, _)) = pa.current() {
+            report(&mut d, key_a, ChangeKind::Removed)?;
+            pa.step()?;
+        }
+        // Dropping `pa` (its receiver) here stops the reader if it is still
+        // running (after an error); the scope then waits for it.
+        Ok(())
+    })?;
     Ok(d)
 }
 
@@ -299,16 +311,92 @@ fn same_options(x: &KeyspaceOptions, y: &KeyspaceOptions) -> bool {
     x == y || format!("{x:?}") == format!("{y:?}")
 }
 
-/// Copies the cursor's next record into `key` and `value`; `false` at its end.
-fn pull<S: Source>(c: &mut RecordCursor<&Archive<S>>, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<bool> {
-    match c.next()? {
-        Some(r) => {
-            key.clear();
-            key.extend_from_slice(r.key);
-            value.clear();
-            value.extend_from_slice(r.value);
-            Ok(true)
+/// Records of A, keys and values concatenated, from the reader thread.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    /// Each record's key and value lengths, in order.
+    lens: Vec<(usize, usize)>,
+}
+
+/// A batch is sent when it holds this many bytes (or a record larger).
+const BATCH_BYTES: usize = 1 << 20;
+/// ... or this many records.
+const BATCH_RECORDS: usize = 16 * 1024;
+
+/// The reader thread: keyspace `k` of `a` in batches into `tx`, then its
+/// error if any. Stops when the receiver is gone.
+fn read_ahead<S: Source>(a: &Archive<S>, k: usize, tx: &std::sync::mpsc::SyncSender<Result<Batch>>) {
+    let mut c = match RecordCursor::keyspace(a, k) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = tx.send(Err(e));
+            return;
         }
-        None => Ok(false),
+    };
+    let mut b = Batch::default();
+    loop {
+        match c.next() {
+            Ok(Some(r)) => {
+                b.data.extend_from_slice(r.key);
+                b.data.extend_from_slice(r.value);
+                b.lens.push((r.key.len(), r.value.len()));
+                if (b.data.len() >= BATCH_BYTES || b.lens.len() >= BATCH_RECORDS)
+                    && tx.send(Ok(std::mem::take(&mut b))).is_err()
+                {
+                    return;
+                }
+            }
+            Ok(None) => {
+                if !b.lens.is_empty() {
+                    let _ = tx.send(Ok(b));
+                }
+                return;
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        }
+    }
+}
+
+/// The receiving end: the current record of A in the current batch.
+struct Batched {
+    rx: std::sync::mpsc::Receiver<Result<Batch>>,
+    batch: Batch,
+    /// The current record's position in the batch, and its first byte.
+    i: usize,
+    off: usize,
+}
+
+impl Batched {
+    /// The current record (key, value); `None` at the keyspace's end.
+    fn current(&self) -> Option<(&[u8], &[u8])> {
+        let &(k, v) = self.batch.lens.get(self.i)?;
+        let key = self.batch.data.get(self.off..self.off + k)?;
+        let value = self.batch.data.get(self.off + k..self.off + k + v)?;
+        Some((key, value))
+    }
+
+    /// Moves to the next record, receiving the next batch when this one is
+    /// done; an error of the reader is returned.
+    fn step(&mut self) -> Result<()> {
+        if let Some(&(k, v)) = self.batch.lens.get(self.i) {
+            self.off += k + v;
+            self.i += 1;
+        }
+        if self.i < self.batch.lens.len() {
+            return Ok(());
+        }
+        self.i = 0;
+        self.off = 0;
+        self.batch = match self.rx.recv() {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return Err(e),
+            // The reader is done: the end.
+            Err(_) => Batch::default(),
+        };
+        Ok(())
     }
 }
