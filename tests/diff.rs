@@ -327,6 +327,12 @@ fn cli_differing_archives_exit_7_with_lines_and_summary() {
     let o = floe(&["diff", &pa, &pb, "-k", "nope"]);
     common::assert_code(&o, 1);
     assert!(stderr(&o).contains("keyspace 'nope' is in neither archive"), "{}", stderr(&o));
+    // With --json, a failure is the usual error document, never exit 7.
+    let o = floe(&["--json", "diff", &pa, &pb, "-k", "nope"]);
+    common::assert_code(&o, 1);
+    let e: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!((e["ok"].as_bool(), e["error"]["kind"].as_str()), (Some(false), Some("invalid_argument")), "{e}");
+    assert_code_of_stdin_refused(&pa);
 }
 
 #[test]
@@ -405,4 +411,10 @@ fn large_keyspaces_across_read_ahead_batches() {
     // And the reverse (B read ahead).
     let (_, r) = run(&ab, &aa, None);
     assert_eq!((r.keyspaces[0].added, r.keyspaces[0].removed), (41, 41));
+}
+
+fn assert_code_of_stdin_refused(pa: &str) {
+    let o = floe(&["diff", pa, "-"]);
+    common::assert_code(&o, 1);
+    assert!(stderr(&o).contains("cannot read standard input"), "{}", stderr(&o));
 }
