@@ -77,6 +77,7 @@ pub use export::{export_database, export_path, export_to, Destination, ExportOpt
 pub use import::{import_archive, import_file, import_stream, ImportOptions, ImportSummary};
 pub use progress::{NoProgress, Phase, Progress, ProgressInfo};
 pub use read::cursor::{Record, RecordCursor};
+pub use read::diff::{diff, Change, ChangeKind, DiffSummary, KeyspaceDiff, Presence};
 pub use read::query::{prefix_successor, RangeCursor};
 pub use read::{verify_stream, Archive, Source, StreamReader, VerifyReport};
 pub use util::interrupt;

@@ -32,6 +32,8 @@ mod exit {
     pub const TARGET_EXISTS: u8 = 6;
     /// The answer is no: `get` found no such key.
     pub const NOT_FOUND: u8 = 7;
+    /// The answer is no: `diff` found that the archives differ.
+    pub const DIFFERENT: u8 = 7;
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -140,6 +142,16 @@ enum Cmd {
     Get(query::GetArgs),
     /// Stream the records of an archive (all, or some keyspaces and a key range) as jsonl or tsv.
     Cat(query::CatArgs),
+    /// Compare two archives key by key; exit code 7 when they differ.
+    Diff {
+        /// The old archive (path, file:// or s3:// URL).
+        a: String,
+        /// The new archive (path, file:// or s3:// URL).
+        b: String,
+        /// Compare only this keyspace (repeatable).
+        #[arg(long = "keyspace", short = 'k')]
+        keyspaces: Vec<String>,
+    },
     /// A backup repository of snapshots at a URL or in a local directory.
     Backup {
         #[command(subcommand)]
@@ -615,6 +627,11 @@ fn run(cli: Cli) -> Result<u8, Error> {
         }
         Cmd::Get(a) => return query::get(a, json),
         Cmd::Cat(a) => query::cat(a)?,
+        Cmd::Diff { a, b, keyspaces } => {
+            if diff(&a, &b, opt_list(keyspaces), json)? {
+                return Ok(exit::DIFFERENT);
+            }
+        }
         Cmd::Backup { cmd } => backup(cmd, json)?,
         Cmd::Demo { records, keep } => {
             demo::run(records, keep.as_deref(), json)?;
@@ -636,6 +653,75 @@ fn run(cli: Cli) -> Result<u8, Error> {
         }
     }
     Ok(0)
+}
+
+/// `floe diff`: one line per differing key, then the summary; `true` if the
+/// archives differ.
+fn diff(a: &str, b: &str, keyspaces: Option<Vec<String>>, json: bool) -> Result<bool, Error> {
+    for p in [a, b] {
+        if is_dash(p) {
+            return Err(Error::InvalidArgument(
+                "diff needs two archive files or URLs (it reads their indexes); it cannot read standard input".into(),
+            ));
+        }
+    }
+    let (aa, ab) = (floe::store::open_archive(a)?, floe::store::open_archive(b)?);
+    let s = floe::diff(&aa, &ab, keyspaces.as_deref(), |c| {
+        if json {
+            let line =
+                serde_json::json!({"keyspace": c.keyspace, "key_hex": floe::text::hex(c.key), "change": c.kind.name()});
+            write_stdout(&format!("{line}\n"))
+        } else {
+            let sign = match c.kind {
+                floe::ChangeKind::Added => '+',
+                floe::ChangeKind::Removed => '-',
+                floe::ChangeKind::Changed => '~',
+            };
+            floe::text::print_line(&format!("{sign} {} {}", c.keyspace, floe::text::hex(c.key)))
+        }
+    })?;
+    let differs = s.differs();
+    if json {
+        let ks: Vec<serde_json::Value> = s
+            .keyspaces
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "keyspace": k.name, "presence": k.presence.name(), "options_changed": k.options_changed,
+                    "added": k.added, "removed": k.removed, "changed": k.changed, "unchanged": k.unchanged,
+                    "differs": k.differs(),
+                })
+            })
+            .collect();
+        let doc = ok_doc(serde_json::json!({"command": "diff", "same": !differs, "keyspaces": ks}));
+        write_stdout(&format!("{doc}\n"))?;
+    } else {
+        for k in &s.keyspaces {
+            match k.presence {
+                floe::Presence::OnlyInA => {
+                    out!("keyspace {}: removed (only in A, {})", k.name, plural(k.removed, "record", "records"))
+                }
+                floe::Presence::OnlyInB => {
+                    out!("keyspace {}: added (only in B, {})", k.name, plural(k.added, "record", "records"))
+                }
+                floe::Presence::Both => out!(
+                    "keyspace {}: {} added, {} removed, {} changed, {} unchanged{}",
+                    k.name,
+                    k.added,
+                    k.removed,
+                    k.changed,
+                    k.unchanged,
+                    if k.options_changed { "; options changed" } else { "" }
+                ),
+            }
+        }
+        if differs {
+            out!("the archives differ");
+        } else {
+            out!("the archives hold the same data");
+        }
+    }
+    Ok(differs)
 }
 
 fn backup(cmd: BackupCmd, json: bool) -> Result<(), Error> {

@@ -7,6 +7,7 @@
 #![warn(clippy::indexing_slicing)]
 
 pub mod cursor;
+pub mod diff;
 pub mod query;
 
 use crate::error::ArchiveContext;
