@@ -16,7 +16,7 @@
 //! (QUEUE_PER_PRODUCER + 2) × 2 × block_size`, plus one zstd context per
 //! thread and 24 bytes of index per block; independent of database size.
 //! With the default 4 MiB blocks that is about 40 MiB per thread (threads
-//! default to one per core, at most [`MAX_THREADS`]): about 80 MiB on two
+//! default to one per core, at most [`MAX_THREADS`](crate::MAX_THREADS)): about 80 MiB on two
 //! cores.
 
 use crate::engine::{self, ENGINE_NAME, ENGINE_VERSION};

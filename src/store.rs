@@ -17,7 +17,7 @@
 //! variables and shared profile files (README, "Object stores"). Every request
 //! is bounded by `FLOE_RETRY_TIMEOUT_SECS` (connect, answer and retries), and
 //! the two failures a new user meets first, a silent endpoint and missing
-//! credentials, get messages that say so ([`Net::error`]).
+//! credentials, get messages that say so (`Net::error`).
 
 use crate::read::{Archive, Fetch, Source};
 use crate::{Error, Result};
@@ -663,7 +663,7 @@ fn split_url(s: &str) -> Result<Option<Parsed>> {
 impl Store {
     /// An S3 (or S3-compatible) bucket configured from the AWS environment
     /// and the shared profile files (README, "Object stores"). Refuses, before
-    /// any request, to run without credentials ([`check_credentials`]).
+    /// any request, to run without credentials (`check_credentials`).
     #[cfg(feature = "s3")]
     pub fn s3(bucket: &str) -> Result<Store> {
         use object_store::aws::AmazonS3ConfigKey as K;

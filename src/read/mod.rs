@@ -175,7 +175,7 @@ impl std::ops::Deref for Chunk<'_> {
     }
 }
 
-/// A block read started by [`Archive::start_block`].
+/// A block read started by `Archive::start_block`.
 pub struct PendingBlock {
     i: usize,
     fetch: Option<Fetch>,
@@ -1032,7 +1032,7 @@ pub struct StreamBlock {
 /// Reads an archive front to back from any `Read`, with bounded memory: at
 /// most one section (≤ 256 MiB, grown only as bytes arrive) or one block
 /// (≤ 65 MiB compressed + 64 MiB raw) at a time, plus, when pipelined
-/// ([`StreamReader::for_each_keyspace_pipelined`]), [`STREAM_AHEAD`] + 1
+/// ([`StreamReader::for_each_keyspace_pipelined`]), `STREAM_AHEAD` + 1
 /// decompressed blocks waiting for or held by the consumer.
 pub struct StreamReader<R: Read> {
     r: R,
@@ -1262,7 +1262,7 @@ impl<R: Read> StreamReader<R> {
     }
 
     /// As [`StreamReader::for_each_keyspace`], in two stages: this thread
-    /// reads, checks and decompresses blocks up to [`STREAM_AHEAD`] blocks
+    /// reads, checks and decompresses blocks up to `STREAM_AHEAD` blocks
     /// ahead, while a second thread decodes them and runs `per_keyspace` and
     /// its record callbacks. `R` stays on this thread.
     pub fn for_each_keyspace_pipelined(
