@@ -81,6 +81,32 @@ struct Common {
     quiet: bool,
 }
 
+/// How an archive is written: shared by `export` and `backup create`.
+#[derive(Args)]
+struct ArchiveArgs {
+    /// zstd compression level, within the linked zstd's range (-131072 to 22 for zstd 1.5).
+    #[arg(long, default_value_t = DEFAULT_LEVEL, allow_negative_numbers = true, value_parser = level_parser())]
+    level: i32,
+    /// Only this keyspace (repeatable).
+    #[arg(long = "keyspace", short = 'k')]
+    keyspaces: Vec<String>,
+    /// Raw block size in bytes (4096 to 67108864).
+    #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE, value_parser = block_size_parser())]
+    block_size: u32,
+}
+
+impl ArchiveArgs {
+    /// The library's export options for these flags and `threads`.
+    fn export_options(self, threads: usize) -> ExportOptions {
+        let mut o = ExportOptions::default();
+        o.level = self.level;
+        o.threads = threads;
+        o.keyspaces = opt_list(self.keyspaces);
+        o.block_size = self.block_size;
+        o
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Export a database (not open in another process) to an archive.
@@ -92,15 +118,8 @@ enum Cmd {
         /// is aborted on failure (an object).
         #[arg(short = 'o', long = "output")]
         output: String,
-        /// zstd compression level, within the linked zstd's range (-131072 to 22 for zstd 1.5).
-        #[arg(long, default_value_t = DEFAULT_LEVEL, allow_negative_numbers = true, value_parser = level_parser())]
-        level: i32,
-        /// Export only this keyspace (repeatable).
-        #[arg(long = "keyspace", short = 'k')]
-        keyspaces: Vec<String>,
-        /// Raw block size in bytes (4096 to 67108864).
-        #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE, value_parser = block_size_parser())]
-        block_size: u32,
+        #[command(flatten)]
+        archive: ArchiveArgs,
         /// Overwrite an existing output file (by default export refuses to, exit code 6).
         #[arg(long, short = 'f')]
         force: bool,
@@ -200,15 +219,8 @@ enum BackupCmd {
         /// After publishing, keep only the newest N snapshots (1 to 10000).
         #[arg(long)]
         keep: Option<usize>,
-        /// zstd compression level, within the linked zstd's range (-131072 to 22 for zstd 1.5).
-        #[arg(long, default_value_t = DEFAULT_LEVEL, allow_negative_numbers = true, value_parser = level_parser())]
-        level: i32,
-        /// Back up only this keyspace (repeatable).
-        #[arg(long = "keyspace", short = 'k')]
-        keyspaces: Vec<String>,
-        /// Raw block size in bytes (4096 to 67108864).
-        #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE, value_parser = block_size_parser())]
-        block_size: u32,
+        #[command(flatten)]
+        archive: ArchiveArgs,
         #[command(flatten)]
         lock: LockArgs,
         #[command(flatten)]
@@ -476,16 +488,9 @@ fn refuse_terminal(stdin: bool) -> Result<(), Error> {
 fn run(cli: Cli) -> Result<u8, Error> {
     let json = cli.json;
     match cli.cmd {
-        Cmd::Export { db, output, level, keyspaces, block_size, force, common } => {
-            let opts = {
-                let mut o = ExportOptions::default();
-                o.level = level;
-                o.threads = common.threads;
-                o.keyspaces = opt_list(keyspaces);
-                o.block_size = block_size;
-                o.overwrite = force;
-                o
-            };
+        Cmd::Export { db, output, archive, force, common } => {
+            let mut opts = archive.export_options(common.threads);
+            opts.overwrite = force;
             let location = if is_dash(&output) {
                 refuse_terminal(false)?;
                 if json {
@@ -728,16 +733,9 @@ fn backup(cmd: BackupCmd, json: bool) -> Result<(), Error> {
     use floe::backup::{self, Repo};
     let wait = |l: &LockArgs| std::time::Duration::from_secs(l.wait);
     match cmd {
-        BackupCmd::Create { db, repo, remarks, keep, level, keyspaces, block_size, lock, common } => {
+        BackupCmd::Create { db, repo, remarks, keep, archive, lock, common } => {
             let repo = Repo::open_or_create(&repo)?;
-            let export = {
-                let mut o = ExportOptions::default();
-                o.level = level;
-                o.threads = common.threads;
-                o.keyspaces = opt_list(keyspaces);
-                o.block_size = block_size;
-                o
-            };
+            let export = archive.export_options(common.threads);
             let opts = {
                 let mut o = backup::CreateOptions::default();
                 o.export = export;
