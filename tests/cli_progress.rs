@@ -19,24 +19,6 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// Runs `sh -c cmd` on a pseudo-terminal 120 columns wide (stdin, stdout and
-/// stderr all the terminal unless `cmd` redirects them) and returns
-/// everything written to the terminal, and the exit code.
-fn on_terminal(cmd: &str) -> (String, i32) {
-    assert!(
-        Command::new("sh").args(["-c", "command -v script"]).output().is_ok_and(|o| o.status.success()),
-        "these tests need `script` from util-linux (apt-get install util-linux)"
-    );
-    let full = format!("stty cols 120 rows 40; {cmd}");
-    let o = Command::new("script")
-        .args(["-qfec", &full, "/dev/null"])
-        .stdin(Stdio::null())
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("running script");
-    (String::from_utf8_lossy(&o.stdout).into_owned(), o.status.code().unwrap_or(-1))
-}
-
 /// What a terminal shows after `raw`: carriage return, line feed, cursor up
 /// and down (`ESC [ n A`/`B`), erase line (`ESC [ 2K`); other escape
 /// sequences are ignored. Trailing blanks and empty lines are dropped.

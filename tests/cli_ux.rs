@@ -13,12 +13,11 @@ fn json(o: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", stdout(o)))
 }
 
-/// Runs `floe ARGS` with a pseudo-terminal on stdin, stdout and stderr (util-linux `script`).
+/// Runs `floe ARGS` with a pseudo-terminal on stdin, stdout and stderr ([`on_terminal`]).
 fn floe_on_a_terminal(args: &[&str]) -> (i32, String) {
     let cmd = std::iter::once(floe_bin()).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
-    let o = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().expect("running script(1)");
-    // script passes the command's exit status through with -e.
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned())
+    let (out, code) = on_terminal(&cmd);
+    (code, out)
 }
 
 #[test]
