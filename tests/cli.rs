@@ -211,7 +211,7 @@ fn inspect_and_verify_json_documents() {
     let o = floe(&["inspect", "--json", p(&f)]);
     assert_code(&o, 0);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(v["format_version"], "1.0");
+    assert_eq!(v["format_version"], "1.1");
     assert_eq!(v["archive_bytes"], std::fs::metadata(&f).unwrap().len());
     assert_eq!(v["created_unix"], 1_700_000_000);
     assert_eq!(v["created"], "2023-11-14T22:13:20Z");

@@ -71,6 +71,11 @@ fn regions(bytes: &[u8]) -> Vec<(String, std::ops::Range<usize>)> {
         r.push((format!("block header #{i}"), o..o + 52));
         r.push((format!("data frame #{i}"), o + 52..o + 52 + e.frame_len as usize));
     }
+    for (i, p) in a.index().key_index.iter().enumerate() {
+        let o = p.offset as usize;
+        r.push((format!("key index part #{i}"), o..o + p.size as usize));
+    }
+    r.sort_by_key(|(_, range)| range.start);
     let io = a.trailer().index_offset as usize;
     r.push(("index".into(), io..io + a.trailer().index_size as usize));
     r.push(("trailer".into(), bytes.len() - 60..bytes.len()));

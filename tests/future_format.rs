@@ -162,7 +162,10 @@ fn other_major_versions_are_refused_naming_the_version() {
     let dir = tempdir();
     refused_as_too_new(&v2short, &["2.0"], dir.path());
     // Major 0 is not 1 either.
-    let v0 = rewrite_header(&good, |h| h.format_major = 0);
+    let v0 = rewrite_header(&good, |h| {
+        h.format_major = 0;
+        h.format_minor = 0;
+    });
     let dir = tempdir();
     refused_as_too_new(&v0, &["0.0"], dir.path());
 }
@@ -216,6 +219,9 @@ fn grow_header(archive: &[u8], body: &[u8]) -> Vec<u8> {
     let mut index = a.index().clone();
     for b in &mut index.blocks {
         b.offset += delta;
+    }
+    for part in &mut index.key_index {
+        part.offset += delta;
     }
     out.extend_from_slice(&archive[old_len..t.index_offset as usize]);
     let isec = encode_section(tags::INDEX, FLAG_REQUIRED, &index.encode());

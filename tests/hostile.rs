@@ -45,6 +45,9 @@ fn archive_of_blocks(names: &[&str], blocks: Vec<RawBlock>) -> Vec<u8> {
     let entries: Vec<KeyspaceEntry> =
         names.iter().map(|n| KeyspaceEntry { name: (*n).into(), options: Default::default() }).collect();
     let mut w = ArchiveWriter::new(Vec::new(), floe::format::header::Header::new(1, 4096, 0), &entries).unwrap();
+    // No key index: these blocks break record rules that the decoder must
+    // catch by itself (tests/key_index.rs corrupts key indexes).
+    w.set_key_index(false);
     let mut c = BlockCompressor::new(1).unwrap();
     let mut seq: BTreeMap<u32, u32> = BTreeMap::new();
     for mut raw in blocks {
@@ -486,6 +489,7 @@ fn zero_bomb(path: &std::path::Path, keyspaces: u32, blocks: u32) {
             data.resize(64 * MIB, 0);
             let mut raw = blk(k as u32, false, &[&key], std::mem::take(&mut data));
             raw.sequence = i;
+            raw.first_offset = if i == 0 { 6 + name.len() as u32 } else { 0 };
             raw.value_bytes = vlen as u64;
             let (b, back) = EncodedBlock::compress_reusing(raw, &mut c, Vec::new()).unwrap();
             data = back;
@@ -513,6 +517,7 @@ fn undelivered_value(path: &std::path::Path, blocks: u32) -> u64 {
         delivered += (data.len() - if i == 0 { first.len() } else { 0 }) as u64;
         let mut raw = blk(0, i + 1 < blocks, if i == 0 { &[b"k"] } else { &[] }, data);
         raw.sequence = i;
+        raw.first_offset = if i == 0 { 8 } else { 0 }; // after the marker of "ks"
         w.write_block(&EncodedBlock::compress(raw, &mut c).unwrap()).unwrap();
     }
     // The writer refuses to end mid-record; the last block is written without CONTINUES above.

@@ -56,6 +56,7 @@ fn archive_with_frame(value: &[u8], frame: Vec<u8>) -> Vec<u8> {
         key_bytes: KEY.len() as u64,
         value_bytes: value.len() as u64,
         first_key: Some(KEY.to_vec()),
+        first_offset: 8, // after the marker of "ks"
         last_key: Some(KEY.to_vec()),
     })
     .unwrap();

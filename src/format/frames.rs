@@ -138,33 +138,45 @@ pub enum DataItem<B> {
     Skipped(SectionBuf<B>),
     /// The `INDX` section: the data region ends here.
     Index(SectionBuf<B>),
+    /// A `KIDX` key index part (§8.2), CRC checked, not yet decoded: the
+    /// reader checks that the index's directory lists it at this offset.
+    KeyIndex(SectionBuf<B>),
 }
 
 impl<B: Deref<Target = [u8]>> DataItem<B> {
     /// Absolute offset of the item's first byte.
     pub fn offset(&self) -> u64 {
         match self {
-            DataItem::Block { section, .. } | DataItem::Skipped(section) | DataItem::Index(section) => section.offset,
+            DataItem::Block { section, .. }
+            | DataItem::Skipped(section)
+            | DataItem::Index(section)
+            | DataItem::KeyIndex(section) => section.offset,
         }
     }
     /// Absolute offset of a block's data frame (right after its header
     /// section, whatever that section's size); the end of the section otherwise.
     pub fn frame_offset(&self) -> u64 {
         match self {
-            DataItem::Block { section, .. } | DataItem::Skipped(section) | DataItem::Index(section) => section.end(),
+            DataItem::Block { section, .. }
+            | DataItem::Skipped(section)
+            | DataItem::Index(section)
+            | DataItem::KeyIndex(section) => section.end(),
         }
     }
     /// Absolute offset of the first byte after the item (after a block's data frame).
     pub fn end(&self) -> u64 {
         match self {
             DataItem::Block { section, header } => section.end() + u64::from(header.frame_len),
-            DataItem::Skipped(section) | DataItem::Index(section) => section.end(),
+            DataItem::Skipped(section) | DataItem::Index(section) | DataItem::KeyIndex(section) => section.end(),
         }
     }
     /// Printable tag of the item's section.
     pub fn tag_name(&self) -> String {
         match self {
-            DataItem::Block { section, .. } | DataItem::Skipped(section) | DataItem::Index(section) => {
+            DataItem::Block { section, .. }
+            | DataItem::Skipped(section)
+            | DataItem::Index(section)
+            | DataItem::KeyIndex(section) => {
                 tag_name(&section.tag)
             }
         }
@@ -175,7 +187,7 @@ impl<B: Deref<Target = [u8]>> DataItem<B> {
 /// rule 9): a block header (decoded and range-checked, §6), an unknown
 /// optional section (skipped), or the index. Anything else is refused at
 /// `offset`: garbage, a foreign skippable frame, a zstd frame without a block
-/// header before it, a known section other than `BLKH` and `INDX`, and an
+/// header before it, a known section other than `BLKH`, `KIDX` and `INDX`, and an
 /// unknown section with `REQUIRED` set.
 pub fn read_data_item<R: ReadAt>(r: &mut R, offset: u64) -> Result<DataItem<R::Buf>, R::Error> {
     let section = read_section(r, offset)?;
@@ -185,6 +197,7 @@ pub fn read_data_item<R: ReadAt>(r: &mut R, offset: u64) -> Result<DataItem<R::B
             Err(e) => Err(r.error(e)),
         },
         tags::INDEX => Ok(DataItem::Index(section)),
+        tags::KEY_INDEX => Ok(DataItem::KeyIndex(section)),
         t if tags::is_known(&t) => Err(r.error(FormatError::corrupt(
             "section",
             offset,

@@ -178,6 +178,7 @@ mod tests {
     fn newer_major_and_unknown_required_features_are_refused() {
         let mut h = Header::new(3, 1 << 22, 0);
         h.format_major = 2;
+        h.format_minor = 0;
         let e = round(&h).unwrap_err();
         assert!(e.to_string().contains("2.0"), "{e}");
         assert!(e.is_unsupported());

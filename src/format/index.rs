@@ -86,6 +86,9 @@ pub struct Index {
     pub keyspaces: Vec<KeyspaceIndex>,
     /// Per block, in file order.
     pub blocks: Vec<BlockEntry>,
+    /// The key index directory (§8.1): its parts, in file order; empty when
+    /// the archive has no key index (format 1.0).
+    pub key_index: Vec<super::key_index::KeyIndexRef>,
 }
 
 impl Index {
@@ -113,6 +116,7 @@ impl Index {
             b.put_u32(e.raw_len);
             b.put_u32(e.frame_len);
         }
+        super::key_index::encode_directory(&self.key_index, &mut b);
         b
     }
 
@@ -291,7 +295,8 @@ impl Index {
         if next != count {
             return Err(FormatError::corrupt("index", at, format!("keyspace ranges cover {next} of {count} blocks")));
         }
-        Ok(Index { keyspaces, blocks })
+        let key_index = super::key_index::decode_directory(&mut d, &keyspaces, &blocks, data_start, data_end)?;
+        Ok(Index { keyspaces, blocks, key_index })
     }
 }
 
@@ -326,6 +331,7 @@ mod tests {
                 },
             ],
             blocks,
+            key_index: vec![],
         }
     }
 
@@ -387,7 +393,7 @@ mod tests {
         i.blocks[1].offset = 120;
         assert!(dec(&i, 1000).is_err());
         // A block count that would overflow a multiplication.
-        let mut body = Index { keyspaces: vec![], blocks: vec![] }.encode();
+        let mut body = Index { keyspaces: vec![], blocks: vec![], key_index: vec![] }.encode();
         body.truncate(4);
         body.put_u64(u64::MAX / 2);
         let s = encode_section(tags::INDEX, FLAG_REQUIRED, &body);

@@ -13,6 +13,7 @@ pub mod codec;
 pub mod frames;
 pub mod header;
 pub mod index;
+pub mod key_index;
 pub mod keyspace_table;
 pub mod options;
 pub mod record;
@@ -46,7 +47,7 @@ pub mod limits {
 /// Format major version this crate reads and writes.
 pub const FORMAT_MAJOR: u16 = 1;
 /// Format minor version this crate writes.
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;
 
 /// An error in the bytes of an archive, or a violation of the format's rules.
 ///

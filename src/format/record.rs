@@ -4,6 +4,7 @@
 //! [`KeyspaceDecoder`] turns raw blocks back into records while checking every
 //! §11 rule about records (items 7 and 8).
 
+use super::key_index::{KeyEntry, KeyIndexPart, KeyspaceKeys};
 use super::block::BlockHeader;
 use super::limits::{MAX_KEY, MAX_VALUE};
 use super::{FormatError, Result};
@@ -80,6 +81,9 @@ pub struct RawBlock {
     pub value_bytes: u64,
     /// Key of the first record that begins here, if any.
     pub first_key: Option<Vec<u8>>,
+    /// Offset in `data` where that record's header starts (0 without one),
+    /// for the key index (§8.2).
+    pub first_offset: u32,
     /// Key of the last record that begins here, if any.
     pub last_key: Option<Vec<u8>>,
 }
@@ -169,13 +173,14 @@ impl BlockBuilder {
         emit(done)
     }
 
-    fn note_start(&mut self, key: &[u8], value_len: usize) {
+    fn note_start(&mut self, key: &[u8], value_len: usize, at: usize) {
         let c = &mut self.cur;
         c.record_count += 1;
         c.key_bytes += key.len() as u64;
         c.value_bytes += value_len as u64;
         if c.first_key.is_none() {
             c.first_key = Some(key.to_vec());
+            c.first_offset = at as u32; // at < block_target ≤ 64 MiB
         }
         self.prev_key.clear();
         self.prev_key.extend_from_slice(key);
@@ -193,8 +198,9 @@ impl BlockBuilder {
         check_record(&self.name, self.records, key, value.len() as u64, prev)?;
         let enc = RECORD_HEADER + key.len() + value.len();
         if self.cur.data.len() + enc <= self.target {
+            let at = self.cur.data.len();
             put_record(&mut self.cur.data, key, value);
-            self.note_start(key, value.len());
+            self.note_start(key, value.len(), at);
             return Ok(());
         }
         if !self.cur.data.is_empty() {
@@ -202,12 +208,12 @@ impl BlockBuilder {
         }
         if enc <= self.target {
             put_record(&mut self.cur.data, key, value);
-            self.note_start(key, value.len());
+            self.note_start(key, value.len(), 0);
             return Ok(());
         }
         // A record larger than a block: pieces of exactly `target` bytes, each ending
         // a block with CONTINUES, while more than `target` bytes remain.
-        self.note_start(key, value.len());
+        self.note_start(key, value.len(), self.cur.data.len());
         let mut hdr = [0u8; RECORD_HEADER];
         hdr[..2].copy_from_slice(&(key.len() as u16).to_le_bytes());
         hdr[2..].copy_from_slice(&(value.len() as u32).to_le_bytes());
@@ -302,6 +308,12 @@ struct Partial {
     key: Vec<u8>,
     value: Vec<u8>,
     value_seen: u64,
+    /// Block and offset where the record began, while its start still has
+    /// to be checked against the key index (it was the first record to
+    /// begin in that block and its key was not complete there).
+    start: Option<(u32, usize)>,
+    /// `sequence` of the block where the record began.
+    began: u32,
 }
 
 /// Where a record handed out by [`KeyspaceDecoder::feed_located`] lies.
@@ -318,6 +330,8 @@ pub enum RecordAt {
 pub struct KeyspaceDecoder {
     keyspace: u32,
     name: String,
+    /// `name`, shared with the error closures of `feed_located`.
+    shared_name: std::sync::Arc<str>,
     materialize: bool,
     /// Keep the record reassembled by the last `feed` for [`KeyspaceDecoder::take_spanned`].
     keep_spanned: bool,
@@ -328,6 +342,28 @@ pub struct KeyspaceDecoder {
     index_base: u64,
     partial: Option<Partial>,
     totals: Totals,
+    /// The keyspace's key index, against which every block's first record
+    /// start is checked (§11 item 10); `None` without one.
+    keys: Option<std::sync::Arc<KeyspaceKeys>>,
+    /// Bytes at the start of the first block fed that belong to a record
+    /// begun in an earlier block, not decoded (a key index lookup, §8.2).
+    skip: usize,
+    /// A streaming reader's check of key index parts that arrive after the
+    /// blocks they describe (§11 item 10, record rule).
+    stream: Option<StreamStarts>,
+}
+
+/// Record starts found by decoding and key index entries met in a stream,
+/// matched in order as both arrive.
+#[derive(Debug, Default)]
+struct StreamStarts {
+    expected: std::collections::VecDeque<(u32, KeyEntry, u64)>,
+    found: std::collections::VecDeque<(u32, usize, Vec<u8>, u64)>,
+    /// Bytes of keys held in `found`.
+    held: usize,
+    /// More than a part's worth of starts arrived with no part: no longer
+    /// tracked (a writer following §8.2 would have written a part).
+    overflowed: bool,
 }
 
 impl KeyspaceDecoder {
@@ -346,6 +382,7 @@ impl KeyspaceDecoder {
         KeyspaceDecoder {
             keyspace,
             name: name.to_owned(),
+            shared_name: name.into(),
             materialize,
             keep_spanned: false,
             spanned: None,
@@ -353,7 +390,99 @@ impl KeyspaceDecoder {
             index_base,
             partial: None,
             totals: Totals::default(),
+            keys: None,
+            skip: 0,
+            stream: None,
         }
+    }
+
+    /// For a streaming reader: remembers every block's first record start
+    /// so that key index parts met later ([`KeyspaceDecoder::expect_part`])
+    /// are checked against them (§11 item 10, record rule).
+    pub fn track_starts(&mut self) {
+        self.stream = Some(StreamStarts::default());
+    }
+
+    /// A key index part of this keyspace, met in a stream after the blocks
+    /// it describes: its entries are matched with the starts decoded.
+    pub fn expect_part(&mut self, part: &KeyIndexPart, part_offset: u64) -> Result<()> {
+        let Some(st) = self.stream.as_mut() else { return Ok(()) };
+        if st.overflowed {
+            return Ok(());
+        }
+        for (j, e) in part.entries.iter().enumerate() {
+            if !e.first_key.is_empty() {
+                st.expected.push_back((part.first_block + j as u32, e.clone(), part_offset));
+            }
+        }
+        self.match_starts()
+    }
+
+    fn found_start(&mut self, seq: u32, pos: usize, key: &[u8], offset: u64) -> Result<()> {
+        let Some(st) = self.stream.as_mut() else { return Ok(()) };
+        if st.overflowed {
+            return Ok(());
+        }
+        st.found.push_back((seq, pos, key.to_vec(), offset));
+        st.held += key.len() + 16;
+        if st.expected.is_empty() && st.held as u64 > super::limits::MAX_SECTION {
+            st.overflowed = true;
+            st.found.clear();
+            return Ok(());
+        }
+        self.match_starts()
+    }
+
+    fn match_starts(&mut self) -> Result<()> {
+        let Some(st) = self.stream.as_mut() else { return Ok(()) };
+        while !st.expected.is_empty() && !st.found.is_empty() {
+            let (Some((seq, e, part_offset)), Some((fseq, pos, key, block_offset))) =
+                (st.expected.pop_front(), st.found.pop_front())
+            else {
+                break;
+            };
+            st.held = st.held.saturating_sub(key.len() + 16);
+            if seq != fseq || e.record_offset as usize != pos || e.first_key != key {
+                return Err(FormatError::corrupt(
+                    "key index part",
+                    part_offset,
+                    format!(
+                        "keyspace '{}': the entry for block {seq} does not match the first record start found (block {fseq}, at offset {block_offset}, block offset {pos})",
+                        self.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A decoder starting in the middle of block `sequence`, at its first
+    /// record start `skip` (from the key index, §8.2): the bytes before it end
+    /// a record begun earlier and are not decoded. `index_base` is the
+    /// number of records beginning in the keyspace's earlier blocks.
+    pub fn resume_at(keyspace: u32, name: &str, materialize: bool, sequence: u32, index_base: u64, skip: usize) -> Self {
+        let mut d = Self::resume(keyspace, name, materialize, sequence, index_base);
+        d.skip = if sequence == 0 { 0 } else { skip };
+        d
+    }
+
+    /// Checks the first record start of every block fed against the
+    /// keyspace's key index (§11 item 10, record rule).
+    pub fn check_key_index(&mut self, keys: std::sync::Arc<KeyspaceKeys>) {
+        self.keys = Some(keys);
+    }
+
+    /// The `sequence` of the block where the record still being reassembled
+    /// began, if the last block fed ended in the middle of one.
+    pub fn pending_since(&self) -> Option<u32> {
+        self.partial.as_ref().map(|p| p.began)
+    }
+
+    fn check_start(&mut self, seq: u32, pos: usize, key: &[u8], offset: u64) -> Result<()> {
+        if let Some(keys) = &self.keys {
+            keys.check_start(&self.name, seq, pos, key, offset)?;
+        }
+        self.found_start(seq, pos, key, offset)
     }
 
     /// Totals so far.
@@ -432,8 +561,9 @@ impl KeyspaceDecoder {
     ) -> std::result::Result<(), E> {
         self.spanned = None;
         let seq = h.sequence;
-        let corrupt = |detail: String| {
-            FormatError::corrupt("block", offset, format!("keyspace '{}', block {seq}: {detail}", self.name))
+        let ks_name = std::sync::Arc::clone(&self.shared_name);
+        let corrupt = move |detail: String| {
+            FormatError::corrupt("block", offset, format!("keyspace '{ks_name}', block {seq}: {detail}"))
         };
         if h.keyspace != self.keyspace || seq != self.next_seq {
             return Err(corrupt(format!(
@@ -463,7 +593,14 @@ impl KeyspaceDecoder {
             };
             body = after_marker;
         }
+        if self.skip > 0 {
+            let skip = std::mem::take(&mut self.skip);
+            body = raw.get(skip..).filter(|_| self.partial.is_none()).ok_or_else(|| {
+                corrupt(format!("the key index places the first record at block offset {skip}, past the block"))
+            })?;
+        }
         // Finish a record carried over from the previous block.
+        let mut deferred = None;
         if let Some(p) = self.partial.as_mut() {
             if p.hdr_len < RECORD_HEADER {
                 let got = take_upto(&mut body, RECORD_HEADER - p.hdr_len);
@@ -481,6 +618,10 @@ impl KeyspaceDecoder {
             }
             if p.hdr_len == RECORD_HEADER {
                 p.key.extend_from_slice(take_upto(&mut body, p.key_len - p.key.len()));
+                if let Some((s, pos)) = p.start.filter(|_| p.key.len() == p.key_len) {
+                    p.start = None;
+                    deferred = Some((s, pos, p.key.clone()));
+                }
                 let vpart = take_upto(&mut body, (p.value_len - p.value_seen) as usize);
                 if self.materialize {
                     if p.value.capacity() == 0 {
@@ -511,6 +652,9 @@ impl KeyspaceDecoder {
                 }
             }
         }
+        if let Some((s, pos, key)) = deferred {
+            self.check_start(s, pos, &key, offset)?;
+        }
         while !body.is_empty() {
             let pos = raw.len() - body.len();
             started += 1;
@@ -527,6 +671,8 @@ impl KeyspaceDecoder {
                     key: Vec::new(),
                     value: Vec::new(),
                     value_seen: 0,
+                    start: (started == 1).then_some((seq, pos)),
+                    began: seq,
                 });
                 break;
             };
@@ -539,6 +685,9 @@ impl KeyspaceDecoder {
             }
             if let Some((record, next)) = after.split_at_checked(key_len + value_len) {
                 let (key, value) = record.split_at(key_len); // key_len <= record.len()
+                if started == 1 {
+                    self.check_start(seq, pos, key, offset)?;
+                }
                 let v = self.materialize.then_some(value);
                 Self::emit(
                     &mut self.totals,
@@ -556,6 +705,10 @@ impl KeyspaceDecoder {
             } else {
                 let mut vpart = after;
                 let key = take_upto(&mut vpart, key_len);
+                let whole_key = key.len() == key_len;
+                if started == 1 && whole_key {
+                    self.check_start(seq, pos, key, offset)?;
+                }
                 let mut p = Partial {
                     hdr: *hdr,
                     hdr_len: RECORD_HEADER,
@@ -564,6 +717,8 @@ impl KeyspaceDecoder {
                     key: key.to_vec(),
                     value: Vec::new(),
                     value_seen: vpart.len() as u64,
+                    start: (started == 1 && !whole_key).then_some((seq, pos)),
+                    began: seq,
                 };
                 if self.materialize {
                     p.value.reserve_exact(value_len.min(64 << 20).max(vpart.len()));
@@ -604,6 +759,13 @@ impl KeyspaceDecoder {
                 "keyspace",
                 offset,
                 format!("keyspace '{}' ends in the middle of a record", self.name),
+            ));
+        }
+        if let Some((seq, _, part_offset)) = self.stream.as_ref().and_then(|st| st.expected.front()) {
+            return Err(FormatError::corrupt(
+                "key index part",
+                *part_offset,
+                format!("keyspace '{}': the entry for block {seq} names a record start the blocks do not hold", self.name),
             ));
         }
         Ok(self.totals)

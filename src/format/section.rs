@@ -26,10 +26,12 @@ pub mod tags {
     pub const INDEX: [u8; 4] = *b"INDX";
     /// The §9 trailer.
     pub const TRAILER: [u8; 4] = *b"TRLR";
+    /// A §8.2 key index part (format 1.1; optional, `REQUIRED` clear).
+    pub const KEY_INDEX: [u8; 4] = *b"KIDX";
 
     /// True for tags this reader understands.
     pub fn is_known(tag: &[u8; 4]) -> bool {
-        [HEADER, KEYSPACES, BLOCK, INDEX, TRAILER].contains(tag)
+        [HEADER, KEYSPACES, BLOCK, INDEX, TRAILER, KEY_INDEX].contains(tag)
     }
 }
 

@@ -15,6 +15,7 @@ use crate::format::block::{check_frame, decode_frame, BlockHeader, BLOCK_HEADER_
 use crate::format::frames::{read_data_item, read_section, DataItem, InMemory, ReadAt};
 use crate::format::header::Header;
 use crate::format::index::{BlockEntry, Index, KeyspaceIndex};
+use crate::format::key_index::{KeyIndexPart, KeyIndexRef, KeyspaceKeys, PartCheck};
 use crate::format::keyspace_table::{self, KeyspaceEntry};
 use crate::format::limits::MAX_FRAME;
 use crate::format::record::{BufferPool, KeyspaceDecoder, Totals};
@@ -211,6 +212,8 @@ pub struct Archive<B: Source> {
     /// a ranged source, whose blocks are checked as they are fetched.
     block_headers: Vec<BlockHeader>,
     skipped_sections: Vec<(String, u64)>,
+    /// Per keyspace, its key index (§8.2) once loaded and checked.
+    keys: std::sync::Mutex<Vec<Option<std::sync::Arc<KeyspaceKeys>>>>,
     /// The bytes are a read-only file mapping whose pages may be handed back
     /// to the kernel once read (see [`Archive::release`]).
     release_pages: bool,
@@ -326,7 +329,7 @@ impl<B: Source> Archive<B> {
             None => {
                 // The region before the first block holds only optional sections.
                 let first = index.blocks.first().map_or(trailer.index_offset, |b| b.offset);
-                check_gap(src, name, data_start, first)?;
+                check_gap(src, name, data_start, first, &index.key_index)?;
                 (Vec::new(), Vec::new())
             }
         };
@@ -334,9 +337,10 @@ impl<B: Source> Archive<B> {
             bytes,
             name: name.to_owned(),
             header,
-            keyspaces,
             index,
             trailer,
+            keys: std::sync::Mutex::new(vec![None; keyspaces.len()]),
+            keyspaces,
             block_headers,
             skipped_sections,
             release_pages: false,
@@ -430,6 +434,69 @@ impl<B: Source> Archive<B> {
         }
     }
 
+    /// Keyspace `k`'s key index (§8.2), read and checked (§11 item 10,
+    /// structural rules) on first use and kept; `None` when the archive has
+    /// none (format 1.0). A ranged source fetches only keyspace `k`'s parts.
+    pub fn keyspace_keys(&self, k: usize) -> Result<Option<std::sync::Arc<KeyspaceKeys>>> {
+        if self.index.key_index.is_empty() {
+            return Ok(None);
+        }
+        if let Some(hit) = self.keys.lock().ok().and_then(|v| v.get(k).cloned().flatten()) {
+            return Ok(Some(hit));
+        }
+        let (entry, ki, blocks) = self.keyspace_parts(k)?;
+        let refs = &self.index.key_index;
+        let (lo, hi) = (
+            refs.partition_point(|r| (r.keyspace as usize) < k),
+            refs.partition_point(|r| (r.keyspace as usize) <= k),
+        );
+        let mut parts = Vec::new();
+        for r in refs.get(lo..hi).unwrap_or_default() {
+            let bytes = read_at(&self.bytes, &self.name, r.offset, u64::from(r.size), "key index part")?;
+            let part = (|| {
+                let sec = decode_section(&bytes, r.offset)?;
+                if sec.total_len != u64::from(r.size) {
+                    return Err(FormatError::corrupt(
+                        "key index part",
+                        r.offset,
+                        format!("section of {} bytes, the index's directory says {}", sec.total_len, r.size),
+                    ));
+                }
+                KeyIndexPart::decode(&sec, r)
+            })()
+            .ctx(&self.name)?;
+            parts.push((*r, part));
+        }
+        let block_entries = self.index.blocks.get(blocks).unwrap_or_default();
+        let keys = KeyspaceKeys::assemble(k, parts, ki, block_entries, 6 + entry.name.len()).ctx(&self.name)?;
+        let keys = std::sync::Arc::new(keys);
+        if let Ok(mut v) = self.keys.lock() {
+            if let Some(slot) = v.get_mut(k) {
+                *slot = Some(keys.clone());
+            }
+        }
+        Ok(Some(keys))
+    }
+
+    /// A decoder of keyspace `k` from block `sequence` (`skip` bytes into
+    /// it, see [`KeyspaceDecoder::resume_at`]) that checks each block's first
+    /// record start against the key index, when the archive has one.
+    pub(crate) fn decoder(
+        &self,
+        k: usize,
+        materialize: bool,
+        sequence: u32,
+        index_base: u64,
+        skip: usize,
+    ) -> Result<KeyspaceDecoder> {
+        let name = &self.keyspace_parts(k)?.0.name;
+        let mut d = KeyspaceDecoder::resume_at(k as u32, name, materialize, sequence, index_base, skip);
+        if let Some(keys) = self.keyspace_keys(k)? {
+            d.check_key_index(keys);
+        }
+        Ok(d)
+    }
+
     /// Starts reading block `i` (index order): a no-op in memory, a ranged
     /// read of its header (of the size this version writes) and data frame
     /// otherwise. Finish with [`Archive::finish_block`] (on any thread).
@@ -467,7 +534,7 @@ impl<B: Source> Archive<B> {
         let (h, offset) = block_at(&mut r, i, e, &self.index, seg_end)?;
         let frame = r.read_at(offset, u64::from(h.frame_len), "data frame")?;
         if ranged {
-            check_gap(&self.bytes, &self.name, offset + u64::from(h.frame_len), seg_end)?;
+            check_gap(&self.bytes, &self.name, offset + u64::from(h.frame_len), seg_end, &self.index.key_index)?;
         }
         Ok(FrameRef { header: h, frame, offset })
     }
@@ -622,7 +689,7 @@ impl<B: Source> Archive<B> {
         tracker: Option<&Tracker<'_>>,
         mut f: impl FnMut(&[u8], Option<&[u8]>) -> Result<()>,
     ) -> Result<Totals> {
-        let (entry, _, all) = self.keyspace_parts(k)?;
+        let (_, _, all) = self.keyspace_parts(k)?;
         let in_keyspace = all.start <= blocks.start && blocks.start <= blocks.end && blocks.end <= all.end;
         let Some(before) = self.index.blocks.get(all.start..blocks.start).filter(|_| in_keyspace) else {
             return Err(Error::InvalidArgument(format!(
@@ -632,7 +699,7 @@ impl<B: Source> Archive<B> {
         };
         let sequence = u32::try_from(blocks.start - all.start).unwrap_or(u32::MAX);
         let index_base: u64 = before.iter().map(|e| u64::from(e.record_count)).sum();
-        let mut dec = KeyspaceDecoder::resume(k as u32, &entry.name, materialize, sequence, index_base);
+        let mut dec = self.decoder(k, materialize, sequence, index_base, 0)?;
         // Block buffers go round between the decompressing workers and this
         // thread instead of being allocated (and page-faulted in) per block.
         let spare = BufferPool::new(self.window(pool, blocks.clone()) + 1);
@@ -737,6 +804,9 @@ impl<B: Source> Archive<B> {
             quick,
         };
         let start = std::time::Instant::now();
+        for k in 0..self.keyspaces.len() {
+            self.keyspace_keys(k)?;
+        }
         tracing::info!(
             archive = %self.name,
             quick,
@@ -836,12 +906,14 @@ impl<'a, B: Source> ReadAt for SourceIn<'a, B> {
 }
 
 /// Checks that `start..end` of the data region holds only unknown optional
-/// sections, read one at a time through the frame walker.
-fn check_gap<B: Source>(src: &B, name: &str, start: u64, end: u64) -> Result<()> {
+/// sections and the key index parts the directory `dir` places there, read
+/// one at a time through the frame walker (a listed part is stepped over by
+/// its listed size, not read: it is read and checked when it is used).
+fn check_gap<B: Source>(src: &B, name: &str, start: u64, end: u64, dir: &[KeyIndexRef]) -> Result<()> {
     let mut r = SourceIn::new(src, name);
     let mut pos = start;
     while pos < end {
-        pos = gap_item(&mut r, pos, end)?.0;
+        pos = gap_item(&mut r, pos, end, dir)?.0;
     }
     Ok(())
 }
@@ -945,6 +1017,7 @@ fn walk(buf: &[u8], start: u64, index: &Index, end: u64) -> std::result::Result<
     let mut r = InMemory(buf);
     let mut headers = Vec::with_capacity(index.blocks.len());
     let mut skipped = Vec::new();
+    let mut parts = 0usize;
     let mut pos = start;
     while pos < end {
         let i = headers.len();
@@ -956,11 +1029,21 @@ fn walk(buf: &[u8], start: u64, index: &Index, end: u64) -> std::result::Result<
                 pos = frame_offset + u64::from(h.frame_len);
             }
             next => {
-                let (item_end, tag) = gap_item(&mut r, pos, next.map_or(end, |e| e.offset))?;
-                skipped.push((tag, pos));
+                let (item_end, tag) = gap_item(&mut r, pos, next.map_or(end, |e| e.offset), &index.key_index)?;
+                match tag {
+                    Some(tag) => skipped.push((tag, pos)),
+                    None => parts += 1,
+                }
                 pos = item_end;
             }
         }
+    }
+    if parts != index.key_index.len() {
+        return Err(FormatError::corrupt(
+            "index",
+            end,
+            format!("the key index directory lists {} parts, the data region holds {parts}", index.key_index.len()),
+        ));
     }
     if headers.len() != index.blocks.len() {
         return Err(FormatError::corrupt(
@@ -1007,14 +1090,33 @@ fn block_at<R: ReadAt>(
 
 /// Reads one item of a gap between blocks (it starts at `pos`) through the
 /// frame walker: only an unknown, optional section ending by `gap_end` may be
-/// there. Returns where it ends and its tag.
-fn gap_item<R: ReadAt>(r: &mut R, pos: u64, gap_end: u64) -> std::result::Result<(u64, String), R::Error> {
+/// there, or a key index part that the directory `dir` lists at `pos`.
+/// Returns where it ends and the tag of the skipped section (`None` for a
+/// key index part, stepped over by its listed size without being read).
+fn gap_item<R: ReadAt>(
+    r: &mut R,
+    pos: u64,
+    gap_end: u64,
+    dir: &[KeyIndexRef],
+) -> std::result::Result<(u64, Option<String>), R::Error> {
+    if let Ok(i) = dir.binary_search_by_key(&pos, |p| p.offset) {
+        let end = dir.get(i).map_or(pos, |p| pos + u64::from(p.size));
+        if end <= gap_end {
+            return Ok((end, None));
+        }
+        return Err(r.error(FormatError::corrupt(
+            "key index part",
+            pos,
+            format!("the directory's part runs past the next block or the index at {gap_end}"),
+        )));
+    }
     let item = read_data_item(r, pos)?;
     let why = match &item {
-        DataItem::Skipped(_) if item.end() <= gap_end => return Ok((item.end(), item.tag_name())),
+        DataItem::Skipped(_) if item.end() <= gap_end => return Ok((item.end(), Some(item.tag_name()))),
         DataItem::Skipped(_) => format!("section runs past the next block or the index at {gap_end}"),
         DataItem::Block { .. } => "block is not listed in the index at this offset".into(),
         DataItem::Index(_) => "unexpected 'INDX' section in the data region".into(),
+        DataItem::KeyIndex(_) => "key index part that the index's directory does not list".into(),
     };
     Err(r.error(FormatError::corrupt("section", pos, why)))
 }
@@ -1048,11 +1150,17 @@ pub struct StreamReader<R: Read> {
     frame_buf: Vec<u8>,
     /// Decompressed-block buffers handed back by the consumer.
     spare: BufferPool,
+    /// Key index parts met so far (§8.2), to compare with the directory.
+    parts_seen: Vec<KeyIndexRef>,
+    /// Per keyspace whose parts were met: its checks so far.
+    part_checks: Vec<(u32, PartCheck)>,
 }
 
 /// What a stream yields next: a block, or the end (with the offset reached).
 enum Next {
     Block(StreamBlock),
+    /// A key index part and its offset.
+    Part(Box<KeyIndexPart>, u64),
     End(u64),
 }
 
@@ -1143,6 +1251,8 @@ impl<R: Read> StreamReader<R> {
             quick: false,
             frame_buf: Vec::new(),
             spare: BufferPool::new(STREAM_AHEAD + 2),
+            parts_seen: Vec::new(),
+            part_checks: Vec::new(),
         })
     }
 
@@ -1175,8 +1285,20 @@ impl<R: Read> StreamReader<R> {
     /// The next block, or `None` after the index and trailer were read and
     /// checked against everything seen (and end of input was confirmed).
     pub fn next_block(&mut self) -> Result<Option<StreamBlock>> {
+        loop {
+            match self.next()? {
+                Next::Block(b) => return Ok(Some(b)),
+                Next::End(_) => return Ok(None),
+                Next::Part(..) => {}
+            }
+        }
+    }
+
+    /// The next block, key index part (already checked against the index
+    /// entries of the blocks it describes), or the end.
+    fn next(&mut self) -> Result<Next> {
         if self.index.is_some() {
-            return Ok(None);
+            return Ok(Next::End(self.offset));
         }
         loop {
             let at = self.offset;
@@ -1199,13 +1321,14 @@ impl<R: Read> StreamReader<R> {
                     };
                     self.frame_buf = frame;
                     checked.ctx(&keyspace_context(&self.name, &self.keyspaces, h.keyspace))?;
-                    return Ok(Some(StreamBlock { header: h, offset: at, raw }));
+                    return Ok(Next::Block(StreamBlock { header: h, offset: at, raw }));
                 }
                 DataItem::Index(sec) => {
                     let index = Index::decode(&sec.section(), self.header.keyspace_count, self.data_start, at)
                         .ctx(&self.name)?;
                     let index_size = sec.total_len;
                     index.check_blocks_seen(&self.seen, at).ctx(&self.name)?;
+                    self.check_parts_seen(&index, at)?;
                     let toff = self.offset;
                     let mut buf = Vec::new();
                     read_n(&mut self.r, TRAILER_LEN as u64, toff, "trailer", &self.name, &mut buf)?;
@@ -1229,19 +1352,78 @@ impl<R: Read> StreamReader<R> {
                         .ctx(&self.name);
                     }
                     self.index = Some(index);
-                    return Ok(None);
+                    return Ok(Next::End(self.offset));
                 }
+                DataItem::KeyIndex(sec) => return Ok(Next::Part(Box::new(self.check_part(&sec.section())?), at)),
                 DataItem::Skipped(_) => {}
             }
         }
     }
 
-    fn next(&mut self) -> Result<Next> {
-        Ok(match self.next_block()? {
-            Some(b) => Next::Block(b),
-            None => Next::End(self.offset),
-        })
+    /// A key index part met in the stream (§8.2): it describes blocks
+    /// already seen, and is checked against their index entries (§11 item
+    /// 10, structural rules).
+    fn check_part(&mut self, sec: &crate::format::section::Section<'_>) -> Result<KeyIndexPart> {
+        let (r, part) = KeyIndexPart::decode_found(sec).ctx(&self.name)?;
+        let k = r.keyspace;
+        let start = self.seen.partition_point(|e| e.keyspace < k);
+        let from = start + r.first_block as usize;
+        let blocks = self
+            .seen
+            .get(from..from + r.block_count as usize)
+            .filter(|b| b.iter().all(|e| e.keyspace == k) && r.block_count > 0);
+        let Some(blocks) = blocks else {
+            return Err(FormatError::corrupt(
+                "key index part",
+                r.offset,
+                format!(
+                    "describes blocks {}+{} of keyspace #{k}, which do not all stand before it",
+                    r.first_block, r.block_count
+                ),
+            ))
+            .ctx(&self.name);
+        };
+        if self.part_checks.last().is_none_or(|(last, _)| *last != k) {
+            let name_len = self.keyspaces.get(k as usize).map_or(0, |e| e.name.len());
+            self.part_checks.push((k, PartCheck::new(k as usize, 6 + name_len)));
+        }
+        if let Some((_, check)) = self.part_checks.last_mut() {
+            check.part(&r, &part, blocks, None).ctx(&self.name)?;
+        }
+        self.parts_seen.push(r);
+        Ok(part)
     }
+
+    /// At the index: the directory lists exactly the parts met, and each
+    /// keyspace's first keys start at its first key and stay within its last.
+    fn check_parts_seen(&self, index: &Index, at: u64) -> Result<()> {
+        if index.key_index != self.parts_seen {
+            return Err(FormatError::corrupt(
+                "index",
+                at,
+                format!(
+                    "the key index directory lists {} parts, the stream held {} (or they differ)",
+                    index.key_index.len(),
+                    self.parts_seen.len()
+                ),
+            ))
+            .ctx(&self.name);
+        }
+        for (k, check) in &self.part_checks {
+            let Some(t) = index.keyspaces.get(*k as usize).map(|ks| &ks.totals) else { continue };
+            let first_ok = check.first.as_deref().is_none_or(|f| f == t.first_key.as_slice());
+            if !first_ok || check.last().is_some_and(|l| l > t.last_key.as_slice()) {
+                return Err(FormatError::corrupt(
+                    "key index part",
+                    self.parts_seen.iter().find(|r| r.keyspace == *k).map_or(at, |r| r.offset),
+                    format!("keyspace #{k}: first keys do not start at the keyspace's first key or pass its last"),
+                ))
+                .ctx(&self.name);
+            }
+        }
+        Ok(())
+    }
+
 
     /// Walks the stream keyspace by keyspace: `per_keyspace(k, records)` is
     /// called as keyspace `k` begins and may pump its records with
@@ -1289,7 +1471,7 @@ impl<R: Read> StreamReader<R> {
                 .map_err(|e| Error::io("starting the decoding thread", e))?;
             loop {
                 let next = self.next();
-                let more = matches!(next, Ok(Next::Block(_)));
+                let more = matches!(next, Ok(Next::Block(_) | Next::Part(..)));
                 if tx.send(next).is_err() || !more {
                     break;
                 }
@@ -1345,7 +1527,7 @@ impl<'t> Walk<'_, 't> {
     ) -> Result<Vec<Totals>> {
         let mut totals: Vec<Totals> = Vec::with_capacity(self.keyspaces.len());
         let mut end = 0u64;
-        let mut lookahead = pull(source, &mut end)?;
+        let mut lookahead = pull(source, &mut end, None, self.name)?;
         while let Some(b) = lookahead.as_ref() {
             let k = b.header.keyspace as usize;
             let Some(entry) = self.keyspaces.get(k).filter(|_| k == totals.len()) else {
@@ -1356,7 +1538,11 @@ impl<'t> Walk<'_, 't> {
                 name: self.name,
                 quick: self.quick,
                 k,
-                dec: KeyspaceDecoder::new(k as u32, &entry.name, self.materialize),
+                dec: {
+                    let mut d = KeyspaceDecoder::new(k as u32, &entry.name, self.materialize);
+                    d.track_starts();
+                    d
+                },
                 lookahead: &mut lookahead,
                 end: &mut end,
                 tracker: self.tracker,
@@ -1372,14 +1558,28 @@ impl<'t> Walk<'_, 't> {
     }
 }
 
-fn pull(source: &mut dyn FnMut() -> Result<Next>, end: &mut u64) -> Result<Option<StreamBlock>> {
-    Ok(match source()? {
-        Next::Block(b) => Some(b),
-        Next::End(at) => {
-            *end = at;
-            None
+/// The next block from `source`; a key index part met on the way is
+/// matched with the record starts `dec` decoded (§11 item 10).
+fn pull(
+    source: &mut dyn FnMut() -> Result<Next>,
+    end: &mut u64,
+    mut dec: Option<&mut KeyspaceDecoder>,
+    name: &str,
+) -> Result<Option<StreamBlock>> {
+    loop {
+        match source()? {
+            Next::Block(b) => return Ok(Some(b)),
+            Next::Part(part, at) => {
+                if let Some(d) = dec.as_deref_mut() {
+                    d.expect_part(&part, at).ctx(name)?;
+                }
+            }
+            Next::End(at) => {
+                *end = at;
+                return Ok(None);
+            }
         }
-    })
+    }
 }
 
 /// One keyspace's records in a stream; see [`StreamReader::for_each_keyspace`].
@@ -1420,7 +1620,8 @@ impl KeyspaceStream<'_, '_> {
                 t.add(u64::from(b.header.raw_len), u64::from(b.header.record_count))?;
             }
             self.spare.give(b.raw);
-            *self.lookahead = pull(self.source, self.end)?;
+            let dec = (!self.quick).then_some(&mut self.dec);
+            *self.lookahead = pull(self.source, self.end, dec, self.name)?;
         }
         Ok(())
     }

@@ -78,7 +78,7 @@ impl<B: Source> Archive<B> {
             return Ok(None);
         }
         let mut c = RecordCursor::keyspace(self, k)?;
-        c.seek(k, key)?;
+        c.seek_point(k, key)?;
         Ok(match c.next()? {
             Some(r) if r.key == key => Some(r.value.to_vec()),
             _ => None,

@@ -11,6 +11,7 @@ pub mod spool;
 use crate::format::block::{BlockCompressor, BlockHeader};
 use crate::format::header::Header;
 use crate::format::index::{BlockEntry, Index, KeyspaceIndex};
+use crate::format::key_index::{part_section, KeyEntry, KeyIndexBuilder, KeyIndexPart};
 use crate::format::keyspace_table::{self, check_name, KeyspaceEntry};
 use crate::format::limits::{MAX_BLOCK_RAW, MAX_KEYSPACES, MAX_SECTION, MIN_BLOCK_TARGET};
 use crate::format::options::KeyspaceOptions;
@@ -37,6 +38,8 @@ pub struct EncodedBlock {
     pub value_bytes: u64,
     /// As [`RawBlock::first_key`].
     pub first_key: Option<Vec<u8>>,
+    /// As [`RawBlock::first_offset`].
+    pub first_offset: u32,
     /// As [`RawBlock::last_key`].
     pub last_key: Option<Vec<u8>>,
 }
@@ -65,6 +68,7 @@ impl EncodedBlock {
                 key_bytes: raw.key_bytes,
                 value_bytes: raw.value_bytes,
                 first_key: raw.first_key,
+                first_offset: raw.first_offset,
                 last_key: raw.last_key,
             },
             data,
@@ -106,6 +110,8 @@ pub struct ArchiveWriter<W: Write> {
     index: Index,
     /// Keyspace currently receiving blocks, and whether its last block continues.
     current: Option<(u32, bool)>,
+    /// The key index being built (§8.2); `None` when writing none.
+    keys: Option<KeyIndexBuilder>,
 }
 
 impl<W: Write> ArchiveWriter<W> {
@@ -125,6 +131,7 @@ impl<W: Write> ArchiveWriter<W> {
             names: keyspaces.iter().map(|k| k.name.clone()).collect(),
             index: Index::default(),
             current: None,
+            keys: Some(KeyIndexBuilder::new()),
         };
         w.put(&encode_section(tags::HEADER, FLAG_REQUIRED, &header.encode()))?;
         let kstb = keyspace_table::encode(keyspaces);
@@ -133,6 +140,13 @@ impl<W: Write> ArchiveWriter<W> {
         }
         w.put(&encode_section(tags::KEYSPACES, FLAG_REQUIRED, &kstb))?;
         Ok(w)
+    }
+
+    /// With `false`, writes no key index (§8.1 `key_index_count` 0: readers
+    /// then answer queries as for a format 1.0 archive, by scanning). Call
+    /// before the first block.
+    pub fn set_key_index(&mut self, on: bool) {
+        self.keys = on.then(KeyIndexBuilder::new);
     }
 
     fn put(&mut self, b: &[u8]) -> Result<()> {
@@ -175,6 +189,18 @@ impl<W: Write> ArchiveWriter<W> {
                 h.sequence, expect.1, expect.0
             )));
         }
+        // The key index (§8.2): a keyspace's last part right after its last
+        // block, an earlier one right before the block whose entry did not fit.
+        if h.sequence == 0 {
+            self.write_key_index_part()?;
+        }
+        let entry = match (&b.first_key, h.record_count) {
+            (Some(key), 1..) => KeyEntry { record_offset: b.first_offset, first_key: key.clone() },
+            _ => KeyEntry::default(),
+        };
+        if let Some(part) = self.keys.as_mut().and_then(|keys| keys.add(k, h.sequence, entry)) {
+            self.put_part(part)?;
+        }
         if h.sequence == 0 {
             self.index
                 .keyspaces
@@ -203,6 +229,24 @@ impl<W: Write> ArchiveWriter<W> {
         Ok(())
     }
 
+    /// Closes the open key index part, if any, and writes it.
+    fn write_key_index_part(&mut self) -> Result<()> {
+        match self.keys.as_mut().and_then(KeyIndexBuilder::close) {
+            Some(part) => self.put_part(part),
+            None => Ok(()),
+        }
+    }
+
+    fn put_part(&mut self, part: KeyIndexPart) -> Result<()> {
+        let sec = part_section(&part.encode());
+        let offset = self.offset;
+        self.put(&sec)?;
+        if let Some(keys) = self.keys.as_mut() {
+            keys.written(offset, sec.len() as u64, &part);
+        }
+        Ok(())
+    }
+
     /// Writes index and trailer, flushes, and returns the sink.
     pub fn finish(mut self) -> Result<(W, WriteSummary)> {
         let done = match self.current {
@@ -215,6 +259,8 @@ impl<W: Write> ArchiveWriter<W> {
         if done != self.names.len() {
             return Err(Error::InvalidArgument(format!("keyspace '{}' received no blocks", self.names[done])));
         }
+        self.write_key_index_part()?;
+        self.index.key_index = self.keys.as_ref().map_or_else(Vec::new, |k| k.refs().to_vec());
         let body = self.index.encode();
         let index_offset = self.offset;
         let sec = encode_section(tags::INDEX, FLAG_REQUIRED, &body);

@@ -28,14 +28,16 @@ struct SpooledBlock {
     offset: u64,
     key_bytes: u64,
     value_bytes: u64,
+    /// The block's first record start, for the key index (§8.2).
+    first_key: Option<Vec<u8>>,
+    first_offset: u32,
 }
 
 /// The blocks of one spooled keyspace, in sequence order and contiguous in
-/// the spool, with the keyspace's first and last key.
+/// the spool, with the keyspace's last key.
 #[derive(Debug, Default)]
 pub(crate) struct SpooledKeyspace {
     blocks: Vec<SpooledBlock>,
-    first_key: Option<Vec<u8>>,
     last_key: Option<Vec<u8>>,
 }
 
@@ -105,10 +107,14 @@ impl Spool {
     /// Appends a block of `ks`.
     pub(crate) fn push(&mut self, ks: &mut SpooledKeyspace, b: &mut EncodedBlock) -> Result<()> {
         let offset = self.append(&b.frame)?;
-        ks.blocks.push(SpooledBlock { header: b.header, offset, key_bytes: b.key_bytes, value_bytes: b.value_bytes });
-        if ks.first_key.is_none() {
-            ks.first_key = b.first_key.take();
-        }
+        ks.blocks.push(SpooledBlock {
+            header: b.header,
+            offset,
+            key_bytes: b.key_bytes,
+            value_bytes: b.value_bytes,
+            first_key: b.first_key.take(),
+            first_offset: b.first_offset,
+        });
         if b.last_key.is_some() {
             ks.last_key = b.last_key.take();
         }
@@ -127,7 +133,7 @@ impl Spool {
         mut put: impl FnMut(&EncodedBlock) -> Result<()>,
     ) -> Result<()> {
         let n = ks.blocks.len();
-        let (mut first_key, mut last_key) = (ks.first_key, ks.last_key);
+        let mut last_key = ks.last_key;
         let mut block = |j: usize, sb: &SpooledBlock, data: &mut dyn FnMut(&mut Vec<u8>) -> Result<()>| {
             frame.clear();
             frame.resize(sb.header.frame_len as usize, 0);
@@ -139,7 +145,8 @@ impl Spool {
                 frame: std::mem::take(frame),
                 key_bytes: sb.key_bytes,
                 value_bytes: sb.value_bytes,
-                first_key: if j == 0 { first_key.take() } else { None },
+                first_key: sb.first_key.clone(),
+                first_offset: sb.first_offset,
                 last_key: if j + 1 == n { last_key.take() } else { None },
             };
             let r = put(&b);

@@ -45,6 +45,7 @@ pub fn rebuild(archive: &[u8], edits: &Edits<'_>) -> Vec<u8> {
     let header = floe::format::header::Header::decode(&h.section()).unwrap();
     let data_start = k.end();
     let mut offsets = Vec::new();
+    let mut parts = Vec::new();
     let mut pos = data_start;
     let isec = loop {
         let item = read_data_item(&mut r, pos).unwrap();
@@ -59,6 +60,11 @@ pub fn rebuild(archive: &[u8], edits: &Edits<'_>) -> Vec<u8> {
                 }
             }
             DataItem::Skipped(ref s) => out.extend_from_slice(&grown(s.section())),
+            DataItem::KeyIndex(ref s) => {
+                let sec = grown(s.section());
+                parts.push((out.len() as u64, sec.len() as u32));
+                out.extend_from_slice(&sec);
+            }
             DataItem::Index(s) => break s,
         }
     };
@@ -66,6 +72,11 @@ pub fn rebuild(archive: &[u8], edits: &Edits<'_>) -> Vec<u8> {
     assert_eq!(index.blocks.len(), offsets.len());
     for (b, o) in index.blocks.iter_mut().zip(offsets) {
         b.offset = o;
+    }
+    assert_eq!(index.key_index.len(), parts.len());
+    for (p, (o, size)) in index.key_index.iter_mut().zip(parts) {
+        p.offset = o;
+        p.size = size;
     }
     let index_offset = out.len() as u64;
     let mut body = index.encode();
