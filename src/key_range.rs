@@ -31,7 +31,10 @@ impl KeyRange {
 
     /// `[from, to)`: keys `>= from` (when given) and `< to` (when given).
     pub fn between(from: Option<Vec<u8>>, to: Option<Vec<u8>>) -> Self {
-        KeyRange { from: from.map_or(Bound::Unbounded, Bound::Included), to: to.map_or(Bound::Unbounded, Bound::Excluded) }
+        KeyRange {
+            from: from.map_or(Bound::Unbounded, Bound::Included),
+            to: to.map_or(Bound::Unbounded, Bound::Excluded),
+        }
     }
 
     /// The keys starting with `prefix`: `[prefix, successor)` with the

@@ -259,6 +259,9 @@ fn ranged_export_equals_a_full_export_of_just_the_range() {
     }
 }
 
+/// CLI flags, the range they mean, the keyspaces they choose.
+type Case = (Vec<&'static str>, KeyRange, Option<&'static [&'static str]>);
+
 #[test]
 fn cli_export_and_import_of_a_range() {
     let dir = tempdir();
@@ -267,7 +270,7 @@ fn cli_export_and_import_of_a_range() {
     let full = dir.path().join("full.floe");
     assert_code(&floe(&["export", "-q", p(&src), "-o", p(&full)]), 0);
     let s = |b: &[u8]| Some(b.to_vec());
-    let cases: Vec<(Vec<&str>, KeyRange, Option<&[&str]>)> = vec![
+    let cases: Vec<Case> = vec![
         (vec!["--prefix", "ab"], KeyRange::prefix(b"ab"), None),
         (vec!["--prefix", "ab", "-k", "b", "-k", "empty"], KeyRange::prefix(b"ab"), Some(&["b", "empty"])),
         (vec!["--hex", "--prefix", "ffff"], KeyRange::prefix(&[0xff, 0xff]), None),
