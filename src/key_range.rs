@@ -92,23 +92,23 @@ impl KeyRange {
             return Ok(());
         }
         Err(Error::InvalidArgument(format!(
-            "the key range is empty: from {} to {} holds no key (from is inclusive, to exclusive; from must be \
-             below to)",
+            "the key range from {} to {} is empty: no key is in it (the lower bound must be below the upper one)",
             show(&self.from),
             show(&self.to)
         )))
     }
 }
 
-/// A bound for messages: `'text' (hex 74657874)`, excluded/included noted.
+/// A bound for messages: `'text' (hex 74657874, inclusive)`, or only the
+/// hex for a key that is not UTF-8.
 fn show(b: &Bound<Vec<u8>>) -> String {
-    let key = |k: &[u8]| match std::str::from_utf8(k) {
-        Ok(s) => format!("'{}' (hex {})", escape(s), crate::util::text::hex(k)),
-        Err(_) => format!("hex {}", crate::util::text::hex(k)),
+    let key = |k: &[u8], how: &str| match std::str::from_utf8(k) {
+        Ok(s) => format!("'{}' (hex {}, {how})", escape(s), crate::util::text::hex(k)),
+        Err(_) => format!("hex {} ({how})", crate::util::text::hex(k)),
     };
     match b {
-        Bound::Included(k) => format!("{} (inclusive)", key(k)),
-        Bound::Excluded(k) => format!("{} (exclusive)", key(k)),
+        Bound::Included(k) => key(k, "inclusive"),
+        Bound::Excluded(k) => key(k, "exclusive"),
         Bound::Unbounded => "unbounded".into(),
     }
 }
@@ -134,6 +134,6 @@ mod tests {
         let r = KeyRange { from: Bound::Excluded(b"a".to_vec()), to: Bound::Excluded(b"a\0".to_vec()) };
         assert!(r.is_empty());
         let e = KeyRange::between(Some(b"b".to_vec()), Some(b"a".to_vec())).check().unwrap_err().to_string();
-        assert!(e.contains("'b' (hex 62)") && e.contains("'a' (hex 61)"), "{e}");
+        assert!(e.contains("'b' (hex 62, inclusive)") && e.contains("'a' (hex 61, exclusive)"), "{e}");
     }
 }

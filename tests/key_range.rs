@@ -343,6 +343,11 @@ fn cli_range_errors() {
         }
         assert!(!out.exists() && !t.exists());
     }
+    // The range is checked before anything is opened.
+    let missing = dir.path().join("missing.floe");
+    let o = floe(&["import", "-q", p(&missing), p(&t), "--from", "b", "--to", "a"]);
+    assert_code(&o, 1);
+    assert!(stderr(&o).contains("is empty"), "{}", stderr(&o));
     // Bad hex names the flag.
     for o in [export(&["--hex", "--prefix", "6"]), import(&["--hex", "--from", "zz"])] {
         assert_code(&o, 1);

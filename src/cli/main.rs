@@ -496,6 +496,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             let mut opts = archive.export_options(common.threads);
             opts.overwrite = force;
             opts.range = range.key_range()?;
+            opts.range.check()?; // before anything is opened
             let location = if is_dash(&output) {
                 refuse_terminal(false)?;
                 if json {
@@ -555,6 +556,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 o.range = range.key_range()?;
                 o
             };
+            opts.range.check()?; // before the archive is opened
             if is_dash(&archive) {
                 refuse_terminal(true)?;
             }
