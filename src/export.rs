@@ -28,7 +28,7 @@ use crate::progress::{Phase, Progress, Tracker};
 use crate::util::fs::AtomicFile;
 use crate::util::threads::{effective_threads, pool_for};
 use crate::write::{ArchiveWriter, EncodedBlock, WriteSummary};
-use crate::{EngineError, Error, Result};
+use crate::{EngineError, Error, KeyRange, Result};
 use fjall::{Database, Keyspace, Readable};
 use std::cell::RefCell;
 use std::io::Write;
@@ -93,6 +93,12 @@ pub struct ExportOptions {
     /// opened, and one that appears meanwhile is never renamed over.
     /// Devices and FIFOs (written as streams) and objects are not affected.
     pub overwrite: bool,
+    /// Export only the records of this key range of every chosen keyspace
+    /// (all keys by default). Keyspaces with no key in the range are still
+    /// exported, empty, with their options. An empty range ([`KeyRange::check`])
+    /// is refused before anything is written. The archive is then the one a
+    /// full export of a database holding only the range would give.
+    pub range: KeyRange,
 }
 
 impl Default for ExportOptions {
@@ -104,6 +110,7 @@ impl Default for ExportOptions {
             block_size: DEFAULT_BLOCK_SIZE,
             created_unix: None,
             overwrite: false,
+            range: KeyRange::all(),
         }
     }
 }
@@ -184,6 +191,7 @@ pub fn export_database<W: Write>(
     progress: &dyn Progress,
 ) -> Result<(W, ExportSummary)> {
     let start = Instant::now();
+    opts.range.check()?;
     let snapshot = db.snapshot();
     let names = select(db, &opts.keyspaces)?;
     let path = Path::new("<database>");
@@ -244,6 +252,7 @@ pub fn export_database<W: Write>(
                 let res = produce(
                     &snapshot,
                     &handles[k],
+                    &opts.range,
                     k as u32,
                     &names[k],
                     block_size,
@@ -310,6 +319,7 @@ pub fn export_database<W: Write>(
 fn produce(
     snapshot: &fjall::Snapshot,
     ks: &Keyspace,
+    range: &KeyRange,
     k: u32,
     name: &str,
     block_size: u32,
@@ -330,7 +340,9 @@ fn produce(
         tx.send(brx).map_err(|_| Error::Cancelled)
     };
     let path = Path::new("<database>");
-    for item in snapshot.iter(ks) {
+    let items =
+        if range.is_all() { snapshot.iter(ks) } else { snapshot.range(ks, (range.from.clone(), range.to.clone())) };
+    for item in items {
         let (key, value) = item.into_inner().map_err(|e| EngineError::Fjall {
             path: path.to_path_buf(),
             action: format!("reading keyspace '{name}' from the snapshot"),
@@ -459,6 +471,7 @@ pub fn export_path(
     opts: &ExportOptions,
     progress: &dyn Progress,
 ) -> Result<ExportSummary> {
+    opts.range.check()?;
     let kind = match &dest {
         Destination::File(p) => Some(check_output(db_dir, p)?),
         _ => None,
@@ -484,6 +497,7 @@ pub fn export_to(
     opts: &ExportOptions,
     progress: &dyn Progress,
 ) -> Result<ExportSummary> {
+    opts.range.check()?;
     let stream = match &dest {
         Destination::File(p) => {
             use std::os::unix::fs::FileTypeExt;

@@ -15,7 +15,7 @@ use crate::progress::{Phase, Progress, Tracker};
 use crate::read::{Archive, StreamReader};
 use crate::util::fs::AtomicDir;
 use crate::util::threads::{effective_threads, pool_for};
-use crate::{EngineError, Error, Result};
+use crate::{EngineError, Error, KeyRange, Result};
 use fjall::{Database, Keyspace, PersistMode};
 use std::io::Read;
 use std::path::Path;
@@ -62,6 +62,14 @@ pub struct ImportOptions {
     /// Refuse to create more keyspaces than this; 0 means
     /// [`MAX_IMPORT_KEYSPACES`].
     pub max_keyspaces: usize,
+    /// Import only the records of this key range of every chosen keyspace
+    /// (all keys by default). Keyspaces with no key in the range are still
+    /// created, empty, with their options. The archive is still read and
+    /// checked in full (every block, key order and total against the index,
+    /// as without a range); only the records in the range are written. An
+    /// empty range ([`KeyRange::check`]) is refused before anything is
+    /// created.
+    pub range: KeyRange,
 }
 
 /// What an import did.
@@ -70,9 +78,10 @@ pub struct ImportOptions {
 pub struct ImportSummary {
     /// Keyspaces created.
     pub keyspaces: usize,
-    /// Records written.
+    /// Records written (with [`ImportOptions::range`], those in the range).
     pub records: u64,
-    /// Raw (decompressed) bytes of the imported keyspaces' blocks.
+    /// Raw (decompressed) bytes of the imported keyspaces' blocks: all of
+    /// them, read and checked also when a range selects fewer records.
     pub raw_bytes: u64,
     /// Time the import took.
     pub elapsed: Duration,
@@ -179,6 +188,8 @@ pub fn import_archive<B: crate::read::Source>(
 ) -> Result<ImportSummary> {
     let start = Instant::now();
     crate::util::threads::check_threads(opts.threads)?;
+    opts.range.check()?;
+    let range = &opts.range;
     let entries = archive.keyspaces();
     let sel = selected(entries, &opts.keyspaces)?;
     check_keyspace_count(archive.name(), &sel, opts)?;
@@ -250,7 +261,7 @@ pub fn import_archive<B: crate::read::Source>(
     // finishing writes and fsyncs the last table, mostly waiting for the disk,
     // and the next segment can start meanwhile.
     let slots = Slots::new(workers.min(work.len()));
-    let results: Vec<Result<(usize, usize, Totals)>> = std::thread::scope(|scope| {
+    let results: Vec<Result<(usize, usize, Totals, u64)>> = std::thread::scope(|scope| {
         let mut jobs = Vec::with_capacity(work.len());
         let mut failed = None;
         for (k, j, blocks, _) in work {
@@ -286,12 +297,18 @@ pub fn import_archive<B: crate::read::Source>(
             jobs.push(scope.spawn(move || {
                 let ks = &ks;
                 let mut slot = Some(SlotGuard(slots));
-                let run = || -> Result<(usize, usize, Totals)> {
+                let run = || -> Result<(usize, usize, Totals, u64)> {
                     let started = Instant::now();
                     tracker.keyspace(k, name);
                     let mut ing = ks.start_ingestion().map_err(|e| ingest_err(path, name, e))?;
+                    // Records outside the range are read and checked, not written.
+                    let mut imported = 0u64;
                     let totals =
                         archive.for_each_record_of_segment(Some(pool), k, blocks, true, Some(tracker), |key, v| {
+                            if !range.contains(key) {
+                                return Ok(());
+                            }
+                            imported += 1;
                             ing.write(key, v.unwrap_or_default()).map_err(|e| ingest_err(path, name, e))
                         })?;
                     slot.take();
@@ -300,7 +317,8 @@ pub fn import_archive<B: crate::read::Source>(
                     tracing::debug!(
                         keyspace = %name,
                         segment = j,
-                        records = totals.record_count,
+                        records = imported,
+                        records_read = totals.record_count,
                         bytes = totals.raw_bytes,
                         ms = (ended - started).as_millis() as u64,
                         "import: segment ingested"
@@ -309,7 +327,7 @@ pub fn import_archive<B: crate::read::Source>(
                         let span = s[k].get_or_insert((started, ended));
                         *span = (span.0.min(started), span.1.max(ended));
                     }
-                    Ok((k, j, totals))
+                    Ok((k, j, totals, imported))
                 };
                 let r =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| Err(panicked(name)));
@@ -330,9 +348,13 @@ pub fn import_archive<B: crate::read::Source>(
     // Report the first real error rather than a "cancelled" caused by it.
     let mut first_err = None;
     let mut parts: Vec<Vec<Option<Totals>>> = segments.iter().map(|&n| vec![None; n]).collect();
+    let mut imported: Vec<u64> = entries.iter().map(|_| 0).collect();
     for r in results {
         match r {
-            Ok((k, j, t)) => parts[k][j] = Some(t),
+            Ok((k, j, t, n)) => {
+                parts[k][j] = Some(t);
+                imported[k] += n;
+            }
             Err(Error::Cancelled) if first_err.is_some() => {}
             Err(e) => {
                 if first_err.as_ref().is_none_or(|f| matches!(f, Error::Cancelled)) {
@@ -347,11 +369,13 @@ pub fn import_archive<B: crate::read::Source>(
     tracker.check()?;
     let spans = spans.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     for &k in &sel {
+        // Checks the whole keyspace read against the index, range or not.
         let totals = archive.join_segments(k, std::mem::take(&mut parts[k]))?;
-        summary.records += totals.record_count;
+        summary.records += imported[k];
         tracing::info!(
             keyspace = %entries[k].name,
-            records = totals.record_count,
+            records = imported[k],
+            records_read = totals.record_count,
             bytes = totals.raw_bytes,
             segments = segments[k],
             ms = spans[k].map_or(0, |(a, b)| (b - a).as_millis() as u64),
@@ -393,6 +417,8 @@ pub fn import_stream<R: Read>(
     progress: &dyn Progress,
 ) -> Result<ImportSummary> {
     let start = Instant::now();
+    opts.range.check()?;
+    let range = &opts.range;
     let mut s = StreamReader::new(r, name)?;
     let entries = s.keyspaces().to_vec();
     let sel = selected(&entries, &opts.keyspaces)?;
@@ -415,6 +441,8 @@ pub fn import_stream<R: Read>(
         snapshot_seqno = s.header().snapshot_seqno,
         "import: reading a stream"
     );
+    // Records written per keyspace (fewer than read with a range).
+    let mut imported: Vec<u64> = entries.iter().map(|_| 0).collect();
     // This thread reads and decompresses; a second one decodes and ingests.
     let run = || -> Result<Vec<crate::format::record::Totals>> {
         s.for_each_keyspace_pipelined(true, Some(&tracker), |k, records| {
@@ -423,14 +451,23 @@ pub fn import_stream<R: Read>(
             tracker.keyspace(k, name);
             let (started, (bytes0, records0)) = (Instant::now(), tracker.done());
             let mut ing = ks.start_ingestion().map_err(|e| ingest_err(&path, name, e))?;
+            let mut n = 0u64;
             records.for_each_record(|key, v| {
+                if !range.contains(key) {
+                    return Ok(());
+                }
+                n += 1;
                 ing.write(key, v.unwrap_or_default()).map_err(|e| ingest_err(&path, name, e))
             })?;
             ing.finish().map_err(|e| ingest_err(&path, name, e))?;
+            if let Some(c) = imported.get_mut(k) {
+                *c += n;
+            }
             let (bytes, records) = tracker.done();
             tracing::info!(
                 keyspace = %name,
-                records = records.saturating_sub(records0),
+                records = n,
+                records_read = records.saturating_sub(records0),
                 bytes = bytes.saturating_sub(bytes0),
                 ms = started.elapsed().as_millis() as u64,
                 "import: keyspace ingested"
@@ -451,7 +488,7 @@ pub fn import_stream<R: Read>(
         "import: database committed (persist, fsync, rename)"
     );
     summary.keyspaces = sel.len();
-    summary.records = sel.iter().map(|&i| totals[i].record_count).sum();
+    summary.records = sel.iter().map(|&i| imported[i]).sum();
     summary.raw_bytes = sel.iter().map(|&i| totals[i].raw_bytes).sum();
     summary.elapsed = start.elapsed();
     Ok(summary)

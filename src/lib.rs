@@ -65,6 +65,7 @@ pub mod write;
 pub mod export;
 pub mod import;
 pub mod inspect;
+pub mod key_range;
 pub mod store;
 
 pub mod backup;
@@ -75,6 +76,7 @@ pub mod sample;
 pub use error::{BackupError, EngineError, Error, ErrorKind, Result};
 pub use export::{export_database, export_path, export_to, Destination, ExportOptions, ExportSummary};
 pub use import::{import_archive, import_file, import_stream, ImportOptions, ImportSummary};
+pub use key_range::KeyRange;
 pub use progress::{NoProgress, Phase, Progress, ProgressInfo};
 pub use read::cursor::{Record, RecordCursor};
 pub use read::diff::{diff, Change, ChangeKind, DiffSummary, KeyspaceDiff, Presence};

@@ -120,6 +120,8 @@ enum Cmd {
         output: String,
         #[command(flatten)]
         archive: ArchiveArgs,
+        #[command(flatten)]
+        range: query::RangeArgs,
         /// Overwrite an existing output file (by default export refuses to, exit code 6).
         #[arg(long, short = 'f')]
         force: bool,
@@ -135,6 +137,8 @@ enum Cmd {
         /// Import only this keyspace (repeatable).
         #[arg(long = "keyspace", short = 'k')]
         keyspaces: Vec<String>,
+        #[command(flatten)]
+        range: query::RangeArgs,
         /// Replace an existing non-empty database (atomically swapped).
         #[arg(long)]
         replace: bool,
@@ -488,9 +492,11 @@ fn refuse_terminal(stdin: bool) -> Result<(), Error> {
 fn run(cli: Cli) -> Result<u8, Error> {
     let json = cli.json;
     match cli.cmd {
-        Cmd::Export { db, output, archive, force, common } => {
+        Cmd::Export { db, output, archive, range, force, common } => {
             let mut opts = archive.export_options(common.threads);
             opts.overwrite = force;
+            opts.range = range.key_range()?;
+            opts.range.check()?; // before anything is opened
             let location = if is_dash(&output) {
                 refuse_terminal(false)?;
                 if json {
@@ -541,14 +547,16 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 );
             }
         }
-        Cmd::Import { archive, db, keyspaces, replace, common } => {
+        Cmd::Import { archive, db, keyspaces, range, replace, common } => {
             let opts = {
                 let mut o = ImportOptions::default();
                 o.threads = common.threads;
                 o.keyspaces = opt_list(keyspaces);
                 o.replace = replace;
+                o.range = range.key_range()?;
                 o
             };
+            opts.range.check()?; // before the archive is opened
             if is_dash(&archive) {
                 refuse_terminal(true)?;
             }

@@ -5,7 +5,6 @@ use clap::Args;
 use floe::text::escape;
 use floe::Error;
 use std::io::Write;
-use std::ops::Bound;
 
 #[derive(Args)]
 pub struct GetArgs {
@@ -35,21 +34,44 @@ pub struct CatArgs {
     /// Only this keyspace (repeatable); all by default. Records still come in archive order.
     #[arg(long = "keyspace", short = 'k')]
     keyspaces: Vec<String>,
-    /// Only keys starting with P.
+    #[command(flatten)]
+    range: RangeArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CatFormat::Jsonl)]
+    format: CatFormat,
+}
+
+/// One key range of every chosen keyspace: the flags `cat`, `export` and
+/// `import` share.
+#[derive(Args)]
+pub struct RangeArgs {
+    /// Only keys starting with P: the range [P, the successor of P).
     #[arg(long, value_name = "P", conflicts_with_all = ["from", "to"])]
     prefix: Option<String>,
-    /// Only keys >= A.
+    /// Only keys >= A (inclusive).
     #[arg(long, value_name = "A")]
     from: Option<String>,
-    /// Only keys < B.
+    /// Only keys < B (exclusive).
     #[arg(long, value_name = "B")]
     to: Option<String>,
     /// Key arguments (--prefix, --from, --to) are hex.
     #[arg(long)]
     hex: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = CatFormat::Jsonl)]
-    format: CatFormat,
+}
+
+impl RangeArgs {
+    /// The range these flags give (every key when none is given). An empty
+    /// one is not refused here: export and import refuse it
+    /// ([`floe::KeyRange::check`]), `cat` prints nothing.
+    pub fn key_range(&self) -> Result<floe::KeyRange, Error> {
+        Ok(match &self.prefix {
+            Some(p) => floe::KeyRange::prefix(&key_arg("--prefix", p, self.hex)?),
+            None => floe::KeyRange::between(
+                self.from.as_deref().map(|f| key_arg("--from", f, self.hex)).transpose()?,
+                self.to.as_deref().map(|t| key_arg("--to", t, self.hex)).transpose()?,
+            ),
+        })
+    }
 }
 
 /// A key argument: its UTF-8 bytes, or decoded hex with `--hex`.
@@ -144,24 +166,14 @@ pub fn get(a: GetArgs, json: bool) -> Result<u8, Error> {
 
 /// `floe cat`: streams the selected records to standard output.
 pub fn cat(a: CatArgs) -> Result<(), Error> {
-    let (from, to) = match &a.prefix {
-        Some(p) => {
-            let p = key_arg("--prefix", p, a.hex)?;
-            let s = floe::prefix_successor(&p);
-            (Some(p), s)
-        }
-        None => (
-            a.from.as_deref().map(|f| key_arg("--from", f, a.hex)).transpose()?,
-            a.to.as_deref().map(|t| key_arg("--to", t, a.hex)).transpose()?,
-        ),
-    };
+    let range = a.range.key_range()?;
     let archive = floe::store::open_archive(&a.archive)?;
     let mut chosen = Vec::new();
     for name in &a.keyspaces {
         chosen.push(archive.keyspace_named(name)?);
     }
-    let from = from.as_deref().map_or(Bound::Unbounded, Bound::Included);
-    let to = to.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    let from = range.from.as_ref().map(Vec::as_slice);
+    let to = range.to.as_ref().map(Vec::as_slice);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut line = Vec::new();
     for (k, entry) in archive.keyspaces().iter().enumerate() {
