@@ -827,10 +827,17 @@ class Reader:
             for key, value in r.records("accounts"): ...
             if "accounts" in r: ...          # the keyspace table, no scan
 
+            r.get("accounts", b"k1")         # in place: None if absent
+            r["accounts"][b"k1"]             # KeyError if absent
+            for key, value in r.scan("accounts", prefix=b"user:"): ...
+            for d in r.diff(other_reader): ...
+
     Iteration yields records in archive order (keyspaces by ascending name,
     keys ascending) and checks them as ``verify`` does: damage raises
-    :class:`CorruptArchiveError`. A local file only: for a stream, read it
-    into memory and use :meth:`from_bytes`.
+    :class:`CorruptArchiveError`. ``archive_path`` is a local path or
+    ``file://`` URL (memory-mapped), or an ``s3://`` URL (read by ranges: a
+    query reads only the blocks it needs). For a stream, read it into memory
+    and use :meth:`from_bytes`.
     """
 
     def __init__(self, archive_path: PathArg) -> None:
