@@ -160,9 +160,9 @@ impl floe_diff {
                 return Ok(Some(self.current.insert(c)));
             }
             let Some(rx) = &self.rx else { return Ok(None) };
-            let msg = rx.recv().unwrap_or_else(|_| {
-                Msg::Done(Err(Error::Internal("the diff thread ended without a result".into())))
-            });
+            let msg = rx
+                .recv()
+                .unwrap_or_else(|_| Msg::Done(Err(Error::Internal("the diff thread ended without a result".into()))));
             match msg {
                 Msg::Changes(v) => self.queue.extend(v),
                 Msg::Done(Ok(s)) => {
@@ -309,9 +309,9 @@ pub unsafe extern "C" fn floe_diff_summary_json(d: *const floe_diff, out_json: *
 }
 
 fn summary_of(d: &floe_diff) -> FResult<&str> {
-    d.summary.as_deref().ok_or_else(|| {
-        Fail::state("the diff is not finished: call floe_diff_next() until it returns FLOE_DONE first")
-    })
+    d.summary
+        .as_deref()
+        .ok_or_else(|| Fail::state("the diff is not finished: call floe_diff_next() until it returns FLOE_DONE first"))
 }
 
 /// Frees a diff, stopping its comparison if it is still running. Accepts NULL.

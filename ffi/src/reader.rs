@@ -1,16 +1,14 @@
 //! The archive reader: open a file or a memory buffer, list keyspaces, and
 //! iterate records one block at a time with bounded memory.
 
-use crate::error::{
-    arg_bytes, arg_out, arg_str, guard, guard_void, owned_c_string, write_out, FResult, Fail,
-};
+use crate::error::{arg_bytes, arg_out, arg_str, guard, guard_void, owned_c_string, write_out, FResult, Fail};
 use crate::floe_status;
 use crate::ops::{floe_progress_callback, floe_verify_report, inspect_string, report_of, verify_archive, Callback};
 use floe_core::format::header::Header;
 use floe_core::read::cursor::{Record, RecordCursor};
 use floe_core::read::query::{prefix_successor, RangeCursor};
 use floe_core::read::{Archive, Fetch, Source};
-use floe_core::store::{Location, ObjectSource};
+use floe_core::store::{ArchiveBytes, Location};
 use std::ffi::{c_char, c_void};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -18,10 +16,9 @@ use std::sync::Arc;
 /// The bytes behind a reader: a memory-mapped file, an object read by
 /// ranges (`s3://`), or a buffer copied from the caller.
 pub(crate) enum ReaderBytes {
-    /// A local file, memory-mapped.
-    Mapped(memmap2::Mmap),
-    /// An object-store object, read by ranged requests.
-    Object(ObjectSource),
+    /// What floe::store::open_archive() opens: a memory-mapped local file,
+    /// or an object read by ranged requests.
+    Store(ArchiveBytes),
     /// A copy of the caller's buffer.
     Buffer(Vec<u8>),
 }
@@ -29,22 +26,19 @@ pub(crate) enum ReaderBytes {
 impl Source for ReaderBytes {
     fn size(&self) -> u64 {
         match self {
-            ReaderBytes::Mapped(m) => m.len() as u64,
-            ReaderBytes::Object(o) => o.size(),
+            ReaderBytes::Store(b) => b.size(),
             ReaderBytes::Buffer(b) => b.len() as u64,
         }
     }
     fn in_memory(&self) -> Option<&[u8]> {
         match self {
-            ReaderBytes::Mapped(m) => Some(m),
-            ReaderBytes::Object(_) => None,
+            ReaderBytes::Store(b) => b.in_memory(),
             ReaderBytes::Buffer(b) => Some(b),
         }
     }
     fn fetch(&self, start: u64, len: u64) -> Fetch {
         match self {
-            ReaderBytes::Mapped(m) => m.fetch(start, len),
-            ReaderBytes::Object(o) => o.fetch(start, len),
+            ReaderBytes::Store(b) => b.fetch(start, len),
             ReaderBytes::Buffer(b) => b.fetch(start, len),
         }
     }
@@ -161,8 +155,10 @@ pub unsafe extern "C" fn floe_reader_open(path: *const c_char, out_reader: *mut 
         let path = unsafe { arg_str(path, "path") }?;
         arg_out(out_reader, "out_reader")?;
         let a = match Location::parse(path)? {
-            Location::Local(p) => Archive::open_mapped(&p, ReaderBytes::Mapped)?,
-            Location::Object(o) => Archive::from_bytes(ReaderBytes::Object(o.source()?), &o.describe())?,
+            Location::Local(p) => Archive::open_mapped(&p, |m| ReaderBytes::Store(ArchiveBytes::Mapped(m)))?,
+            Location::Object(o) => {
+                Archive::from_bytes(ReaderBytes::Store(ArchiveBytes::Object(o.source()?)), &o.describe())?
+            }
         };
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_reader, Box::into_raw(new_reader(Arc::new(a)))) };
