@@ -167,3 +167,28 @@ def test_from_bytes_and_file_url(archives):
         assert len(list(r.scan("keys", prefix=b"\xff"))) == 4
     with floe.Reader(f"file://{a}") as r, floe.Reader.from_bytes(a.read_bytes()) as m:
         assert list(r.diff(m)) == []
+
+
+def _le32(b, off):
+    return int.from_bytes(b[off : off + 4], "little")
+
+
+def test_damaged_block_raises_never_answers(archives):
+    a, b = archives
+    data = bytearray(a.read_bytes())
+    off = 8 + _le32(data, 4)  # after the header section
+    off += 8 + _le32(data, off + 4)  # after the keyspace table
+    assert data[off + 12 : off + 16] == b"BLKH"
+    frame_len = _le32(data, off + 40)
+    frame = off + 8 + _le32(data, off + 4)
+    data[frame + frame_len // 2] ^= 0x40  # inside alpha's first data frame
+    with floe.Reader.from_bytes(data) as r, floe.Reader(b) as good:
+        with pytest.raises(floe.CorruptArchiveError):
+            r.get("alpha", b"a")
+        with pytest.raises(floe.CorruptArchiveError):
+            r["alpha"][b"c"]
+        with pytest.raises(floe.CorruptArchiveError):
+            list(r.scan("alpha", prefix=b"b"))
+        assert r.get("zeta", b"z000007") == b"value-7"  # other blocks still answer
+        with pytest.raises(floe.CorruptArchiveError):
+            list(r.diff(good))

@@ -376,6 +376,60 @@ static void test_diff(const char *pa, const char *pb) {
     floe_diff_free(d);
 }
 
+/* Offset of the data frame of the first block (alpha's), and its length. */
+static size_t first_frame(const unsigned char *a, size_t *frame_len) {
+    size_t off = 8 + le32(a + 4);        /* after the header section */
+    off += 8 + le32(a + off + 4);        /* after the keyspace table */
+    CHECK(memcmp(a + off + 12, "BLKH", 4) == 0);
+    *frame_len = le32(a + off + 20 + 20); /* BLKH body offset 20: frame_len */
+    return off + 8 + le32(a + off + 4);
+}
+
+/* A flipped bit in alpha's first data frame: queries that read it fail with
+ * FLOE_CORRUPT_ARCHIVE (never a wrong answer); others still work. */
+static void test_damaged(const char *pa, const char *pb) {
+    size_t len = 0, flen = 0, off;
+    unsigned char *a = read_file(pa, &len);
+    floe_reader *r = NULL, *good = NULL;
+    floe_iter *it = NULL;
+    floe_record rec;
+    floe_diff *d = NULL;
+    floe_difference x;
+    uint8_t *v = NULL;
+    size_t vlen = 0;
+    bool found = false;
+    char *json = NULL;
+    floe_status st;
+    CHECK(a != NULL);
+    if (!a) return;
+    off = first_frame(a, &flen);
+    a[off + flen / 2] ^= 0x40;
+    CHECK_OK(floe_reader_open_buffer(a, len, &r));
+    free(a);
+    CHECK_STATUS(floe_reader_get(r, "alpha", (const uint8_t *)"a", 1, &v, &vlen, &found), FLOE_CORRUPT_ARCHIVE);
+    CHECK_ERROR_MENTIONS("checksum");
+    CHECK(v == NULL && !found);
+    CHECK_OK(floe_reader_get(r, "zeta", (const uint8_t *)"z000007", 7, &v, &vlen, &found));
+    CHECK(found && vlen == 7 && memcmp(v, "value-7", 7) == 0);
+    floe_bytes_free(v, vlen);
+    CHECK_OK(floe_reader_scan(r, "alpha", NULL, 0, NULL, 0, &it));
+    CHECK_STATUS(floe_iter_next(it, &rec), FLOE_CORRUPT_ARCHIVE);
+    CHECK_STATUS(floe_iter_next(it, &rec), FLOE_CORRUPT_ARCHIVE); /* sticky */
+    floe_iter_free(it);
+    CHECK_OK(floe_reader_open(pb, &good));
+    CHECK_OK(floe_reader_diff(r, good, NULL, 0, &d));
+    while ((st = floe_diff_next(d, &x)) == FLOE_OK) {
+    }
+    CHECK_STATUS(st, FLOE_CORRUPT_ARCHIVE);
+    CHECK_STATUS(floe_diff_next(d, &x), FLOE_CORRUPT_ARCHIVE); /* sticky */
+    CHECK_ERROR_MENTIONS("failed earlier");
+    CHECK_STATUS(floe_diff_summary_json(d, &json), FLOE_CORRUPT_ARCHIVE);
+    CHECK(json == NULL);
+    floe_diff_free(d);
+    floe_reader_free(good);
+    floe_reader_free(r);
+}
+
 int main(void) {
     int i;
     char pa[2048], pb[2048];
@@ -392,6 +446,7 @@ int main(void) {
     floe_reader_free(r);
     test_scan(pa);
     test_diff(pa, pb);
+    test_damaged(pa, pb);
     free(g_big);
     tmp_teardown();
     return harness_finish("test_query");
