@@ -733,7 +733,8 @@ enum floe_status floe_diff_next(struct floe_diff *d, struct floe_difference *out
 enum floe_status floe_diff_summary_json(const struct floe_diff *d, char **out_json);
 
 /**
- * Frees a diff, stopping its comparison if it is still running. Accepts NULL.
+ * Frees a diff, stopping its comparison if it is still running (within a
+ * record or so; it does not run to its end). Accepts NULL.
  *
  * # Safety
  * `d` is NULL or a live handle, not used again afterwards.

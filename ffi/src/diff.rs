@@ -5,10 +5,11 @@
 use crate::error::{arg_out, arg_str_array, guard, guard_void, owned_c_string, write_out, FResult, Fail};
 use crate::floe_status;
 use crate::reader::{floe_reader, reader_ref, ReaderArchive};
-use floe_core::read::diff::{diff, ChangeKind, DiffSummary};
+use floe_core::read::diff::{diff, diff_until, ChangeKind, DiffSummary};
 use floe_core::Error;
 use std::collections::VecDeque;
 use std::ffi::c_char;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -84,6 +85,8 @@ const BATCH_BYTES: usize = 1 << 20;
 /// Memory is bounded as the core's diff bounds it, whatever the archives'
 /// sizes. A diff is used by one thread at a time.
 pub struct floe_diff {
+    /// Set when the diff is freed: the comparison stops soon after.
+    stop: Arc<AtomicBool>,
     rx: Option<Receiver<Msg>>,
     thread: Option<JoinHandle<()>>,
     queue: VecDeque<Owned>,
@@ -95,8 +98,9 @@ pub struct floe_diff {
 
 impl Drop for floe_diff {
     fn drop(&mut self) {
-        // Closing the channel makes the thread's next hand-over fail, which
-        // stops the comparison; then wait for it.
+        // Stop the comparison (closing the channel also makes its next
+        // hand-over fail); then wait for it.
+        self.stop.store(true, Ordering::Relaxed);
         self.rx = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -121,11 +125,11 @@ fn summary_json(s: &DiffSummary) -> String {
 
 /// The diff thread: compares `a` with `b`, sending differences in batches
 /// and then the summary or the error.
-fn run(a: &ReaderArchive, b: &ReaderArchive, keyspaces: Option<&[String]>, tx: &SyncSender<Msg>) {
+fn run(a: &ReaderArchive, b: &ReaderArchive, keyspaces: Option<&[String]>, stop: &AtomicBool, tx: &SyncSender<Msg>) {
     let mut batch = Vec::new();
     let mut bytes = 0;
     let mut last: Option<Arc<[u8]>> = None;
-    let result = diff(a, b, keyspaces, |c| {
+    let result = diff_until(a, b, keyspaces, stop, |c| {
         let name = match &last {
             Some(n) if n.get(..n.len() - 1) == Some(c.keyspace.as_bytes()) => Arc::clone(n),
             _ => {
@@ -225,17 +229,22 @@ pub unsafe extern "C" fn floe_reader_diff(
         }
         let (aa, ab) = (Arc::clone(&ra.archive), Arc::clone(&rb.archive));
         let (tx, rx) = sync_channel(2);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("floe-diff-c".into())
             .spawn(move || {
                 let tx2 = tx.clone();
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&aa, &ab, names.as_deref(), &tx)));
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run(&aa, &ab, names.as_deref(), &stop2, &tx)
+                }));
                 if r.is_err() {
                     let _ = tx2.send(Msg::Done(Err(Error::Internal("the diff panicked".into()))));
                 }
             })
             .map_err(|e| Fail::from(Error::io("starting the diff thread", e)))?;
         let d = floe_diff {
+            stop,
             rx: Some(rx),
             thread: Some(thread),
             queue: VecDeque::new(),
@@ -314,7 +323,8 @@ fn summary_of(d: &floe_diff) -> FResult<&str> {
         .ok_or_else(|| Fail::state("the diff is not finished: call floe_diff_next() until it returns FLOE_DONE first"))
 }
 
-/// Frees a diff, stopping its comparison if it is still running. Accepts NULL.
+/// Frees a diff, stopping its comparison if it is still running (within a
+/// record or so; it does not run to its end). Accepts NULL.
 ///
 /// # Safety
 /// `d` is NULL or a live handle, not used again afterwards.
