@@ -141,6 +141,25 @@ typedef enum floe_status {
 } floe_status;
 
 /**
+ * How a key differs between archive A and archive B (floe_diff_next()).
+ * The numbers are fixed; new kinds are only ever appended.
+ */
+typedef enum floe_change {
+  /**
+   * The key is in B only.
+   */
+  FLOE_CHANGE_ADDED = 1,
+  /**
+   * The key is in A only.
+   */
+  FLOE_CHANGE_REMOVED = 2,
+  /**
+   * The key is in both archives, with different values.
+   */
+  FLOE_CHANGE_CHANGED = 3,
+} floe_change;
+
+/**
  * Which operation a progress report comes from.
  */
 typedef enum floe_phase {
@@ -157,6 +176,18 @@ typedef enum floe_phase {
    */
   FLOE_PHASE_VERIFY = 2,
 } floe_phase;
+
+/**
+ * A comparison of two archives under way (opaque). Create with
+ * floe_reader_diff(); read with floe_diff_next() and, at the end,
+ * floe_diff_summary_json(); free with floe_diff_free().
+ *
+ * The comparison runs on a thread of its own, ahead of the caller by at
+ * most two batches of differences (1024 keys or 1 MiB of keys each).
+ * Memory is bounded as the core's diff bounds it, whatever the archives'
+ * sizes. A diff is used by one thread at a time.
+ */
+typedef struct floe_diff floe_diff;
 
 /**
  * An iterator over the records of one keyspace or of all keyspaces
@@ -235,6 +266,36 @@ typedef struct floe_version_info {
    */
   const char *description;
 } floe_version_info;
+
+/**
+ * One differing key, as returned by floe_diff_next(). The pointers point
+ * into memory owned by the diff and stay valid until the next call to
+ * floe_diff_next() or floe_diff_free() on it; they are never NULL.
+ */
+typedef struct floe_difference {
+  /**
+   * The keyspace's name, NUL-terminated UTF-8 (`keyspace_len` excludes
+   * the NUL). Keyspaces are matched by name: the keyspace's index may
+   * differ between the two archives.
+   */
+  const char *keyspace;
+  /**
+   * Length of `keyspace` in bytes, without the NUL.
+   */
+  size_t keyspace_len;
+  /**
+   * The key's bytes.
+   */
+  const uint8_t *key;
+  /**
+   * Length of `key` in bytes.
+   */
+  size_t key_len;
+  /**
+   * Added (in B only), removed (in A only) or changed (another value).
+   */
+  enum floe_change change;
+} floe_difference;
 
 /**
  * Export settings. Initialise with floe_export_options_default() (or set
@@ -619,6 +680,68 @@ const char *floe_status_name(int32_t status);
 void floe_string_free(char *s);
 
 /**
+ * Starts comparing archive `a` (the old one) with `b` (the new one): a
+ * streaming merge-join of their records, keyspace by keyspace (matched by
+ * name) and key by key, as `floe diff` does. `keyspaces` (`keyspace_count`
+ * names) limits the comparison to those keyspaces, each of which must be in
+ * at least one archive; NULL with 0 compares all.
+ *
+ * floe_diff_next() then returns each differing key of the keyspaces in both
+ * archives, in name then key order. After it returned `FLOE_DONE`,
+ * floe_diff_summary_json() gives the summary: keyspaces in one archive only
+ * (their keys are not listed), changed options, and counts per keyspace.
+ * Every record read is checked as iteration checks it: a damaged archive
+ * makes floe_diff_next() fail rather than report a difference.
+ *
+ * The readers may be freed before the diff.
+ *
+ * # Safety
+ * `a` and `b` are live handles; `keyspaces` is NULL or points to
+ * `keyspace_count` NUL-terminated strings; `out_diff` is valid.
+ */
+enum floe_status floe_reader_diff(const struct floe_reader *a,
+                                  const struct floe_reader *b,
+                                  const char *const *keyspaces,
+                                  size_t keyspace_count,
+                                  struct floe_diff **out_diff);
+
+/**
+ * Advances the diff. Returns `FLOE_OK` and fills `*out_difference`, or
+ * `FLOE_DONE` when every difference has been returned (and on every later
+ * call), or an error, which every later call repeats. The difference's
+ * pointers stay valid until the next call on this diff.
+ *
+ * # Safety
+ * `d` is a live handle; `out_difference` is valid.
+ */
+enum floe_status floe_diff_next(struct floe_diff *d, struct floe_difference *out_difference);
+
+/**
+ * The summary of a finished diff as a JSON object, the summary of `floe
+ * diff --json`: `{"same": bool, "keyspaces": [{"keyspace", "presence"
+ * ("both", "removed": in A only, "added": in B only), "options_changed",
+ * "added", "removed", "changed", "unchanged", "differs"}, ...]}`, one entry
+ * per keyspace compared, in name order. For a keyspace in one archive only,
+ * `added` or `removed` is its record count. `same` is true when the archives
+ * hold the same data. Only after floe_diff_next() returned `FLOE_DONE`;
+ * before, `FLOE_INVALID_STATE`. The caller frees `*out_json` with
+ * floe_string_free().
+ *
+ * # Safety
+ * `d` is a live handle; `out_json` is valid.
+ */
+enum floe_status floe_diff_summary_json(const struct floe_diff *d, char **out_json);
+
+/**
+ * Frees a diff, stopping its comparison if it is still running (within a
+ * record or so; it does not run to its end). Accepts NULL.
+ *
+ * # Safety
+ * `d` is NULL or a live handle, not used again afterwards.
+ */
+void floe_diff_free(struct floe_diff *d);
+
+/**
  * Sets `*options` to the defaults: every field zero and `struct_size` =
  * `struct_size`, which must be `sizeof *options` as the caller's header
  * declares it (the library writes exactly that many bytes, so a struct of
@@ -728,16 +851,16 @@ enum floe_status floe_inspect_json(const char *archive_path,
                                    char **out_json);
 
 /**
- * Opens the archive file at `path` (memory-mapped) and checks its
- * structure: trailer, header, keyspace table, index and every block header
- * (not the data: use floe_reader_verify() or iterate). On success
- * `*out_reader` is a new handle.
+ * Opens the archive at `path` and checks its structure: trailer, header,
+ * keyspace table, index and (for a local file) every block header (not the
+ * data: use floe_reader_verify() or iterate). On success `*out_reader` is a
+ * new handle.
  *
- * `path` is a local path (or a `file://` URL). Any other URL, such as
- * `s3://bucket/key`, is refused with `FLOE_INVALID_ARGUMENT`: floe_verify(),
- * floe_inspect_json() and floe_import() read those.
- *
- * The file must not be modified while it is open.
+ * `path` is a location, as for floe_verify(): a local path or `file://`
+ * URL (memory-mapped; the file must not be modified while it is open), or
+ * an `s3://bucket/key` URL (read by ranged requests: opening reads the
+ * trailer, index, header and keyspace table; queries and iterators then
+ * read only the blocks they need).
  *
  * # Safety
  * `path` is NUL-terminated; `out_reader` is valid.
@@ -956,6 +1079,88 @@ enum floe_status floe_iter_next(struct floe_iter *iter, struct floe_record *out_
  * `iter` is NULL or a live handle, not used again afterwards.
  */
 void floe_iter_free(struct floe_iter *iter);
+
+/**
+ * Looks up `key` (`key_len` bytes) in the keyspace named `keyspace`, in
+ * place: no record is imported, and only the blocks that can hold the key
+ * are read and checked (as iteration checks them).
+ *
+ * On `FLOE_OK`, `*out_found` says whether the key is there. If it is,
+ * `*out_value` and `*out_value_len` are a copy of its value, which the caller
+ * frees with floe_bytes_free(*out_value, *out_value_len) (an empty value is
+ * a non-NULL pointer with length 0; freeing it is a no-op). If it is not,
+ * `*out_value` is NULL and `*out_value_len` 0: an absent key is not an
+ * error. A keyspace the archive does not have is `FLOE_INVALID_ARGUMENT`,
+ * with a message naming the keyspaces it has. `key` may be NULL only with
+ * `key_len` 0 (no key is empty, so nothing is found).
+ *
+ * # Safety
+ * `reader` is a live handle; `keyspace` is NUL-terminated; `key` points to
+ * `key_len` readable bytes; the out-parameters are valid.
+ */
+enum floe_status floe_reader_get(const struct floe_reader *reader,
+                                 const char *keyspace,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 uint8_t **out_value,
+                                 size_t *out_value_len,
+                                 bool *out_found);
+
+/**
+ * Frees a buffer floe allocated for the caller (the value of
+ * floe_reader_get()), given with the length floe returned with it. Accepts
+ * NULL, and does nothing when `len` is 0.
+ *
+ * # Safety
+ * `data` is NULL or a buffer floe returned with length `len`, not freed before.
+ */
+void floe_bytes_free(uint8_t *data, size_t len);
+
+/**
+ * Starts iterating over the records of the keyspace named `keyspace` whose
+ * keys are at least `start` (inclusive) and below `end` (exclusive), in key
+ * order, in place. Use the iterator as one of floe_reader_iter_keyspace():
+ * floe_iter_next() until `FLOE_DONE`, then floe_iter_free(); its records
+ * carry the keyspace's index.
+ *
+ * `start` NULL (with `start_len` 0) means from the keyspace's first key;
+ * `end` NULL (with `end_len` 0) means to its last. A non-NULL `end` of
+ * length 0 is the empty key, which no key is below: the range is empty.
+ * A `start` at or past `end` is an empty range, not an error. Reading
+ * begins at the block that can hold `start` and stops at the first key at
+ * or past `end`. A keyspace the archive does not have is
+ * `FLOE_INVALID_ARGUMENT`, naming the ones it has.
+ *
+ * # Safety
+ * `reader` is a live handle; `keyspace` is NUL-terminated; `start` and
+ * `end` are NULL or point to `start_len` / `end_len` readable bytes (copied:
+ * they may be released when this returns); `out_iter` is valid.
+ */
+enum floe_status floe_reader_scan(const struct floe_reader *reader,
+                                  const char *keyspace,
+                                  const uint8_t *start,
+                                  size_t start_len,
+                                  const uint8_t *end,
+                                  size_t end_len,
+                                  struct floe_iter **out_iter);
+
+/**
+ * Starts iterating over the records of the keyspace named `keyspace` whose
+ * keys begin with `prefix`, in key order: the range from `prefix`
+ * (inclusive) to its successor, the smallest key greater than every key
+ * with that prefix (exclusive). A prefix that is empty or all `0xff` bytes
+ * has no successor: the range then runs to the keyspace's last key. Used as
+ * floe_reader_scan()'s iterator.
+ *
+ * # Safety
+ * `reader` is a live handle; `keyspace` is NUL-terminated; `prefix` points
+ * to `prefix_len` readable bytes (NULL only with 0); `out_iter` is valid.
+ */
+enum floe_status floe_reader_scan_prefix(const struct floe_reader *reader,
+                                         const char *keyspace,
+                                         const uint8_t *prefix,
+                                         size_t prefix_len,
+                                         struct floe_iter **out_iter);
 
 /**
  * Sets `*options` to the defaults, as floe_export_options_default().

@@ -13,6 +13,7 @@
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)] // every function's safety contract is in its doc comment
 
+mod diff;
 mod error;
 mod ops;
 mod options;
@@ -20,6 +21,7 @@ mod reader;
 mod sized;
 mod writer;
 
+pub use diff::*;
 pub use error::floe_status;
 pub use ops::*;
 pub use reader::*;

@@ -1,66 +1,67 @@
 //! The archive reader: open a file or a memory buffer, list keyspaces, and
 //! iterate records one block at a time with bounded memory.
 
-use crate::error::{
-    arg_bytes, arg_out, arg_str, guard, guard_void, local_path, owned_c_string, write_out, FResult, Fail,
-};
+use crate::error::{arg_bytes, arg_out, arg_str, guard, guard_void, owned_c_string, write_out, FResult, Fail};
 use crate::floe_status;
 use crate::ops::{floe_progress_callback, floe_verify_report, inspect_string, report_of, verify_archive, Callback};
 use floe_core::format::header::Header;
-use floe_core::format::index::Index;
-use floe_core::format::keyspace_table::KeyspaceEntry;
 use floe_core::read::cursor::{Record, RecordCursor};
-use floe_core::read::{Archive, Source, VerifyReport};
+use floe_core::read::query::{prefix_successor, RangeCursor};
+use floe_core::read::{Archive, Fetch, Source};
+use floe_core::store::{ArchiveBytes, Location};
 use std::ffi::{c_char, c_void};
+use std::ops::Bound;
 use std::sync::Arc;
 
-/// What the C handles need from an `Archive<B>`, whatever `B` is.
-trait AnyArchive: Send + Sync {
-    fn name(&self) -> &str;
-    fn keyspaces(&self) -> &[KeyspaceEntry];
-    fn index(&self) -> &Index;
-    fn header(&self) -> &Header;
-    /// A cursor over keyspace `k`, or over the whole archive (`None`).
-    fn cursor(self: Arc<Self>, k: Option<usize>) -> floe_core::Result<Box<dyn AnyCursor>>;
-    fn inspect(&self) -> FResult<String>;
-    fn verify(&self, quick: bool, threads: u32, cb: &Callback) -> FResult<VerifyReport>;
+/// The bytes behind a reader: a memory-mapped file, an object read by
+/// ranges (`s3://`), or a buffer copied from the caller.
+pub(crate) enum ReaderBytes {
+    /// What floe::store::open_archive() opens: a memory-mapped local file,
+    /// or an object read by ranged requests.
+    Store(ArchiveBytes),
+    /// A copy of the caller's buffer.
+    Buffer(Vec<u8>),
 }
 
-/// A [`RecordCursor`] over an `Archive<B>`, whatever `B` is.
+impl Source for ReaderBytes {
+    fn size(&self) -> u64 {
+        match self {
+            ReaderBytes::Store(b) => b.size(),
+            ReaderBytes::Buffer(b) => b.len() as u64,
+        }
+    }
+    fn in_memory(&self) -> Option<&[u8]> {
+        match self {
+            ReaderBytes::Store(b) => b.in_memory(),
+            ReaderBytes::Buffer(b) => Some(b),
+        }
+    }
+    fn fetch(&self, start: u64, len: u64) -> Fetch {
+        match self {
+            ReaderBytes::Store(b) => b.fetch(start, len),
+            ReaderBytes::Buffer(b) => b.fetch(start, len),
+        }
+    }
+}
+
+/// The archive of a reader handle.
+pub(crate) type ReaderArchive = Archive<ReaderBytes>;
+
+/// A record cursor over a reader's archive: all records, one keyspace, or a
+/// key range of one keyspace.
 trait AnyCursor {
     fn next(&mut self) -> floe_core::Result<Option<Record<'_>>>;
 }
 
-impl<B: Source> AnyCursor for RecordCursor<Arc<Archive<B>>> {
+impl AnyCursor for RecordCursor<Arc<ReaderArchive>> {
     fn next(&mut self) -> floe_core::Result<Option<Record<'_>>> {
         RecordCursor::next(self)
     }
 }
 
-impl<B: AsRef<[u8]> + Send + Sync + 'static> AnyArchive for Archive<B> {
-    fn name(&self) -> &str {
-        Archive::name(self)
-    }
-    fn keyspaces(&self) -> &[KeyspaceEntry] {
-        Archive::keyspaces(self)
-    }
-    fn index(&self) -> &Index {
-        Archive::index(self)
-    }
-    fn header(&self) -> &Header {
-        Archive::header(self)
-    }
-    fn cursor(self: Arc<Self>, k: Option<usize>) -> floe_core::Result<Box<dyn AnyCursor>> {
-        Ok(match k {
-            Some(k) => Box::new(RecordCursor::keyspace(self, k)?),
-            None => Box::new(RecordCursor::new(self)),
-        })
-    }
-    fn inspect(&self) -> FResult<String> {
-        inspect_string(self)
-    }
-    fn verify(&self, quick: bool, threads: u32, cb: &Callback) -> FResult<VerifyReport> {
-        verify_archive(self, quick, threads, cb)
+impl AnyCursor for RangeCursor<Arc<ReaderArchive>> {
+    fn next(&mut self) -> floe_core::Result<Option<Record<'_>>> {
+        RangeCursor::next(self)
     }
 }
 
@@ -71,7 +72,7 @@ impl<B: AsRef<[u8]> + Send + Sync + 'static> AnyArchive for Archive<B> {
 /// once. Iterators keep what they need alive, so a reader may be freed
 /// before its iterators.
 pub struct floe_reader {
-    archive: Arc<dyn AnyArchive>,
+    pub(crate) archive: Arc<ReaderArchive>,
     /// NUL-terminated keyspace names, in table order.
     names: Vec<Vec<u8>>,
     /// The header's `engine`, `engine_version` and `writer`, NUL-terminated.
@@ -110,7 +111,7 @@ pub struct floe_keyspace_info {
     pub last_key_len: usize,
 }
 
-fn new_reader(archive: Arc<dyn AnyArchive>) -> Box<floe_reader> {
+fn new_reader(archive: Arc<ReaderArchive>) -> Box<floe_reader> {
     let names = archive
         .keyspaces()
         .iter()
@@ -129,21 +130,21 @@ fn new_reader(archive: Arc<dyn AnyArchive>) -> Box<floe_reader> {
     Box::new(floe_reader { archive, names, header_strings })
 }
 
-fn reader_ref<'a>(r: *const floe_reader) -> FResult<&'a floe_reader> {
+pub(crate) fn reader_ref<'a>(r: *const floe_reader) -> FResult<&'a floe_reader> {
     // SAFETY: the caller passes NULL or a live handle from floe_reader_open*.
     unsafe { r.as_ref() }.ok_or_else(|| Fail::null("reader"))
 }
 
-/// Opens the archive file at `path` (memory-mapped) and checks its
-/// structure: trailer, header, keyspace table, index and every block header
-/// (not the data: use floe_reader_verify() or iterate). On success
-/// `*out_reader` is a new handle.
+/// Opens the archive at `path` and checks its structure: trailer, header,
+/// keyspace table, index and (for a local file) every block header (not the
+/// data: use floe_reader_verify() or iterate). On success `*out_reader` is a
+/// new handle.
 ///
-/// `path` is a local path (or a `file://` URL). Any other URL, such as
-/// `s3://bucket/key`, is refused with `FLOE_INVALID_ARGUMENT`: floe_verify(),
-/// floe_inspect_json() and floe_import() read those.
-///
-/// The file must not be modified while it is open.
+/// `path` is a location, as for floe_verify(): a local path or `file://`
+/// URL (memory-mapped; the file must not be modified while it is open), or
+/// an `s3://bucket/key` URL (read by ranged requests: opening reads the
+/// trailer, index, header and keyspace table; queries and iterators then
+/// read only the blocks they need).
 ///
 /// # Safety
 /// `path` is NUL-terminated; `out_reader` is valid.
@@ -153,13 +154,12 @@ pub unsafe extern "C" fn floe_reader_open(path: *const c_char, out_reader: *mut 
         // SAFETY: per the function contract.
         let path = unsafe { arg_str(path, "path") }?;
         arg_out(out_reader, "out_reader")?;
-        let local = local_path(
-            path,
-            "floe_reader_open()",
-            "floe_verify(), floe_inspect_json() and floe_import() read s3:// URLs (so does the floe CLI); to iterate \
-             over the records, download the object to a local file first",
-        )?;
-        let a = Archive::open(&local)?;
+        let a = match Location::parse(path)? {
+            Location::Local(p) => Archive::open_mapped(&p, |m| ReaderBytes::Store(ArchiveBytes::Mapped(m)))?,
+            Location::Object(o) => {
+                Archive::from_bytes(ReaderBytes::Store(ArchiveBytes::Object(o.source()?)), &o.describe())?
+            }
+        };
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_reader, Box::into_raw(new_reader(Arc::new(a)))) };
         Ok(floe_status::FLOE_OK)
@@ -185,7 +185,7 @@ pub unsafe extern "C" fn floe_reader_open_buffer(
         // SAFETY: per the function contract.
         let bytes = unsafe { arg_bytes(data, len, "data") }?;
         arg_out(out_reader, "out_reader")?;
-        let a = Archive::from_bytes(bytes.to_vec(), "<buffer>")?;
+        let a = Archive::from_bytes(ReaderBytes::Buffer(bytes.to_vec()), "<buffer>")?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_reader, Box::into_raw(new_reader(Arc::new(a)))) };
         Ok(floe_status::FLOE_OK)
@@ -480,7 +480,7 @@ pub unsafe extern "C" fn floe_reader_inspect_json(
     guard("floe_reader_inspect_json", || {
         let r = reader_ref(reader)?;
         arg_out(out_json, "out_json")?;
-        let s = r.archive.inspect()?;
+        let s = inspect_string(&r.archive)?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_json, owned_c_string(s)) };
         Ok(floe_status::FLOE_OK)
@@ -503,7 +503,7 @@ pub unsafe extern "C" fn floe_reader_verify(
     guard("floe_reader_verify", || {
         let r = reader_ref(reader)?;
         let cb = Callback::new(progress, user_data);
-        let rep = r.archive.verify(quick, threads, &cb)?;
+        let rep = verify_archive(&r.archive, quick, threads, &cb)?;
         // SAFETY: NULL or valid per the contract.
         unsafe { write_out(out_report, report_of(&rep)) };
         Ok(floe_status::FLOE_OK)
@@ -561,8 +561,12 @@ fn c_slice(s: &[u8]) -> (*const u8, usize) {
 }
 
 impl floe_iter {
-    fn new(archive: Arc<dyn AnyArchive>, k: Option<usize>) -> FResult<Self> {
-        Ok(floe_iter { cursor: Some(archive.cursor(k)?), failed: None })
+    fn new(archive: Arc<ReaderArchive>, k: Option<usize>) -> FResult<Self> {
+        let cursor: Box<dyn AnyCursor> = match k {
+            Some(k) => Box::new(RecordCursor::keyspace(archive, k)?),
+            None => Box::new(RecordCursor::new(archive)),
+        };
+        Ok(floe_iter { cursor: Some(cursor), failed: None })
     }
 
     fn next(&mut self) -> FResult<Option<floe_record>> {
@@ -668,4 +672,179 @@ pub unsafe extern "C" fn floe_iter_free(iter: *mut floe_iter) {
         // SAFETY: a live handle from Box::into_raw, per the contract.
         drop(unsafe { Box::from_raw(iter) });
     });
+}
+
+/// The position of the keyspace named `name`; an error naming the keyspaces
+/// the archive holds if there is none.
+fn keyspace_arg(r: &floe_reader, name: *const c_char) -> FResult<usize> {
+    // SAFETY: NULL or NUL-terminated, per the caller's contract.
+    let name = unsafe { arg_str(name, "keyspace") }?;
+    Ok(r.archive.keyspace_named(name)?)
+}
+
+/// An optional key bound: NULL (with length 0) is `None`, anything else the
+/// `len` bytes at `p`.
+///
+/// # Safety
+/// `p` is NULL or points to `len` readable bytes.
+unsafe fn opt_bytes<'a>(p: *const u8, len: usize, what: &str) -> FResult<Option<&'a [u8]>> {
+    if p.is_null() && len == 0 {
+        return Ok(None);
+    }
+    // SAFETY: forwarded contract.
+    unsafe { arg_bytes(p, len, what) }.map(Some)
+}
+
+/// Looks up `key` (`key_len` bytes) in the keyspace named `keyspace`, in
+/// place: no record is imported, and only the blocks that can hold the key
+/// are read and checked (as iteration checks them).
+///
+/// On `FLOE_OK`, `*out_found` says whether the key is there. If it is,
+/// `*out_value` and `*out_value_len` are a copy of its value, which the caller
+/// frees with floe_bytes_free(*out_value, *out_value_len) (an empty value is
+/// a non-NULL pointer with length 0; freeing it is a no-op). If it is not,
+/// `*out_value` is NULL and `*out_value_len` 0: an absent key is not an
+/// error. A keyspace the archive does not have is `FLOE_INVALID_ARGUMENT`,
+/// with a message naming the keyspaces it has. `key` may be NULL only with
+/// `key_len` 0 (no key is empty, so nothing is found).
+///
+/// # Safety
+/// `reader` is a live handle; `keyspace` is NUL-terminated; `key` points to
+/// `key_len` readable bytes; the out-parameters are valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_get(
+    reader: *const floe_reader,
+    keyspace: *const c_char,
+    key: *const u8,
+    key_len: usize,
+    out_value: *mut *mut u8,
+    out_value_len: *mut usize,
+    out_found: *mut bool,
+) -> floe_status {
+    guard("floe_reader_get", || {
+        let r = reader_ref(reader)?;
+        // SAFETY: per the function contract.
+        let name = unsafe { arg_str(keyspace, "keyspace") }?;
+        // SAFETY: per the function contract.
+        let key = unsafe { arg_bytes(key, key_len, "key") }?;
+        arg_out(out_value, "out_value")?;
+        arg_out(out_value_len, "out_value_len")?;
+        arg_out(out_found, "out_found")?;
+        let found = r.archive.get(name, key)?;
+        let (ptr, len, found) = match found {
+            Some(v) if v.is_empty() => (EMPTY.as_ptr().cast_mut(), 0, true),
+            Some(v) => {
+                let len = v.len();
+                (Box::into_raw(v.into_boxed_slice()).cast::<u8>(), len, true)
+            }
+            None => (std::ptr::null_mut(), 0, false),
+        };
+        // SAFETY: checked non-NULL above.
+        unsafe {
+            write_out(out_value, ptr);
+            write_out(out_value_len, len);
+            write_out(out_found, found);
+        }
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// Frees a buffer floe allocated for the caller (the value of
+/// floe_reader_get()), given with the length floe returned with it. Accepts
+/// NULL, and does nothing when `len` is 0.
+///
+/// # Safety
+/// `data` is NULL or a buffer floe returned with length `len`, not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn floe_bytes_free(data: *mut u8, len: usize) {
+    if data.is_null() || len == 0 {
+        return;
+    }
+    guard_void(|| {
+        // SAFETY: per the contract, `data` and `len` came from Box<[u8]>::into_raw in floe_reader_get().
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(data, len)) });
+    });
+}
+
+/// A range iterator over keyspace `k`.
+fn scan_iter(r: &floe_reader, k: usize, from: Option<&[u8]>, to: Option<&[u8]>) -> FResult<*mut floe_iter> {
+    let from = from.map_or(Bound::Unbounded, Bound::Included);
+    let to = to.map_or(Bound::Unbounded, Bound::Excluded);
+    let cursor = RangeCursor::new(Arc::clone(&r.archive), k, from, to)?;
+    Ok(Box::into_raw(Box::new(floe_iter { cursor: Some(Box::new(cursor)), failed: None })))
+}
+
+/// Starts iterating over the records of the keyspace named `keyspace` whose
+/// keys are at least `start` (inclusive) and below `end` (exclusive), in key
+/// order, in place. Use the iterator as one of floe_reader_iter_keyspace():
+/// floe_iter_next() until `FLOE_DONE`, then floe_iter_free(); its records
+/// carry the keyspace's index.
+///
+/// `start` NULL (with `start_len` 0) means from the keyspace's first key;
+/// `end` NULL (with `end_len` 0) means to its last. A non-NULL `end` of
+/// length 0 is the empty key, which no key is below: the range is empty.
+/// A `start` at or past `end` is an empty range, not an error. Reading
+/// begins at the block that can hold `start` and stops at the first key at
+/// or past `end`. A keyspace the archive does not have is
+/// `FLOE_INVALID_ARGUMENT`, naming the ones it has.
+///
+/// # Safety
+/// `reader` is a live handle; `keyspace` is NUL-terminated; `start` and
+/// `end` are NULL or point to `start_len` / `end_len` readable bytes (copied:
+/// they may be released when this returns); `out_iter` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_scan(
+    reader: *const floe_reader,
+    keyspace: *const c_char,
+    start: *const u8,
+    start_len: usize,
+    end: *const u8,
+    end_len: usize,
+    out_iter: *mut *mut floe_iter,
+) -> floe_status {
+    guard("floe_reader_scan", || {
+        let r = reader_ref(reader)?;
+        let k = keyspace_arg(r, keyspace)?;
+        // SAFETY: per the function contract.
+        let from = unsafe { opt_bytes(start, start_len, "start") }?;
+        // SAFETY: per the function contract.
+        let to = unsafe { opt_bytes(end, end_len, "end") }?;
+        arg_out(out_iter, "out_iter")?;
+        let it = scan_iter(r, k, from, to)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_iter, it) };
+        Ok(floe_status::FLOE_OK)
+    })
+}
+
+/// Starts iterating over the records of the keyspace named `keyspace` whose
+/// keys begin with `prefix`, in key order: the range from `prefix`
+/// (inclusive) to its successor, the smallest key greater than every key
+/// with that prefix (exclusive). A prefix that is empty or all `0xff` bytes
+/// has no successor: the range then runs to the keyspace's last key. Used as
+/// floe_reader_scan()'s iterator.
+///
+/// # Safety
+/// `reader` is a live handle; `keyspace` is NUL-terminated; `prefix` points
+/// to `prefix_len` readable bytes (NULL only with 0); `out_iter` is valid.
+#[no_mangle]
+pub unsafe extern "C" fn floe_reader_scan_prefix(
+    reader: *const floe_reader,
+    keyspace: *const c_char,
+    prefix: *const u8,
+    prefix_len: usize,
+    out_iter: *mut *mut floe_iter,
+) -> floe_status {
+    guard("floe_reader_scan_prefix", || {
+        let r = reader_ref(reader)?;
+        let k = keyspace_arg(r, keyspace)?;
+        // SAFETY: per the function contract.
+        let prefix = unsafe { arg_bytes(prefix, prefix_len, "prefix") }?;
+        arg_out(out_iter, "out_iter")?;
+        let successor = prefix_successor(prefix);
+        let it = scan_iter(r, k, Some(prefix), successor.as_deref())?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_iter, it) };
+        Ok(floe_status::FLOE_OK)
+    })
 }

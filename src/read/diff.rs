@@ -38,6 +38,7 @@ use crate::read::cursor::RecordCursor;
 use crate::read::{Archive, Source};
 use crate::{Error, Result};
 use std::cmp::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 /// How one key differs between archive A and archive B.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,6 +151,20 @@ pub fn diff<SA: Source, SB: Source>(
     a: &Archive<SA>,
     b: &Archive<SB>,
     keyspaces: Option<&[String]>,
+    on_change: impl FnMut(&Change<'_>) -> Result<()>,
+) -> Result<DiffSummary> {
+    diff_until(a, b, keyspaces, &AtomicBool::new(false), on_change)
+}
+
+/// As [`diff`], but stops with [`Error::Cancelled`] soon after `stop` is
+/// set (it is checked at every record of B and every keyspace), even in a
+/// stretch where no key differs; used by the C ABI, whose diff runs on a
+/// thread of its own and can be freed at any time.
+pub fn diff_until<SA: Source, SB: Source>(
+    a: &Archive<SA>,
+    b: &Archive<SB>,
+    keyspaces: Option<&[String]>,
+    stop: &AtomicBool,
     mut on_change: impl FnMut(&Change<'_>) -> Result<()>,
 ) -> Result<DiffSummary> {
     if let Some(names) = keyspaces {
@@ -170,6 +185,9 @@ pub fn diff<SA: Source, SB: Source>(
     let (mut i, mut j) = (0, 0);
     let mut out = DiffSummary::default();
     loop {
+        if stop.load(AtomicOrdering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
         let order = match (ea.get(i), eb.get(j)) {
             (None, None) => break,
             (Some(_), None) => Ordering::Less,
@@ -193,7 +211,7 @@ pub fn diff<SA: Source, SB: Source>(
                 if !wanted(name) {
                     continue;
                 }
-                both(a, ka, b, kb, &mut on_change)?
+                both(a, ka, b, kb, stop, &mut on_change)?
             }
         };
         if wanted(&d.name) {
@@ -233,6 +251,7 @@ fn both<SA: Source, SB: Source>(
     ka: usize,
     b: &Archive<SB>,
     kb: usize,
+    stop: &AtomicBool,
     on_change: &mut impl FnMut(&Change<'_>) -> Result<()>,
 ) -> Result<KeyspaceDiff> {
     let (entry_a, _, _) = a.keyspace_parts(ka)?;
@@ -268,6 +287,9 @@ fn both<SA: Source, SB: Source>(
             on_change(&Change { keyspace: name, key, kind })
         };
         while let Some(rb) = cb.next()? {
+            if stop.load(AtomicOrdering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
             loop {
                 let Some((key_a, value_a)) = pa.current() else {
                     report(&mut d, rb.key, ChangeKind::Added)?;
@@ -295,6 +317,9 @@ fn both<SA: Source, SB: Source>(
             }
         }
         while let Some((key_a, _)) = pa.current() {
+            if stop.load(AtomicOrdering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
             report(&mut d, key_a, ChangeKind::Removed)?;
             pa.step()?;
         }

@@ -74,6 +74,9 @@ __all__ = [
     "VerifyReport",
     "WriteSummary",
     "KeyspaceInfo",
+    "Keyspace",
+    "Diff",
+    "Difference",
     "FloeError",
     "InvalidInputError",
     "InvalidStateError",
@@ -396,6 +399,18 @@ class KeyspaceInfo(_Record):
     last_key: bytes
     #: The keyspace's options, as ``inspect`` shows them.
     options: Dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Difference:
+    """One key that differs between two archives (:meth:`Reader.diff`)."""
+
+    #: The keyspace's name.
+    keyspace: str
+    key: bytes
+    #: ``"added"`` (in the other archive only), ``"removed"`` (in this one
+    #: only) or ``"changed"`` (in both, with different values).
+    change: str
 
 
 class Progress(NamedTuple):
@@ -812,21 +827,22 @@ class Reader:
             for key, value in r.records("accounts"): ...
             if "accounts" in r: ...          # the keyspace table, no scan
 
+            r.get("accounts", b"k1")         # in place: None if absent
+            r["accounts"][b"k1"]             # KeyError if absent
+            for key, value in r.scan("accounts", prefix=b"user:"): ...
+            for d in r.diff(other_reader): ...
+
     Iteration yields records in archive order (keyspaces by ascending name,
     keys ascending) and checks them as ``verify`` does: damage raises
-    :class:`CorruptArchiveError`. A local file only: for a stream, read it
-    into memory and use :meth:`from_bytes`.
+    :class:`CorruptArchiveError`. ``archive_path`` is a local path or
+    ``file://`` URL (memory-mapped), or an ``s3://`` URL (read by ranges: a
+    query reads only the blocks it needs). For a stream, read it into memory
+    and use :meth:`from_bytes`.
     """
 
     def __init__(self, archive_path: PathArg) -> None:
         self._h: Optional[ctypes.c_void_p] = None
         self._names: Optional[List[str]] = None
-        _local_only(
-            archive_path,
-            "Reader",
-            "floe.verify(), floe.inspect() and floe.import_archive() read s3:// URLs; to read the records, "
-            "download the object first (or read it into memory and use Reader.from_bytes)",
-        )
         h = ctypes.c_void_p()
         _check(_n.floe_reader_open(_path(archive_path), ctypes.byref(h)))
         self._h = h
@@ -1042,6 +1058,214 @@ class Reader:
         t = time.monotonic()
         _run("verify", bridge, lambda: _n.floe_reader_verify(h, bool(quick), n, bridge.c, None, ctypes.byref(rep)))
         return _report(self.name, rep, time.monotonic() - t)
+
+    # Queries in place.
+
+    def get(self, keyspace_name: str, key: Union[bytes, bytearray, memoryview]) -> Optional[bytes]:
+        """The value of ``key`` in the keyspace, or ``None`` if it has no such
+        key; only the blocks that can hold the key are read. Raises
+        :class:`InvalidInputError` (naming the keyspaces there are) if the
+        archive has no such keyspace."""
+        key = _bytes("key", key)
+        v, n, found = ctypes.c_void_p(), ctypes.c_size_t(), ctypes.c_bool()
+        _check(
+            _n.floe_reader_get(
+                self._handle(),
+                _cstr(keyspace_name, "keyspace name"),
+                key,
+                len(key),
+                ctypes.byref(v),
+                ctypes.byref(n),
+                ctypes.byref(found),
+            )
+        )
+        if not found.value:
+            return None
+        try:
+            return ctypes.string_at(v.value, n.value) if n.value else b""
+        finally:
+            _n.floe_bytes_free(v.value, n.value)
+
+    def scan(
+        self,
+        keyspace_name: str,
+        prefix: Optional[Union[bytes, bytearray, memoryview]] = None,
+        start: Optional[Union[bytes, bytearray, memoryview]] = None,
+        end: Optional[Union[bytes, bytearray, memoryview]] = None,
+    ) -> Iterator[Tuple[bytes, bytes]]:
+        """The records of one keyspace as (key, value), in key order: those
+        whose keys begin with ``prefix``, or lie in ``[start, end)`` (start
+        inclusive, end exclusive; ``None`` is unbounded). Reading begins at
+        the block that can hold the first key and stops past the range.
+        ``prefix`` together with ``start`` or ``end`` is a ValueError."""
+        if prefix is not None and (start is not None or end is not None):
+            raise ValueError("scan() takes either prefix or start/end, not both")
+        name = _cstr(keyspace_name, "keyspace name")
+        it = ctypes.c_void_p()
+        if prefix is not None:
+            p = _bytes("prefix", prefix)
+            _check(_n.floe_reader_scan_prefix(self._handle(), name, p, len(p), ctypes.byref(it)))
+        else:
+            s = None if start is None else _bytes("start", start)
+            e = None if end is None else _bytes("end", end)
+            _check(
+                _n.floe_reader_scan(
+                    self._handle(),
+                    name,
+                    s,
+                    0 if s is None else len(s),
+                    e,
+                    0 if e is None else len(e),
+                    ctypes.byref(it),
+                )
+            )
+        return ((k, v) for _ks, k, v in self._iterate(it, self._keyspace_names()))
+
+    def diff(self, other: "Reader", keyspaces: Optional[Sequence[str]] = None) -> "Diff":
+        """Compares this archive (the old one) with ``other`` (the new one),
+        streaming, as ``floe diff`` does: iterate the result for the
+        :class:`Difference` of every key added, removed or changed in the
+        keyspaces both archives hold; then its ``summary`` (as ``floe diff
+        --json`` prints it) tells keyspaces in one archive only and changed
+        options too. ``keyspaces`` limits the comparison to those names."""
+        if not isinstance(other, Reader):
+            raise TypeError(f"diff() needs a Reader, not {type(other).__name__}")
+        names = None if keyspaces is None else [_cstr(k, "keyspace name") for k in keyspaces]
+        arr = None if names is None else (ctypes.c_char_p * max(len(names), 1))(*names)
+        d = ctypes.c_void_p()
+        _check(
+            _n.floe_reader_diff(
+                self._handle(), other._handle(), arr, 0 if names is None else len(names), ctypes.byref(d)
+            )
+        )
+        return Diff(d)
+
+    def __getitem__(self, keyspace_name: str) -> "Keyspace":
+        """``reader["users"]``: a view of one keyspace for look-ups
+        (``reader["users"][b"alice"]``). KeyError if there is no such keyspace."""
+        if keyspace_name not in self:
+            raise KeyError(keyspace_name)
+        return Keyspace(self, keyspace_name)
+
+
+class Keyspace:
+    """One keyspace of a :class:`Reader` (``reader["users"]``), read in place::
+
+        value = reader["users"][b"alice"]       # KeyError if absent
+        value = reader["users"].get(b"alice")   # None if absent
+        b"alice" in reader["users"]
+        for key, value in reader["users"].scan(prefix=b"user:"): ...
+    """
+
+    def __init__(self, reader: Reader, name: str) -> None:
+        self.reader = reader
+        self.name = name
+
+    def get(self, key: Union[bytes, bytearray, memoryview], default: Optional[bytes] = None) -> Optional[bytes]:
+        v = self.reader.get(self.name, key)
+        return default if v is None else v
+
+    def __getitem__(self, key: Union[bytes, bytearray, memoryview]) -> bytes:
+        v = self.reader.get(self.name, key)
+        if v is None:
+            raise KeyError(key)
+        return v
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, (bytes, bytearray, memoryview)):
+            return False
+        return self.reader.get(self.name, key) is not None
+
+    def scan(
+        self,
+        prefix: Optional[Union[bytes, bytearray, memoryview]] = None,
+        start: Optional[Union[bytes, bytearray, memoryview]] = None,
+        end: Optional[Union[bytes, bytearray, memoryview]] = None,
+    ) -> Iterator[Tuple[bytes, bytes]]:
+        """As :meth:`Reader.scan` on this keyspace."""
+        return self.reader.scan(self.name, prefix=prefix, start=start, end=end)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The keys, in order."""
+        return (k for k, _v in self.reader.records(self.name))
+
+    def items(self) -> Iterator[Tuple[bytes, bytes]]:
+        return self.reader.records(self.name)
+
+    def __repr__(self) -> str:
+        return f"<floe.Keyspace {self.name!r} of {self.reader.name!r}>"
+
+
+class Diff:
+    """A comparison of two archives under way (:meth:`Reader.diff`): an
+    iterator of :class:`Difference`, in keyspace then key order. After it is
+    exhausted, ``summary`` is the summary ``floe diff --json`` prints
+    (``{"same": bool, "keyspaces": [...]}``, one entry per keyspace with its
+    ``presence``, ``options_changed`` and counts) and ``same`` whether the
+    archives hold the same data; reading either first consumes the remaining
+    differences. Use as a context manager, or :meth:`close`, to stop early."""
+
+    _CHANGES = {1: "added", 2: "removed", 3: "changed"}
+
+    def __init__(self, handle: ctypes.c_void_p) -> None:
+        self._h: Optional[ctypes.c_void_p] = handle
+        self._summary: Optional[Dict[str, Any]] = None
+        self._done = False
+        self._rec = _n.Difference()
+
+    def __iter__(self) -> "Diff":
+        return self
+
+    def __next__(self) -> Difference:
+        if self._done:
+            raise StopIteration
+        if self._h is None:
+            raise InvalidStateError("the diff is closed", Status.INVALID_STATE)
+        rec = self._rec
+        st = _n.floe_diff_next(self._h, ctypes.byref(rec))
+        if st == Status.DONE:
+            out = ctypes.c_void_p()
+            _check(_n.floe_diff_summary_json(self._h, ctypes.byref(out)))
+            self._summary = json.loads(_n.take_string(out.value) or "null")
+            self._done = True
+            self.close()
+            raise StopIteration
+        _check(st)
+        return Difference(
+            keyspace=ctypes.string_at(rec.keyspace, rec.keyspace_len).decode("utf-8"),
+            key=ctypes.string_at(rec.key, rec.key_len),
+            change=self._CHANGES.get(rec.change, str(rec.change)),
+        )
+
+    @property
+    def summary(self) -> Dict[str, Any]:
+        if not self._done:
+            for _ in self:
+                pass
+        assert self._summary is not None
+        return self._summary
+
+    @property
+    def same(self) -> bool:
+        return bool(self.summary["same"])
+
+    def close(self) -> None:
+        """Stops the comparison (if still running) and releases it."""
+        h, self._h = self._h, None
+        if h is not None:
+            _n.floe_diff_free(h)
+
+    def __enter__(self) -> "Diff":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
 
 # ---------------------------------------------------------------- writer

@@ -74,6 +74,14 @@ class Phase(IntEnum):
     IMPORT = 1
     VERIFY = 2
 
+
+class Change(IntEnum):
+    """``enum floe_change``: how a key differs between two archives."""
+
+    ADDED = 1
+    REMOVED = 2
+    CHANGED = 3
+
 if sys.platform == "darwin":
     LIBRARY_FILE = "libfloe.dylib"
 elif sys.platform == "win32":
@@ -233,6 +241,16 @@ class Record(Structure):
     ]
 
 
+class Difference(Structure):
+    _fields_ = [
+        ("keyspace", c_void_p),
+        ("keyspace_len", c_size_t),
+        ("key", c_void_p),
+        ("key_len", c_size_t),
+        ("change", c_int),
+    ]
+
+
 class WriterOptions(Structure):
     _fields_ = [
         ("struct_size", c_size_t),
@@ -307,6 +325,30 @@ floe_reader_iter_keyspace = _declare("floe_reader_iter_keyspace", _status, c_voi
 floe_reader_iter_all = _declare("floe_reader_iter_all", _status, c_void_p, POINTER(c_void_p))
 floe_iter_next = _declare("floe_iter_next", _status, c_void_p, POINTER(Record))
 floe_iter_free = _declare("floe_iter_free", None, c_void_p)
+floe_reader_get = _declare(
+    "floe_reader_get",
+    _status,
+    c_void_p,
+    c_char_p,
+    c_char_p,
+    c_size_t,
+    POINTER(c_void_p),
+    POINTER(c_size_t),
+    POINTER(c_bool),
+)
+floe_bytes_free = _declare("floe_bytes_free", None, c_void_p, c_size_t)
+floe_reader_scan = _declare(
+    "floe_reader_scan", _status, c_void_p, c_char_p, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_void_p)
+)
+floe_reader_scan_prefix = _declare(
+    "floe_reader_scan_prefix", _status, c_void_p, c_char_p, c_char_p, c_size_t, POINTER(c_void_p)
+)
+floe_reader_diff = _declare(
+    "floe_reader_diff", _status, c_void_p, c_void_p, POINTER(c_char_p), c_size_t, POINTER(c_void_p)
+)
+floe_diff_next = _declare("floe_diff_next", _status, c_void_p, POINTER(Difference))
+floe_diff_summary_json = _declare("floe_diff_summary_json", _status, c_void_p, POINTER(c_void_p))
+floe_diff_free = _declare("floe_diff_free", None, c_void_p)
 
 floe_writer_options_default = _declare("floe_writer_options_default", _status, POINTER(WriterOptions), c_size_t)
 floe_writer_create = _declare("floe_writer_create", _status, c_char_p, POINTER(WriterOptions), POINTER(c_void_p))
@@ -340,10 +382,11 @@ STRUCTS = {
     "floe_keyspace_info": KeyspaceInfo,
     "floe_record": Record,
     "floe_writer_options": WriterOptions,
+    "floe_difference": Difference,
 }
 
 #: The header's enums -> their copies here.
-ENUMS = {"floe_status": Status, "floe_phase": Phase}
+ENUMS = {"floe_status": Status, "floe_phase": Phase, "floe_change": Change}
 
 #: The header's opaque handle types (passed as void pointers).
-OPAQUE = ("floe_reader", "floe_iter", "floe_writer")
+OPAQUE = ("floe_reader", "floe_iter", "floe_writer", "floe_diff")

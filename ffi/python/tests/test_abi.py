@@ -104,7 +104,7 @@ def matches(c_type, py_type):
             return py_type is ctypes.POINTER(n.STRUCTS[m.group(1)])
         if m and m.group(1) in n.OPAQUE:  # a handle
             return py_type is ctypes.c_void_p
-        if target in ("size_t", "uint64_t", "int64_t", "uint32_t", "int32_t", "uint16_t"):  # a scalar out-parameter
+        if target in ("size_t", "uint64_t", "int64_t", "uint32_t", "int32_t", "uint16_t", "bool"):  # a scalar out-parameter
             return py_type is ctypes.POINTER(SCALARS[target])
         if target in ("char", "uint8_t"):  # a string or byte buffer
             return py_type in (ctypes.c_char_p, ctypes.c_void_p)
@@ -115,14 +115,14 @@ def matches(c_type, py_type):
 
 
 def test_header_is_parsed():
-    assert set(header_enums()) == {"floe_status", "floe_phase"}
+    assert set(header_enums()) == {"floe_status", "floe_phase", "floe_change"}
     assert set(header_structs()) >= {"floe_export_options", "floe_record"}
     assert "floe_export" in header_functions()
 
 
 def test_enums_match_the_header():
     for name, members in header_enums().items():
-        prefix = {"floe_status": "FLOE_", "floe_phase": "FLOE_PHASE_"}[name]
+        prefix = {"floe_status": "FLOE_", "floe_phase": "FLOE_PHASE_", "floe_change": "FLOE_CHANGE_"}[name]
         ours = {prefix + m.name: m.value for m in n.ENUMS[name]}
         assert ours == members, f"enum {name} differs from include/floe.h"
 

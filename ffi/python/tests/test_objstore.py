@@ -68,3 +68,18 @@ def test_export_import_verify_inspect_through_s3(tmp_path, s3):
     floe.export(tmp_path / "copy", f)
     assert floe.verify(f).records == 900
     assert (tmp_path / "b.floe").is_file()
+
+
+def test_reader_queries_through_s3(tmp_path, s3):
+    data = sample_data()
+    db = make_db(tmp_path, data)
+    url = f"s3://{s3}/py/q.floe"
+    floe.export(db, url)
+    local = tmp_path / "q.floe"
+    floe.export(db, local)
+    with floe.Reader(url) as r, floe.Reader(local) as l:
+        assert r.name == url
+        assert r.get("users", b"user:000123") == dict(data["users"])[b"user:000123"]
+        assert r.get("users", b"user:999999") is None
+        assert list(r.scan("users", prefix=b"user:0001")) == [(k, v) for k, v in data["users"] if k.startswith(b"user:0001")]
+        assert list(r.diff(l)) == []

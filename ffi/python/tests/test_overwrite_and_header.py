@@ -1,6 +1,6 @@
 """Issue 12 items 6 and 15 from Python: export() and Writer never replace an
 existing file unless overwrite=True; the archive header is readable as
-Reader properties; Reader and Writer take local paths only; the option
+Reader properties; Reader takes URLs, Writer local paths only; the option
 structs carry their size."""
 
 import ctypes
@@ -108,18 +108,24 @@ def test_reader_header_properties(tmp_path, db, monkeypatch):
         r.snapshot_seqno
 
 
-def test_reader_and_writer_take_local_paths_only(tmp_path):
-    for url in ("s3://bucket/backup.floe", "S3://bucket/x", "https://example.com/a.floe"):
-        with pytest.raises(floe.InvalidInputError) as e:
-            floe.Reader(url)
-        msg = str(e.value)
-        assert "local paths only" in msg and url in msg and "floe.import_archive()" in msg, msg
+def test_reader_takes_urls_and_writer_local_paths_only(tmp_path, monkeypatch):
+    # The Reader opens s3:// URLs (read by ranges); without credentials it
+    # is refused before any request, naming the bucket.
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(floe.FloeIOError) as e:
+        floe.Reader("s3://bucket/backup.floe")
+    assert "s3://bucket" in str(e.value) and "credentials" in str(e.value), str(e.value)
+    with pytest.raises(floe.InvalidInputError) as e:
+        floe.Reader("https://example.com/a.floe")
+    assert "unsupported URL scheme" in str(e.value)
     with pytest.raises(floe.InvalidInputError) as e:
         floe.Writer("s3://bucket/new.floe")
     assert "local paths only" in str(e.value) and "floe.export()" in str(e.value)
-    # The C library refuses it as well (not "No such file or directory").
+    # The C library's writer refuses it as well (not "No such file or directory").
     h = ctypes.c_void_p()
-    assert n.floe_reader_open(b"s3://bucket/backup.floe", ctypes.byref(h)) == floe.Status.INVALID_ARGUMENT
+    assert n.floe_writer_create(b"s3://bucket/new.floe", None, ctypes.byref(h)) == floe.Status.INVALID_ARGUMENT
     assert b"local paths only" in n.floe_last_error()
     # A file:// URL is a local path.
     a = tmp_path / "u.floe"
