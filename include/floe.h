@@ -60,7 +60,7 @@
 /**
  * The archive format minor version this library writes.
  */
-#define FLOE_FORMAT_MINOR 0
+#define FLOE_FORMAT_MINOR 1
 
 /**
  * The result of every fallible floe function.

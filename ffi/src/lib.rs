@@ -44,7 +44,7 @@ pub const FLOE_VERSION_STRING: &'static str = "0.1.0";
 /// every minor version of this major.
 pub const FLOE_FORMAT_MAJOR: u16 = 1;
 /// The archive format minor version this library writes.
-pub const FLOE_FORMAT_MINOR: u16 = 0;
+pub const FLOE_FORMAT_MINOR: u16 = 1;
 
 const fn parse_u32(s: &str) -> u32 {
     let b = s.as_bytes();
