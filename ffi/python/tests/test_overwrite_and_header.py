@@ -80,7 +80,7 @@ def test_reader_header_properties(tmp_path, db, monkeypatch):
     monkeypatch.delenv("SOURCE_DATE_EPOCH")
     v = floe.version()
     with floe.Reader(out) as r:
-        assert r.format_version == (v["format_major"], v["format_minor"]) == (1, 0)
+        assert r.format_version == (v["format_major"], v["format_minor"]) == (1, 1)
         assert r.optional_features == 0
         assert r.level == 5
         assert r.block_target == 8192

@@ -8,7 +8,7 @@ from conftest import REPO, as_records, digest, leftovers, make_db, sample_data, 
 def test_version():
     v = floe.version()
     assert v["version"] == floe.__version__
-    assert v["format_major"] == 1 and v["format_minor"] == 0
+    assert v["format_major"] == 1 and v["format_minor"] == 1
     assert v["engine"] == "fjall" and v["engine_version"].startswith("3.")
     assert v["version"] in v["description"]
     cargo = (REPO / "Cargo.toml").read_text()
