@@ -1,9 +1,10 @@
-//! Golden fixture for archive format 1.0 (format-spec §10: every format
-//! version has a golden archive that every later reader must keep importing).
+//! Golden fixtures for archive formats 1.0 and 1.1 (format-spec §10: every
+//! format version has a golden archive that every later reader must keep
+//! importing). Both hold the same contents; 1.1 adds the key index (§8.2).
 //!
-//! `tests/fixtures/v1.0-sample.floe` was written once by
+//! `tests/fixtures/vX.Y-sample.floe` was written once by
 //! [`regenerate_golden_fixture`] and is checked in together with
-//! `tests/fixtures/v1.0-sample.expected.json`, which pins the file's own hash
+//! `tests/fixtures/vX.Y-sample.expected.json`, which pins the file's own hash
 //! and, per keyspace, the record count, byte totals, first/last key, whether it
 //! is key-value separated and an FNV-1a digest of its records. Normal test runs
 //! only read these files.
@@ -12,8 +13,11 @@
 //! version gets a NEW fixture next to this one instead):
 //!
 //! ```sh
-//! FLOE_REGENERATE_FIXTURES=1 cargo test --test golden -- --ignored regenerate_golden_fixture
+//! FLOE_REGENERATE_FIXTURES=v1.1 cargo test --test golden -- --ignored regenerate_golden_fixture
 //! ```
+//!
+//! (It refuses to overwrite a fixture that exists, and writes only the
+//! version this floe writes.)
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod common;
@@ -88,29 +92,46 @@ fn fnv64(b: &[u8]) -> String {
     format!("{h:016x}")
 }
 
-fn load() -> (Vec<u8>, Value) {
-    let bytes = std::fs::read(fixture_dir().join("v1.0-sample.floe")).expect("golden fixture missing");
-    let exp: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture_dir().join("v1.0-sample.expected.json")).unwrap())
-            .unwrap();
+/// Every format version's fixture.
+const VERSIONS: [&str; 2] = ["v1.0", "v1.1"];
+
+fn load(version: &str) -> (Vec<u8>, Value) {
+    let bytes = std::fs::read(fixture_dir().join(format!("{version}-sample.floe"))).expect("golden fixture missing");
+    let exp: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture_dir().join(format!("{version}-sample.expected.json"))).unwrap(),
+    )
+    .unwrap();
     (bytes, exp)
 }
 
 #[test]
-fn golden_fixture_is_intact() {
-    let (bytes, exp) = load();
+fn golden_fixtures_are_intact() {
+    for v in VERSIONS {
+        fixture_is_intact(v);
+    }
+}
+
+fn fixture_is_intact(version: &str) {
+    let (bytes, exp) = load(version);
     assert!(bytes.len() < 64 << 10, "fixture is {} bytes", bytes.len());
     assert_eq!(exp["archive_bytes"], bytes.len());
     assert_eq!(exp["archive_fnv1a64"], fnv64(&bytes), "the fixture file changed; fixtures must never be rewritten");
 }
 
 #[test]
-fn golden_fixture_still_verifies() {
-    let (bytes, exp) = load();
-    let a = Archive::from_bytes(bytes.as_slice(), "v1.0-sample.floe").unwrap();
+fn golden_fixtures_still_verify() {
+    for v in VERSIONS {
+        fixture_still_verifies(v);
+    }
+}
+
+fn fixture_still_verifies(version: &str) {
+    let (bytes, exp) = load(version);
+    let file = fixture_dir().join(format!("{version}-sample.floe"));
+    let a = Archive::from_bytes(bytes.as_slice(), "fixture").unwrap();
     let full = a.verify(false, &NoProgress).unwrap();
     a.verify(true, &NoProgress).unwrap();
-    let st = verify_stream(bytes.as_slice(), "v1.0-sample.floe", false, &NoProgress).unwrap();
+    let st = verify_stream(bytes.as_slice(), "fixture", false, &NoProgress).unwrap();
     let h = a.header();
     assert_eq!(format!("{}.{}", h.format_major, h.format_minor), exp["format_version"].as_str().unwrap());
     assert_eq!(h.created_unix, exp["created_unix"].as_i64().unwrap());
@@ -147,9 +168,9 @@ fn golden_fixture_still_verifies() {
     }
     assert!(spans >= 2, "fixture has {spans} continued blocks");
     // And through the CLI.
-    let o = floe(&["verify", p(&fixture_dir().join("v1.0-sample.floe"))]);
+    let o = floe(&["verify", p(&file)]);
     assert_code(&o, 0);
-    let o = floe(&["inspect", "--json", p(&fixture_dir().join("v1.0-sample.floe"))]);
+    let o = floe(&["inspect", "--json", p(&file)]);
     assert_code(&o, 0);
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["format_version"], exp["format_version"]);
@@ -157,8 +178,47 @@ fn golden_fixture_still_verifies() {
 }
 
 #[test]
-fn golden_fixture_still_imports_with_exactly_its_content() {
-    let (bytes, exp) = load();
+fn golden_fixtures_still_import_with_exactly_their_content() {
+    for v in VERSIONS {
+        fixture_still_imports(v);
+    }
+}
+
+/// Every query answers from every fixture as the model says: 1.0 by
+/// scanning (no key index), 1.1 through its key index.
+#[test]
+fn golden_fixtures_answer_queries() {
+    let (m, _) = golden_model();
+    for v in VERSIONS {
+        let (bytes, _) = load(v);
+        let a = Archive::from_bytes(bytes.as_slice(), v).unwrap();
+        assert_eq!(a.index().key_index.is_empty(), v == "v1.0", "{v}: key index presence");
+        for (name, recs) in &m {
+            for (key, value) in recs {
+                assert_eq!(a.get(name, key).unwrap().as_ref(), Some(value), "{v}: get {name} {}", hex(key));
+                let mut absent = key.clone();
+                absent.push(0x7f);
+                assert_eq!(a.get(name, &absent).unwrap(), recs.get(&absent).cloned(), "{v}: get {}", hex(&absent));
+            }
+            for prefix in [&b""[..], b"acct:00", b"blob/", &[0x00], &[0xff, 0xff]] {
+                let to = floe::read::query::prefix_successor(prefix);
+                let mut r = a
+                    .range(name, std::ops::Bound::Included(prefix), floe::read::query::upper(&to))
+                    .unwrap();
+                let mut got = Vec::new();
+                while let Some(rec) = r.next().unwrap() {
+                    got.push((rec.key.to_vec(), rec.value.to_vec()));
+                }
+                let want: Vec<_> =
+                    recs.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                assert_eq!(got, want, "{v}: {name} prefix {}", hex(prefix));
+            }
+        }
+    }
+}
+
+fn fixture_still_imports(version: &str) {
+    let (bytes, exp) = load(version);
     let dir = tempdir();
     let f = dir.path().join("fixture.floe");
     std::fs::write(&f, &bytes).unwrap();
@@ -195,9 +255,11 @@ fn golden_fixture_still_imports_with_exactly_its_content() {
 /// generator below documents the fixture's contents).
 #[test]
 fn golden_generator_matches_the_expectation() {
-    let (_, exp) = load();
-    let (m, kv) = golden_model();
-    assert_eq!(Value::from(keyspace_expectations(&m, &kv)), exp["keyspaces"]);
+    for v in VERSIONS {
+        let (_, exp) = load(v);
+        let (m, kv) = golden_model();
+        assert_eq!(Value::from(keyspace_expectations(&m, &kv)), exp["keyspaces"], "{v}");
+    }
 }
 
 /// Writes the fixture and its expectation. Ignored: run only by hand, with
@@ -205,11 +267,14 @@ fn golden_generator_matches_the_expectation() {
 #[test]
 #[ignore = "generator for the checked-in golden fixture; run by hand only"]
 fn regenerate_golden_fixture() {
+    let version = format!("v{}.{}", floe::format::FORMAT_MAJOR, floe::format::FORMAT_MINOR);
     assert_eq!(
-        std::env::var("FLOE_REGENERATE_FIXTURES").as_deref(),
-        Ok("1"),
-        "refusing to overwrite the golden fixture without FLOE_REGENERATE_FIXTURES=1"
+        std::env::var("FLOE_REGENERATE_FIXTURES").ok(),
+        Some(version.clone()),
+        "writing the golden fixture needs FLOE_REGENERATE_FIXTURES={version}"
     );
+    let name = format!("{version}-sample.floe");
+    assert!(!fixture_dir().join(&name).exists(), "{name} exists; fixtures are never rewritten");
     let (m, kv) = golden_model();
     let dir = tempdir();
     let db = create_db(&dir.path().join("db"), &m, &kv);
@@ -228,9 +293,9 @@ fn regenerate_golden_fixture() {
     let a = Archive::from_bytes(bytes.as_slice(), "new").unwrap();
     a.verify(false, &NoProgress).unwrap();
     let exp = json!({
-        "comment": "Expectation for v1.0-sample.floe; written by tests/golden.rs regenerate_golden_fixture. Never edit by hand.",
-        "fixture": "v1.0-sample.floe",
-        "format_version": "1.0",
+        "comment": format!("Expectation for {name}; written by tests/golden.rs regenerate_golden_fixture. Never edit by hand."),
+        "fixture": name,
+        "format_version": version.trim_start_matches('v'),
         "created_unix": CREATED_UNIX,
         "block_size": BLOCK_SIZE,
         "engine": a.header().engine,
@@ -241,8 +306,11 @@ fn regenerate_golden_fixture() {
         "keyspaces": keyspace_expectations(&m, &kv),
     });
     std::fs::create_dir_all(fixture_dir()).unwrap();
-    std::fs::write(fixture_dir().join("v1.0-sample.floe"), &bytes).unwrap();
-    std::fs::write(fixture_dir().join("v1.0-sample.expected.json"), serde_json::to_string_pretty(&exp).unwrap() + "\n")
-        .unwrap();
-    eprintln!("wrote {} ({} bytes)", fixture_dir().join("v1.0-sample.floe").display(), bytes.len());
+    std::fs::write(fixture_dir().join(&name), &bytes).unwrap();
+    std::fs::write(
+        fixture_dir().join(format!("{version}-sample.expected.json")),
+        serde_json::to_string_pretty(&exp).unwrap() + "\n",
+    )
+    .unwrap();
+    eprintln!("wrote {} ({} bytes)", fixture_dir().join(&name).display(), bytes.len());
 }
