@@ -298,6 +298,14 @@ impl KeyspaceKeys {
         Some((seq, before, self.entry(seq)?.record_offset))
     }
 
+    /// Where decoding of block `sequence` starts, as [`KeyspaceKeys::locate`]
+    /// returns it, if a record begins in that block.
+    pub fn start_of(&self, sequence: u32) -> Option<(u32, u64, u32)> {
+        let n = self.starts.partition_point(|&(seq, _)| seq < sequence);
+        let &(seq, before) = self.starts.get(n).filter(|(s, _)| *s == sequence)?;
+        Some((seq, before, self.entry(seq)?.record_offset))
+    }
+
     /// The sequence of the next block after `sequence` in which a record
     /// begins, if any.
     pub fn next_start(&self, sequence: u32) -> Option<u32> {

@@ -312,8 +312,6 @@ struct Partial {
     /// to be checked against the key index (it was the first record to
     /// begin in that block and its key was not complete there).
     start: Option<(u32, usize)>,
-    /// `sequence` of the block where the record began.
-    began: u32,
 }
 
 /// Where a record handed out by [`KeyspaceDecoder::feed_located`] lies.
@@ -472,10 +470,15 @@ impl KeyspaceDecoder {
         self.keys = Some(keys);
     }
 
-    /// The `sequence` of the block where the record still being reassembled
-    /// began, if the last block fed ended in the middle of one.
-    pub fn pending_since(&self) -> Option<u32> {
-        self.partial.as_ref().map(|p| p.began)
+    /// The key of the record still being reassembled, once all of its key
+    /// has been fed (the last block fed ended in the middle of the record).
+    pub fn pending_key(&self) -> Option<&[u8]> {
+        self.partial.as_ref().filter(|p| p.hdr_len == RECORD_HEADER && p.key.len() == p.key_len).map(|p| p.key.as_slice())
+    }
+
+    /// True if the last block fed ended in the middle of a record.
+    pub fn is_pending(&self) -> bool {
+        self.partial.is_some()
     }
 
     fn check_start(&mut self, seq: u32, pos: usize, key: &[u8], offset: u64) -> Result<()> {
@@ -672,7 +675,6 @@ impl KeyspaceDecoder {
                     value: Vec::new(),
                     value_seen: 0,
                     start: (started == 1).then_some((seq, pos)),
-                    began: seq,
                 });
                 break;
             };
@@ -718,7 +720,6 @@ impl KeyspaceDecoder {
                     value: Vec::new(),
                     value_seen: vpart.len() as u64,
                     start: (started == 1 && !whole_key).then_some((seq, pos)),
-                    began: seq,
                 };
                 if self.materialize {
                     p.value.reserve_exact(value_len.min(64 << 20).max(vpart.len()));

@@ -73,10 +73,6 @@ struct Reading {
     /// Decoding began at the keyspace's first block, so its totals can be
     /// checked against the index at its end.
     from_start: bool,
-    /// A point lookup: no record beginning after block `sequence` is
-    /// wanted, so no block after it is read except to finish a record that
-    /// began in it or before.
-    stop: Option<u32>,
 }
 
 enum State {
@@ -236,30 +232,14 @@ where
     /// are decoded (and checked) from the keyspace's first block, and the
     /// records before `key` skipped.
     pub fn seek(&mut self, k: usize, key: &[u8]) -> Result<()> {
-        self.seek_to(k, key, false)
-    }
-
-    /// As [`RecordCursor::seek`], for a point lookup of `key`: the cursor
-    /// then yields the records of the one block that can hold `key` (and
-    /// of the chain of blocks of a record spanning out of it), and ends.
-    /// Without a key index it is an ordinary seek.
-    pub(crate) fn seek_point(&mut self, k: usize, key: &[u8]) -> Result<()> {
-        self.seek_to(k, key, true)
-    }
-
-    fn seek_to(&mut self, k: usize, key: &[u8], point: bool) -> Result<()> {
         let t = &self.archive.keyspace_parts(k)?.1.totals;
         self.state = if t.record_count == 0 || key > t.last_key.as_slice() {
             self.clear_block();
             State::End { k, totals: None }
-        } else if key <= t.first_key.as_slice() && !point {
+        } else if key <= t.first_key.as_slice() {
             self.begin(k, None)
         } else {
-            let (from, indexed) = self.locate(k, key)?;
-            let mut s = self.begin(k, Some(from));
-            if let (State::Reading(r), true, true) = (&mut s, point, indexed) {
-                r.stop = Some(from.sequence);
-            }
+            let s = self.begin(k, Some(self.locate(k, key)?));
             self.target = Some(key.to_vec());
             s
         };
@@ -323,20 +303,19 @@ where
         self.archive.keyspace_named(name)
     }
 
-    /// Where to start decoding keyspace `k` to find the first key ≥ `key`,
-    /// and whether a key index chose it. With a key index (§8.2) that is
-    /// the last block whose first key is ≤ `key`, from its first record
-    /// start; without one (format 1.0), the keyspace's first block.
-    fn locate(&self, k: usize, key: &[u8]) -> Result<(BlockStart, bool)> {
+    /// Where to start decoding keyspace `k` to find the first key ≥ `key`.
+    /// With a key index (§8.2) that is the last block whose first key is ≤
+    /// `key`, from its first record start; without one (format 1.0), the
+    /// keyspace's first block.
+    fn locate(&self, k: usize, key: &[u8]) -> Result<BlockStart> {
         let first = self.archive.keyspace_parts(k)?.2.start;
         let start = BlockStart { block: first, sequence: 0, index_base: 0, skip: 0 };
-        let Some(keys) = self.archive.keyspace_keys(k)? else { return Ok((start, false)) };
+        let Some(keys) = self.archive.keyspace_keys(k)? else { return Ok(start) };
         Ok(match keys.locate(key) {
-            Some((sequence, index_base, skip)) => (
-                BlockStart { block: first + sequence as usize, sequence, index_base, skip: skip as usize },
-                true,
-            ),
-            None => (start, true),
+            Some((sequence, index_base, skip)) => {
+                BlockStart { block: first + sequence as usize, sequence, index_base, skip: skip as usize }
+            }
+            None => start,
         })
     }
 
@@ -359,7 +338,6 @@ where
             next: from.block,
             end: blocks.end,
             from_start: from.block == first,
-            stop: None,
         }))
     }
 
@@ -428,15 +406,6 @@ where
                     value = value.start..value.start;
                 }
                 return Ok(Some(Loc::Raw { k, key, value }));
-            }
-            // A point lookup reads on past its block only to finish a record
-            // that began in it.
-            let seq = (r.next - (r.from.block - r.from.sequence as usize)) as u32;
-            let past_stop = r.stop.is_some_and(|stop| seq > stop && dec.pending_since().is_none_or(|p| p > stop));
-            if past_stop {
-                self.clear_block();
-                self.state = State::End { k, totals: None };
-                continue;
             }
             if r.next < r.end {
                 let b = r.next;

@@ -25,6 +25,7 @@
 
 use crate::read::cursor::{Record, RecordCursor};
 use crate::read::{Archive, Source};
+use crate::error::ArchiveContext;
 use crate::{Error, Result};
 use std::ops::{Bound, Deref};
 
@@ -71,20 +72,91 @@ impl<B: Source> Archive<B> {
     /// The value of `key` in keyspace `keyspace`, or `None` if the keyspace
     /// has no such key. A keyspace the archive lacks is an error naming the
     /// ones it holds. Every block read is checked as [`RecordCursor`] checks it.
+    ///
+    /// With a key index (format 1.1, §8.2) this decodes the one block in
+    /// which `key` can begin (and the chain of blocks of its value, if that
+    /// spans blocks); when every key beginning in that block is below `key`,
+    /// also the first record of the next block in which records begin, whose
+    /// key-index entry is then checked too, so that no entry is trusted
+    /// unchecked. Without one it scans the keyspace's blocks up to `key`.
     pub fn get(&self, keyspace: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let k = self.keyspace_named(keyspace)?;
         let t = &self.keyspace_parts(k)?.1.totals;
         if t.record_count == 0 || key < t.first_key.as_slice() || key > t.last_key.as_slice() {
             return Ok(None);
         }
-        let mut c = RecordCursor::keyspace(self, k)?;
-        c.seek_point(k, key)?;
-        Ok(match c.next()? {
-            Some(r) if r.key == key => Some(r.value.to_vec()),
-            _ => None,
-        })
+        let Some(keys) = self.keyspace_keys(k)? else {
+            let mut c = RecordCursor::keyspace(self, k)?;
+            c.seek(k, key)?;
+            return Ok(match c.next()? {
+                Some(r) if r.key == key => Some(r.value.to_vec()),
+                _ => None,
+            });
+        };
+        let Some((seq, before, skip)) = keys.locate(key) else { return Ok(None) };
+        match self.lookup_from(k, seq, before, skip, key)? {
+            Lookup::Found(v) => Ok(Some(v)),
+            Lookup::Absent => Ok(None),
+            // Every key beginning in the block is below `key`: the next
+            // block in which a record begins starts with a key above it,
+            // which decoding that record checks against its entry.
+            Lookup::Below => match keys.next_start(seq) {
+                Some(next) => {
+                    let (s, b, skip) = keys.start_of(next).ok_or_else(|| {
+                        Error::Internal(format!("key index of keyspace #{k}: block {next} has no start"))
+                    })?;
+                    Ok(match self.lookup_from(k, s, b, skip, key)? {
+                        Lookup::Found(v) => Some(v),
+                        Lookup::Absent | Lookup::Below => None,
+                    })
+                }
+                None => Ok(None),
+            },
+        }
     }
 
+    /// Decodes keyspace `k` from block `seq`'s first record start (`skip`
+    /// bytes in; `before` records begin in earlier blocks), looking for
+    /// `key`: found, absent (a larger key was met), or below (every key
+    /// beginning in the block is smaller). Blocks after `seq` are read only
+    /// to finish a record that spans out of it, and only if that record's
+    /// key is `key` (or not yet known).
+    fn lookup_from(&self, k: usize, seq: u32, before: u64, skip: u32, key: &[u8]) -> Result<Lookup> {
+        let first = self.keyspace_parts(k)?.2.start;
+        let mut dec = self.decoder(k, true, seq, before, skip as usize)?;
+        let mut raw = Vec::new();
+        let mut b = first + seq as usize;
+        let mut found = None;
+        let mut above = false;
+        loop {
+            let h = self.read_block(b, &mut raw)?;
+            let offset = self.index().blocks.get(b).map_or(self.trailer().index_offset, |e| e.offset);
+            dec.feed(&h, &raw, offset, |rk, v| -> std::result::Result<(), crate::format::FormatError> {
+                if found.is_none() && !above {
+                    match rk.cmp(key) {
+                        std::cmp::Ordering::Equal => found = Some(v.unwrap_or_default().to_vec()),
+                        std::cmp::Ordering::Greater => above = true,
+                        std::cmp::Ordering::Less => {}
+                    }
+                }
+                Ok(())
+            })
+            .ctx(self.name())?;
+            if let Some(v) = found {
+                return Ok(Lookup::Found(v));
+            }
+            if above {
+                return Ok(Lookup::Absent);
+            }
+            // The block's last record goes on in the next block: read on
+            // only if it may be `key`.
+            let read_on = dec.is_pending() && dec.pending_key().is_none_or(|pk| pk == key);
+            if !read_on {
+                return Ok(if dec.pending_key().is_some_and(|pk| pk > key) { Lookup::Absent } else { Lookup::Below });
+            }
+            b += 1;
+        }
+    }
     /// The records of keyspace `keyspace` with keys within `from` and `to`,
     /// in key order, streamed (memory bounded as for [`RecordCursor`]).
     /// Reading stops at the first key past `to`. A keyspace the archive lacks
@@ -93,6 +165,13 @@ impl<B: Source> Archive<B> {
         let k = self.keyspace_named(keyspace)?;
         RangeCursor::new(self, k, from, to)
     }
+}
+
+/// What [`Archive::lookup_from`] found.
+enum Lookup {
+    Found(Vec<u8>),
+    Absent,
+    Below,
 }
 
 /// A cursor over the records of one keyspace within a key range; see

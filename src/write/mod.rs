@@ -149,6 +149,14 @@ impl<W: Write> ArchiveWriter<W> {
         self.keys = on.then(KeyIndexBuilder::new);
     }
 
+    /// Cuts key index parts at `limit` bytes instead of the 256 MiB section
+    /// limit, so tests can exercise keyspaces with several parts (§8.2).
+    /// Archives written so do not follow §12's cut rule.
+    #[doc(hidden)]
+    pub fn set_key_index_part_limit(&mut self, limit: u64) {
+        self.keys = Some(KeyIndexBuilder::with_limit(limit));
+    }
+
     fn put(&mut self, b: &[u8]) -> Result<()> {
         self.out.write_all(b).map_err(|e| Error::io(format!("writing archive at offset {}", self.offset), e))?;
         self.offset += b.len() as u64;

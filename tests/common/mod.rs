@@ -292,6 +292,19 @@ pub fn write_archive(
     options: &BTreeMap<String, floe::format::options::KeyspaceOptions>,
     extra: Option<([u8; 4], u32)>,
 ) -> Vec<u8> {
+    write_archive_with(model, block_size, options, extra, Some(256 << 20))
+}
+
+/// As [`write_archive`]; with `key_index` `None` the archive has no key
+/// index (format-spec §8.1 `key_index_count` 0), as a 1.0 archive; with
+/// `Some(limit)` its key index parts are cut at `limit` bytes.
+pub fn write_archive_with(
+    model: &Model,
+    block_size: u32,
+    options: &BTreeMap<String, floe::format::options::KeyspaceOptions>,
+    extra: Option<([u8; 4], u32)>,
+    key_index: Option<u64>,
+) -> Vec<u8> {
     use floe::format::keyspace_table::KeyspaceEntry;
     use floe::format::record::{BlockBuilder, RawBlock};
     use floe::write::{ArchiveWriter, EncodedBlock};
@@ -302,6 +315,10 @@ pub fn write_archive(
     let mut header = floe::format::header::Header::new(3, block_size, 0);
     header.created_unix = 1_700_000_000;
     let mut w = ArchiveWriter::new(Vec::new(), header, &entries).unwrap();
+    match key_index {
+        Some(limit) => w.set_key_index_part_limit(limit),
+        None => w.set_key_index(false),
+    }
     let mut c = floe::format::block::BlockCompressor::new(3).unwrap();
     if let Some((tag, flags)) = extra {
         w.write_extra_section(tag, flags, b"an extension written before the first block").unwrap();
