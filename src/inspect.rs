@@ -49,6 +49,10 @@ pub fn inspect_json<B: crate::read::Source>(a: &Archive<B>) -> Value {
         "records": sum(|t| t.record_count),
         "raw_bytes": sum(|t| t.raw_bytes),
         "compressed_bytes": sum(|t| t.compressed_bytes),
+        "key_index": {
+            "parts": idx.key_index.len(),
+            "bytes": idx.key_index.iter().map(|p| u64::from(p.size)).sum::<u64>(),
+        },
         "skipped_sections": a.skipped_sections().iter().map(|(t, o)| json!({"tag": t, "offset": o})).collect::<Vec<_>>(),
         "keyspaces": keyspaces,
     })

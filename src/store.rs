@@ -1137,6 +1137,7 @@ impl Source for ObjectSource {
                 return Fetch::new(move || Err(Error::io("object-store runtime", std::io::Error::other(msg))));
             }
         };
+        tracing::trace!(object = %name, start, len, "store: range read");
         let task = rt.spawn(async move { store.get_range(&key, start..start + len).await });
         Fetch::new(move || match rt.block_on(task) {
             Ok(Ok(b)) => Ok(b),

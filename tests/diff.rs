@@ -418,3 +418,44 @@ fn assert_code_of_stdin_refused(pa: &str) {
     common::assert_code(&o, 1);
     assert!(stderr(&o).contains("cannot read standard input"), "{}", stderr(&o));
 }
+
+/// Ctrl-C stops a running `floe diff` (and `floe cat`) promptly with exit
+/// code 130, even while every key differs: the diff checks the interrupt
+/// flag at every record.
+#[test]
+fn sigint_stops_diff_and_cat() {
+    use std::io::Read;
+    let dir = common::tempdir();
+    let mk = |parity: u32| -> Model {
+        let recs = (0..200_000u32).filter(|i| i % 2 == parity).map(|i| (format!("k{i:07}").into_bytes(), vec![1])).collect();
+        [("ks".to_owned(), recs)].into()
+    };
+    let (fa, fb) = (dir.path().join("a.floe"), dir.path().join("b.floe"));
+    std::fs::write(&fa, write_archive(&mk(0), 65536, &BTreeMap::new(), None)).unwrap();
+    std::fs::write(&fb, write_archive(&mk(1), 65536, &BTreeMap::new(), None)).unwrap();
+    for args in [vec!["diff", common::p(&fa), common::p(&fb)], vec!["cat", common::p(&fa)]] {
+        let mut child = std::process::Command::new(common::floe_bin())
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut first = [0u8; 4096];
+        out.read_exact(&mut first).unwrap();
+        // The process is now blocked on a full pipe, well before its end.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        common::wait_for_handler(child.id(), libc::SIGINT);
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let mut rest = Vec::new();
+        out.read_to_end(&mut rest).unwrap();
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert_eq!(status.code(), Some(130), "{args:?}: {err}");
+        assert!(err.contains("interrupt") || err.contains("cancel"), "{args:?}: {err}");
+        let lines = (first.len() + rest.len()) / 10;
+        assert!(lines < 100_000, "{args:?}: about {lines} lines printed after the interrupt");
+    }
+}

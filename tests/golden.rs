@@ -202,9 +202,7 @@ fn golden_fixtures_answer_queries() {
             }
             for prefix in [&b""[..], b"acct:00", b"blob/", &[0x00], &[0xff, 0xff]] {
                 let to = floe::read::query::prefix_successor(prefix);
-                let mut r = a
-                    .range(name, std::ops::Bound::Included(prefix), floe::read::query::upper(&to))
-                    .unwrap();
+                let mut r = a.range(name, std::ops::Bound::Included(prefix), floe::read::query::upper(&to)).unwrap();
                 let mut got = Vec::new();
                 while let Some(rec) = r.next().unwrap() {
                     got.push((rec.key.to_vec(), rec.value.to_vec()));

@@ -234,8 +234,9 @@ fn a_forged_key_index_is_caught_and_never_answers_wrongly() {
     let m = model();
     let bytes = write_archive(&m, 4096, &BTreeMap::new(), None);
     let a = Archive::from_bytes(bytes.as_slice(), "good").unwrap();
-    let probes: Vec<Vec<u8>> =
-        [&b"key00100"[..], b"key00100~", b"key0020", b"key00200-big", b"key00399", b"a", b"zz"].map(<[u8]>::to_vec).into();
+    let probes: Vec<Vec<u8>> = [&b"key00100"[..], b"key00100~", b"key0020", b"key00200-big", b"key00399", b"a", b"zz"]
+        .map(<[u8]>::to_vec)
+        .into();
     let want = expected(&m, &probes);
     let mut forged = 0;
     for part in a.index().key_index.clone() {

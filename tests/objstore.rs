@@ -771,3 +771,73 @@ fn credentials_from_an_aws_profile_reach_the_server() {
     assert_code(&o, 1);
     assert!(stderr(&o).contains("403") || stderr(&o).contains("ermission"), "{}", stderr(&o));
 }
+
+/// The ranged reads (start, length) that `floe` logged (`store: range read`
+/// events at trace level, JSON log lines on stderr).
+fn range_reads(o: &Output) -> Vec<(u64, u64)> {
+    stderr(o)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["fields"]["message"] == "store: range read")
+        .map(|e| (e["fields"]["start"].as_u64().unwrap(), e["fields"]["len"].as_u64().unwrap()))
+        .collect()
+}
+
+/// `floe get`, `cat --prefix` and `diff` on s3:// answer as the model says,
+/// and a get reads the metadata once and then one block (format-spec §8.2),
+/// counted from the requests floe logs.
+#[test]
+fn get_cat_and_diff_on_s3_read_only_what_they_need_moto() {
+    let Some(m) = s3::server(Kind::Moto) else { return };
+    m.create_bucket("query");
+    let dir = tempdir();
+    let (db, model) = sample_db(dir.path(), 6000, 7);
+    let url = "s3://query/a.floe";
+    assert_code(&run(m.floe(&["export", "-q", p(&db), "-o", url, "--block-size", "16384"])), 0);
+    let bytes = m.get("/query/a.floe").expect("the object");
+    let a = floe::read::Archive::from_bytes(bytes.as_slice(), "a").unwrap();
+    let in_blocks = |r: &(u64, u64)| {
+        a.index().blocks.iter().filter(|e| r.0 < e.offset + 52 + u64::from(e.frame_len) && e.offset < r.0 + r.1).count()
+    };
+    let largest = a.index().blocks.iter().map(|e| 52 + u64::from(e.frame_len)).max().unwrap();
+    let ks = "beta";
+    let mut checked = 0;
+    for (key, value) in model[ks].iter().step_by(500) {
+        let mut c = m.floe(&["--log-format", "json", "get", "--hex", url, ks, &hex(key)]);
+        c.env("RUST_LOG", "floe::store=trace");
+        let o = run(c);
+        assert_code(&o, 0);
+        assert_eq!(&o.stdout, value);
+        let reads = range_reads(&o);
+        let data: Vec<_> = reads.iter().filter(|r| in_blocks(r) > 0).collect();
+        assert!(reads.len() <= 10, "{} requests: {reads:?}", reads.len());
+        assert!(data.len() <= 2 && data.iter().all(|r| in_blocks(r) == 1), "data reads {data:?}");
+        assert!(data.iter().map(|r| r.1).sum::<u64>() <= 2 * largest);
+        checked += 1;
+    }
+    assert!(checked >= 3);
+    // An absent key: exit 7, "not found", still no more than two blocks.
+    let mut c = m.floe(&["--log-format", "json", "get", url, ks, "k000000\u{1}"]);
+    c.env("RUST_LOG", "floe::store=trace");
+    let o = run(c);
+    assert_code(&o, 7);
+    assert!(range_reads(&o).iter().filter(|r| in_blocks(r) > 0).count() <= 2);
+    // cat --prefix: only the blocks of the range.
+    let mut c = m.floe(&["--log-format", "json", "cat", url, "-k", ks, "--prefix", "k5", "--format", "tsv"]);
+    c.env("RUST_LOG", "floe::store=trace");
+    let o = run(c);
+    assert_code(&o, 0);
+    let want: Vec<String> = model[ks]
+        .iter()
+        .filter(|(k, _)| k.starts_with(b"k5"))
+        .map(|(k, v)| format!("{ks}\t{}\t{}", hex(k), hex(v)))
+        .collect();
+    assert_eq!(stdout(&o).lines().collect::<Vec<_>>(), want);
+    let blocks_of_ks = a.index().keyspaces[a.keyspace_position(ks).unwrap()].totals.block_count as usize;
+    let data = range_reads(&o).iter().filter(|r| in_blocks(r) > 0).count();
+    assert!(data < blocks_of_ks / 2 + 2, "cat --prefix read {data} of the keyspace's {blocks_of_ks} blocks");
+    // diff against itself (s3:// and a local copy): the same.
+    let local = dir.path().join("copy.floe");
+    std::fs::write(&local, &bytes).unwrap();
+    assert_code(&run(m.floe(&["diff", url, p(&local)])), 0);
+}

@@ -24,6 +24,16 @@ pub fn inspect_text<B: Source>(a: &Archive<B>) -> String {
     let _ = writeln!(s, "snapshot seqno  {}", h.snapshot_seqno);
     let _ = writeln!(s, "created         {} ({})", rfc3339(h.created_unix), h.created_unix);
     let _ = writeln!(s, "compression     zstd level {}, {} blocks", h.level, human(u64::from(h.block_target)));
+    let parts = &idx.key_index;
+    match parts.len() {
+        0 => {
+            let _ = writeln!(s, "key index       none (queries scan each keyspace's blocks)");
+        }
+        n => {
+            let bytes: u64 = parts.iter().map(|p| u64::from(p.size)).sum();
+            let _ = writeln!(s, "key index       {} in {n} part{}", human(bytes), if n == 1 { "" } else { "s" });
+        }
+    }
     for (t, o) in a.skipped_sections() {
         let _ = writeln!(s, "skipped         optional section '{}' at offset {o}", escape(t));
     }

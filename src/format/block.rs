@@ -203,6 +203,65 @@ pub fn decode_frame(h: &BlockHeader, frame: &[u8], offset: u64, out: &mut Vec<u8
     Ok(())
 }
 
+/// A data frame decompressed a piece at a time, so that a reader looking
+/// for one key can stop once it has passed it (`floe get`). The frame's
+/// `frame_crc32` and header (§6) are checked before the first byte is
+/// decompressed; the `raw_crc32` and the zstd content checksum cover the
+/// whole block, so they are checked only by readers that decompress it all
+/// ([`decode_frame`]).
+pub struct PartialFrame<'a> {
+    r: zstd::stream::read::Decoder<'a, &'a [u8]>,
+    out: Vec<u8>,
+    raw_len: usize,
+    what: String,
+    offset: u64,
+}
+
+impl<'a> PartialFrame<'a> {
+    /// Checks the frame of the block with header `h` (at `offset`) and
+    /// prepares to decompress it.
+    pub fn new(h: &BlockHeader, frame: &'a [u8], offset: u64) -> Result<Self> {
+        check_frame(h, frame, offset)?;
+        let what = frame_what(h, "data frame");
+        let r = zstd::stream::read::Decoder::with_buffer(frame)
+            .map_err(|e| FormatError::corrupt(what.clone(), offset, format!("zstd could not start on it: {e}")))?
+            .single_frame();
+        Ok(PartialFrame { r, out: Vec::new(), raw_len: h.raw_len as usize, what, offset })
+    }
+
+    /// The bytes decompressed so far.
+    pub fn bytes(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// Decompresses until at least `n` bytes are out; false if the block is
+    /// shorter (`n` > `raw_len`). Never decompresses past `raw_len`.
+    pub fn fill(&mut self, n: usize) -> Result<bool> {
+        use std::io::Read;
+        if n > self.raw_len {
+            return Ok(false);
+        }
+        while self.out.len() < n {
+            let old = self.out.len();
+            let step = (n - old).max(64 << 10).min(self.raw_len - old);
+            self.out.resize(old + step, 0);
+            let got = self
+                .r
+                .read(self.out.get_mut(old..).unwrap_or_default())
+                .map_err(|e| FormatError::corrupt(self.what.clone(), self.offset, format!("zstd could not decompress it: {e}")))?;
+            self.out.truncate(old + got);
+            if got == 0 {
+                return Err(FormatError::corrupt(
+                    self.what.clone(),
+                    self.offset,
+                    format!("decompresses to {old} bytes, fewer than raw_len {}", self.raw_len),
+                ));
+            }
+        }
+        Ok(true)
+    }
+}
+
 /// The `--quick` part of frame checking (§6): length, CRC, the zstd frame
 /// header's fields ([`ZstdFrameHeader::check`]), exactly one frame. Does not
 /// decompress.

@@ -176,9 +176,7 @@ impl<B: Deref<Target = [u8]>> DataItem<B> {
             DataItem::Block { section, .. }
             | DataItem::Skipped(section)
             | DataItem::Index(section)
-            | DataItem::KeyIndex(section) => {
-                tag_name(&section.tag)
-            }
+            | DataItem::KeyIndex(section) => tag_name(&section.tag),
         }
     }
 }

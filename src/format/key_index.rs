@@ -189,15 +189,15 @@ pub fn decode_directory(
                     ),
                 ));
             }
-            next = next.checked_add(r.block_count).filter(|&e| e <= ks.totals.block_count).ok_or_else(|| {
-                bad(i, format!("runs past keyspace #{k}'s {} blocks", ks.totals.block_count))
-            })?;
+            next = next
+                .checked_add(r.block_count)
+                .filter(|&e| e <= ks.totals.block_count)
+                .ok_or_else(|| bad(i, format!("runs past keyspace #{k}'s {} blocks", ks.totals.block_count)))?;
             // Placement: inside the data region, in file order, after the
             // data frame of the last block it describes.
             let last = usize::try_from(ks.first_block + u64::from(next) - 1).ok().and_then(|b| blocks.get(b));
-            let after = last.map_or(data_start, |e| {
-                e.offset + super::block::BLOCK_HEADER_LEN as u64 + u64::from(e.frame_len)
-            });
+            let after =
+                last.map_or(data_start, |e| e.offset + super::block::BLOCK_HEADER_LEN as u64 + u64::from(e.frame_len));
             let end = r.offset.checked_add(u64::from(r.size));
             if r.offset < min_offset.max(after)
                 || end.is_none_or(|e| e > data_end)
@@ -378,7 +378,11 @@ impl PartCheck {
         for (j, (e, b)) in part.entries.iter().zip(blocks).enumerate() {
             let seq = u64::from(part.first_block) + j as u64;
             let bad = |detail: String| {
-                FormatError::corrupt("key index part", r.offset, format!("keyspace #{k}, entry for block {seq}: {detail}"))
+                FormatError::corrupt(
+                    "key index part",
+                    r.offset,
+                    format!("keyspace #{k}, entry for block {seq}: {detail}"),
+                )
             };
             if b.record_count == 0 {
                 if !e.first_key.is_empty() || e.record_offset != 0 {
@@ -450,7 +454,8 @@ impl KeyIndexBuilder {
             p.keyspace == keyspace && (SECTION_OVERHEAD + PART_FIXED + self.open_len + len) as u64 > self.limit
         });
         let out = if full { self.close() } else { None };
-        let part = self.open.get_or_insert_with(|| KeyIndexPart { keyspace, first_block: sequence, entries: Vec::new() });
+        let part =
+            self.open.get_or_insert_with(|| KeyIndexPart { keyspace, first_block: sequence, entries: Vec::new() });
         part.entries.push(entry);
         self.open_len += len;
         out
@@ -514,11 +519,8 @@ mod tests {
     #[test]
     fn lookups_pick_the_last_block_starting_at_or_below_the_key() {
         let blocks = [block(2), block(0), block(3), block(1)];
-        let part = KeyIndexPart {
-            keyspace: 0,
-            first_block: 0,
-            entries: vec![e(7, b"b"), e(0, b""), e(40, b"m"), e(3, b"t")],
-        };
+        let part =
+            KeyIndexPart { keyspace: 0, first_block: 0, entries: vec![e(7, b"b"), e(0, b""), e(40, b"m"), e(3, b"t")] };
         let keys = KeyspaceKeys::assemble(0, vec![(r(), part)], &ks(4, b"b", b"z"), &blocks, 7).unwrap();
         assert_eq!(keys.locate(b"a"), None);
         assert_eq!(keys.locate(b"b"), Some((0, 0, 7)));
@@ -534,13 +536,13 @@ mod tests {
         let blocks = [block(2), block(0), block(3), block(1)];
         let good = vec![e(7, b"b"), e(0, b""), e(40, b"m"), e(3, b"t")];
         let cases: Vec<(usize, KeyEntry)> = vec![
-            (1, e(0, b"c")),  // names a record in a block where none begins
-            (2, e(0, b"")),   // empty where records begin
+            (1, e(0, b"c")),   // names a record in a block where none begins
+            (2, e(0, b"")),    // empty where records begin
             (2, e(100, b"m")), // offset past the block
-            (0, e(8, b"b")),  // block 0's first record follows the marker
-            (0, e(7, b"a")),  // not the keyspace's first key
-            (3, e(3, b"m")),  // not ascending
-            (3, e(3, b"zz")), // past the last key
+            (0, e(8, b"b")),   // block 0's first record follows the marker
+            (0, e(7, b"a")),   // not the keyspace's first key
+            (3, e(3, b"m")),   // not ascending
+            (3, e(3, b"zz")),  // past the last key
         ];
         for (i, bad) in cases {
             let mut entries = good.clone();

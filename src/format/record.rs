@@ -4,8 +4,8 @@
 //! [`KeyspaceDecoder`] turns raw blocks back into records while checking every
 //! §11 rule about records (items 7 and 8).
 
-use super::key_index::{KeyEntry, KeyIndexPart, KeyspaceKeys};
 use super::block::BlockHeader;
+use super::key_index::{KeyEntry, KeyIndexPart, KeyspaceKeys};
 use super::limits::{MAX_KEY, MAX_VALUE};
 use super::{FormatError, Result};
 
@@ -458,7 +458,14 @@ impl KeyspaceDecoder {
     /// record start `skip` (from the key index, §8.2): the bytes before it end
     /// a record begun earlier and are not decoded. `index_base` is the
     /// number of records beginning in the keyspace's earlier blocks.
-    pub fn resume_at(keyspace: u32, name: &str, materialize: bool, sequence: u32, index_base: u64, skip: usize) -> Self {
+    pub fn resume_at(
+        keyspace: u32,
+        name: &str,
+        materialize: bool,
+        sequence: u32,
+        index_base: u64,
+        skip: usize,
+    ) -> Self {
         let mut d = Self::resume(keyspace, name, materialize, sequence, index_base);
         d.skip = if sequence == 0 { 0 } else { skip };
         d
@@ -473,7 +480,10 @@ impl KeyspaceDecoder {
     /// The key of the record still being reassembled, once all of its key
     /// has been fed (the last block fed ended in the middle of the record).
     pub fn pending_key(&self) -> Option<&[u8]> {
-        self.partial.as_ref().filter(|p| p.hdr_len == RECORD_HEADER && p.key.len() == p.key_len).map(|p| p.key.as_slice())
+        self.partial
+            .as_ref()
+            .filter(|p| p.hdr_len == RECORD_HEADER && p.key.len() == p.key_len)
+            .map(|p| p.key.as_slice())
     }
 
     /// True if the last block fed ended in the middle of a record.
@@ -766,7 +776,10 @@ impl KeyspaceDecoder {
             return Err(FormatError::corrupt(
                 "key index part",
                 *part_offset,
-                format!("keyspace '{}': the entry for block {seq} names a record start the blocks do not hold", self.name),
+                format!(
+                    "keyspace '{}': the entry for block {seq} names a record start the blocks do not hold",
+                    self.name
+                ),
             ));
         }
         Ok(self.totals)

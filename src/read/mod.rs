@@ -446,10 +446,8 @@ impl<B: Source> Archive<B> {
         }
         let (entry, ki, blocks) = self.keyspace_parts(k)?;
         let refs = &self.index.key_index;
-        let (lo, hi) = (
-            refs.partition_point(|r| (r.keyspace as usize) < k),
-            refs.partition_point(|r| (r.keyspace as usize) <= k),
-        );
+        let (lo, hi) =
+            (refs.partition_point(|r| (r.keyspace as usize) < k), refs.partition_point(|r| (r.keyspace as usize) <= k));
         let mut parts = Vec::new();
         for r in refs.get(lo..hi).unwrap_or_default() {
             let bytes = read_at(&self.bytes, &self.name, r.offset, u64::from(r.size), "key index part")?;
@@ -546,7 +544,11 @@ impl<B: Source> Archive<B> {
     }
 
     fn decode_block(&self, p: PendingBlock, out: &mut Vec<u8>) -> Result<BlockHeader> {
-        let f = self.finish_block(p)?;
+        self.decode_fetched(self.finish_block(p)?, out)
+    }
+
+    /// Decompresses a block already read by [`Archive::finish_block`].
+    fn decode_fetched(&self, f: FrameRef<'_>, out: &mut Vec<u8>) -> Result<BlockHeader> {
         let r = decode_frame(&f.header, &f.frame, f.offset, out).ctx(&self.block_context(&f.header));
         self.release(f.offset, f.frame.len() as u64);
         r?;
@@ -1423,7 +1425,6 @@ impl<R: Read> StreamReader<R> {
         }
         Ok(())
     }
-
 
     /// Walks the stream keyspace by keyspace: `per_keyspace(k, records)` is
     /// called as keyspace `k` begins and may pump its records with

@@ -23,9 +23,9 @@
 //! # Ok(()) }
 //! ```
 
+use crate::error::ArchiveContext;
 use crate::read::cursor::{Record, RecordCursor};
 use crate::read::{Archive, Source};
-use crate::error::ArchiveContext;
 use crate::{Error, Result};
 use std::ops::{Bound, Deref};
 
@@ -94,7 +94,12 @@ impl<B: Source> Archive<B> {
             });
         };
         let Some((seq, before, skip)) = keys.locate(key) else { return Ok(None) };
-        match self.lookup_from(k, seq, before, skip, key)? {
+        // Most lookups end inside the block: decompress it only up to the key.
+        let fetched = match self.lookup_early(k, &keys, seq, before, skip, key)? {
+            Ok(found) => return Ok(found),
+            Err(fetched) => fetched,
+        };
+        match self.lookup_from(k, seq, before, skip, key, Some(fetched))? {
             Lookup::Found(v) => Ok(Some(v)),
             Lookup::Absent => Ok(None),
             // Every key beginning in the block is below `key`: the next
@@ -105,7 +110,7 @@ impl<B: Source> Archive<B> {
                     let (s, b, skip) = keys.start_of(next).ok_or_else(|| {
                         Error::Internal(format!("key index of keyspace #{k}: block {next} has no start"))
                     })?;
-                    Ok(match self.lookup_from(k, s, b, skip, key)? {
+                    Ok(match self.lookup_from(k, s, b, skip, key, None)? {
                         Lookup::Found(v) => Some(v),
                         Lookup::Absent | Lookup::Below => None,
                     })
@@ -115,13 +120,104 @@ impl<B: Source> Archive<B> {
         }
     }
 
+    /// The common case of [`Archive::get`] with a key index: block `seq`
+    /// (its frame checked, §6) is decompressed from the start only up to
+    /// the first record whose key is ≥ `key`, the records on the way checked
+    /// as they are parsed (the first against its key-index entry, §11 item
+    /// 10; keys ascending). `Some(answer)` when that settles it; `None` when
+    /// the full path must decide: the block ends before such a record, the
+    /// record spans out of the block, or anything is irregular (the full
+    /// path then reports it as verify would).
+    fn lookup_early(
+        &self,
+        k: usize,
+        keys: &crate::format::key_index::KeyspaceKeys,
+        seq: u32,
+        before: u64,
+        skip: u32,
+        key: &[u8],
+    ) -> Result<std::result::Result<Option<Vec<u8>>, super::FrameRef<'_>>> {
+        let (entry, _, blocks) = self.keyspace_parts(k)?;
+        let f = self.finish_block(self.start_block(blocks.start + seq as usize))?;
+        let offset = self.index().blocks.get(blocks.start + seq as usize).map_or(0, |e| e.offset);
+        Ok(match Self::scan_to(&f, keys, &entry.name, seq, before, skip, key, offset) {
+            Some(found) => Ok(found),
+            None => Err(f),
+        })
+    }
+
+    /// [`Archive::lookup_early`]'s walk over the block's frame `f`.
+    #[allow(clippy::too_many_arguments)]
+    fn scan_to(
+        f: &super::FrameRef<'_>,
+        keys: &crate::format::key_index::KeyspaceKeys,
+        name: &str,
+        seq: u32,
+        before: u64,
+        skip: u32,
+        key: &[u8],
+        offset: u64,
+    ) -> Option<Option<Vec<u8>>> {
+        use crate::format::record::{check_record, RECORD_HEADER};
+        let mut pf = crate::format::block::PartialFrame::new(&f.header, &f.frame, f.offset).ok()?;
+        let (mut pos, mut index) = (skip as usize, before);
+        let mut prev: Option<std::ops::Range<usize>> = None;
+        loop {
+            if pf.fill(pos + RECORD_HEADER).ok() != Some(true) {
+                return None;
+            }
+            let Some(hdr) = pf.bytes().get(pos..pos + RECORD_HEADER) else { return None };
+            let key_len = usize::from(u16::from_le_bytes([hdr[0], hdr[1]]));
+            let value_len = u32::from_le_bytes([hdr[2], hdr[3], hdr[4], hdr[5]]) as usize;
+            let key_at = pos + RECORD_HEADER;
+            let end = key_at + key_len + value_len;
+            if key_len == 0 || pf.fill(key_at + key_len).ok() != Some(true) {
+                return None;
+            }
+            let bytes = pf.bytes();
+            let Some(rk) = bytes.get(key_at..key_at + key_len) else { return None };
+            // The first record against its key-index entry, every later one
+            // against the key before it.
+            let checked = match &prev {
+                None => keys.check_start(name, seq, pos, rk, offset).is_ok(),
+                Some(r) => bytes
+                    .get(r.clone())
+                    .is_some_and(|p| check_record(name, index, rk, value_len as u64, Some(p)).is_ok()),
+            };
+            if !checked {
+                return None;
+            }
+            match rk.cmp(key) {
+                std::cmp::Ordering::Greater => return Some(None),
+                std::cmp::Ordering::Equal => {
+                    let value = key_at + key_len..end;
+                    return pf.fill(end).ok().filter(|&whole| whole).and_then(|_| {
+                        pf.bytes().get(value).map(|v| Some(v.to_vec()))
+                    });
+                }
+                std::cmp::Ordering::Less => {}
+            }
+            prev = Some(key_at..key_at + key_len);
+            pos = end;
+            index += 1;
+        }
+    }
+
     /// Decodes keyspace `k` from block `seq`'s first record start (`skip`
     /// bytes in; `before` records begin in earlier blocks), looking for
     /// `key`: found, absent (a larger key was met), or below (every key
     /// beginning in the block is smaller). Blocks after `seq` are read only
     /// to finish a record that spans out of it, and only if that record's
     /// key is `key` (or not yet known).
-    fn lookup_from(&self, k: usize, seq: u32, before: u64, skip: u32, key: &[u8]) -> Result<Lookup> {
+    fn lookup_from(
+        &self,
+        k: usize,
+        seq: u32,
+        before: u64,
+        skip: u32,
+        key: &[u8],
+        mut fetched: Option<super::FrameRef<'_>>,
+    ) -> Result<Lookup> {
         let first = self.keyspace_parts(k)?.2.start;
         let mut dec = self.decoder(k, true, seq, before, skip as usize)?;
         let mut raw = Vec::new();
@@ -129,7 +225,10 @@ impl<B: Source> Archive<B> {
         let mut found = None;
         let mut above = false;
         loop {
-            let h = self.read_block(b, &mut raw)?;
+            let h = match fetched.take() {
+                Some(f) => self.decode_fetched(f, &mut raw)?,
+                None => self.read_block(b, &mut raw)?,
+            };
             let offset = self.index().blocks.get(b).map_or(self.trailer().index_offset, |e| e.offset);
             dec.feed(&h, &raw, offset, |rk, v| -> std::result::Result<(), crate::format::FormatError> {
                 if found.is_none() && !above {
