@@ -108,6 +108,7 @@ fn bench(c: &mut Criterion) {
         blocks: (0..n)
             .map(|i| BlockEntry { offset: 1000 + i * 100, keyspace: 0, record_count: 0, raw_len: 10, frame_len: 20 })
             .collect(),
+        key_index: Vec::new(),
     };
     let sec = encode_section(tags::INDEX, FLAG_REQUIRED, &index.encode());
     let mut g = c.benchmark_group("index");
