@@ -427,7 +427,8 @@ fn sigint_stops_diff_and_cat() {
     use std::io::Read;
     let dir = common::tempdir();
     let mk = |parity: u32| -> Model {
-        let recs = (0..200_000u32).filter(|i| i % 2 == parity).map(|i| (format!("k{i:07}").into_bytes(), vec![1])).collect();
+        let recs =
+            (0..200_000u32).filter(|i| i % 2 == parity).map(|i| (format!("k{i:07}").into_bytes(), vec![1])).collect();
         [("ks".to_owned(), recs)].into()
     };
     let (fa, fb) = (dir.path().join("a.floe"), dir.path().join("b.floe"));

@@ -245,10 +245,9 @@ impl<'a> PartialFrame<'a> {
             let old = self.out.len();
             let step = (n - old).max(64 << 10).min(self.raw_len - old);
             self.out.resize(old + step, 0);
-            let got = self
-                .r
-                .read(self.out.get_mut(old..).unwrap_or_default())
-                .map_err(|e| FormatError::corrupt(self.what.clone(), self.offset, format!("zstd could not decompress it: {e}")))?;
+            let got = self.r.read(self.out.get_mut(old..).unwrap_or_default()).map_err(|e| {
+                FormatError::corrupt(self.what.clone(), self.offset, format!("zstd could not decompress it: {e}"))
+            })?;
             self.out.truncate(old + got);
             if got == 0 {
                 return Err(FormatError::corrupt(

@@ -191,9 +191,11 @@ impl<B: Source> Archive<B> {
                 std::cmp::Ordering::Greater => return Some(None),
                 std::cmp::Ordering::Equal => {
                     let value = key_at + key_len..end;
-                    return pf.fill(end).ok().filter(|&whole| whole).and_then(|_| {
-                        pf.bytes().get(value).map(|v| Some(v.to_vec()))
-                    });
+                    return pf
+                        .fill(end)
+                        .ok()
+                        .filter(|&whole| whole)
+                        .and_then(|_| pf.bytes().get(value).map(|v| Some(v.to_vec())));
                 }
                 std::cmp::Ordering::Less => {}
             }
