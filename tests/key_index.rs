@@ -148,7 +148,10 @@ fn a_range_reads_only_its_blocks() {
 
 /// The answers of an archive: every key and probe looked up, and scans of
 /// the given prefixes, as results (errors included).
-fn answers<B: Source>(a: &Archive<B>, m: &Model, probes: &[Vec<u8>]) -> Vec<floe::Result<Vec<(Vec<u8>, Vec<u8>)>>> {
+/// The records one query returned.
+type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn answers<B: Source>(a: &Archive<B>, m: &Model, probes: &[Vec<u8>]) -> Vec<floe::Result<Records>> {
     let mut out = Vec::new();
     for name in m.keys() {
         for k in m[name].keys().chain(probes) {
@@ -170,7 +173,7 @@ fn answers<B: Source>(a: &Archive<B>, m: &Model, probes: &[Vec<u8>]) -> Vec<floe
     out
 }
 
-fn expected(m: &Model, probes: &[Vec<u8>]) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+fn expected(m: &Model, probes: &[Vec<u8>]) -> Vec<Records> {
     let mut out = Vec::new();
     for recs in m.values() {
         for k in recs.keys().chain(probes) {

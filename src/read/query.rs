@@ -166,7 +166,7 @@ impl<B: Source> Archive<B> {
             if pf.fill(pos + RECORD_HEADER).ok() != Some(true) {
                 return None;
             }
-            let Some(hdr) = pf.bytes().get(pos..pos + RECORD_HEADER) else { return None };
+            let hdr = *pf.bytes().get(pos..)?.first_chunk::<RECORD_HEADER>()?;
             let key_len = usize::from(u16::from_le_bytes([hdr[0], hdr[1]]));
             let value_len = u32::from_le_bytes([hdr[2], hdr[3], hdr[4], hdr[5]]) as usize;
             let key_at = pos + RECORD_HEADER;
@@ -175,7 +175,7 @@ impl<B: Source> Archive<B> {
                 return None;
             }
             let bytes = pf.bytes();
-            let Some(rk) = bytes.get(key_at..key_at + key_len) else { return None };
+            let rk = bytes.get(key_at..key_at + key_len)?;
             // The first record against its key-index entry, every later one
             // against the key before it.
             let checked = match &prev {
