@@ -419,9 +419,9 @@ fn assert_code_of_stdin_refused(pa: &str) {
     assert!(stderr(&o).contains("cannot read standard input"), "{}", stderr(&o));
 }
 
-/// Ctrl-C stops a running `floe diff` (and `floe cat`) promptly with exit
-/// code 130, even while every key differs: the diff checks the interrupt
-/// flag at every record.
+/// Ctrl-C stops a running `floe diff` (and `floe cat`) at once: they have
+/// nothing to clean up, so they install no handler and the signal's default
+/// action ends them (README, "Guarantees": signals).
 #[test]
 fn sigint_stops_diff_and_cat() {
     use std::io::Read;
@@ -446,7 +446,6 @@ fn sigint_stops_diff_and_cat() {
         out.read_exact(&mut first).unwrap();
         // The process is now blocked on a full pipe, well before its end.
         std::thread::sleep(std::time::Duration::from_millis(300));
-        common::wait_for_handler(child.id(), libc::SIGINT);
         // SAFETY: kill(2) has no memory-safety preconditions.
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
         let mut rest = Vec::new();
@@ -454,8 +453,8 @@ fn sigint_stops_diff_and_cat() {
         let status = child.wait().unwrap();
         let mut err = String::new();
         child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-        assert_eq!(status.code(), Some(130), "{args:?}: {err}");
-        assert!(err.contains("interrupt") || err.contains("cancel"), "{args:?}: {err}");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGINT), "{args:?}: {status:?} {err}");
         let lines = (first.len() + rest.len()) / 10;
         assert!(lines < 100_000, "{args:?}: about {lines} lines printed after the interrupt");
     }

@@ -679,8 +679,7 @@ fn diff(a: &str, b: &str, keyspaces: Option<Vec<String>>, json: bool) -> Result<
         }
     }
     let (aa, ab) = (floe::store::open_archive(a)?, floe::store::open_archive(b)?);
-    let stop = floe::interrupt::signal_flags().0;
-    let s = floe::read::diff::diff_until(&aa, &ab, keyspaces.as_deref(), stop, |c| {
+    let s = floe::diff(&aa, &ab, keyspaces.as_deref(), |c| {
         if json {
             let line =
                 serde_json::json!({"keyspace": c.keyspace, "key_hex": floe::text::hex(c.key), "change": c.kind.name()});

@@ -188,9 +188,6 @@ pub fn cat(a: CatArgs) -> Result<(), Error> {
         };
         let mut r = floe::RangeCursor::new(&archive, k, from, to)?;
         while let Some(rec) = r.next()? {
-            if floe::interrupt::interrupted() {
-                return Err(Error::Cancelled);
-            }
             line.clear();
             match a.format {
                 CatFormat::Jsonl => jsonl(&mut line, &name, rec.key, rec.value)?,

@@ -27,7 +27,7 @@ use crate::error::ArchiveContext;
 use crate::format::record::{hex_preview, KeyspaceDecoder, RecordAt, Totals, RECORD_HEADER};
 use crate::format::FormatError;
 use crate::progress::Tracker;
-use crate::read::{check_totals, Archive, Source};
+use crate::read::{check_totals, Archive, BlockAhead, Source};
 use crate::{Error, Result};
 use std::ops::{Deref, Range};
 
@@ -57,6 +57,9 @@ struct BlockStart {
     /// Bytes at its start that end a record begun earlier (§8.2 `record_offset`).
     skip: usize,
 }
+
+/// Raw bytes a cursor decompresses ahead of its position, at most.
+const READ_AHEAD_BYTES: usize = 32 << 20;
 
 /// A keyspace being decoded.
 struct Reading {
@@ -125,6 +128,10 @@ pub struct RecordCursor<A> {
     held: Option<(Vec<u8>, Vec<u8>)>,
     /// Records with keys below this are skipped (a seek in progress).
     target: Option<Vec<u8>>,
+    /// Blocks being decompressed ahead, in order (archives in memory).
+    ahead: std::collections::VecDeque<BlockAhead>,
+    /// Buffers of blocks already consumed, for the read-ahead to reuse.
+    spare: Vec<Vec<u8>>,
 }
 
 impl<B: Source> Archive<B> {
@@ -167,6 +174,8 @@ where
             spanned: None,
             held: None,
             target: None,
+            ahead: std::collections::VecDeque::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -342,6 +351,7 @@ where
     }
 
     fn clear_block(&mut self) {
+        self.ahead.clear();
         self.pos = 0;
         self.left = 0;
         self.spanned = None;
@@ -413,7 +423,30 @@ where
                 if let Some(t) = tracker {
                     t.check()?;
                 }
-                let h = a.read_block(b, &mut self.raw)?;
+                // Blocks are decompressed a few ahead, on the pool, while
+                // this one's records are handed out (archives in memory).
+                while self.ahead.front().is_some_and(|x| x.i != b) {
+                    self.ahead.pop_front();
+                }
+                let h = match self.ahead.pop_front() {
+                    Some(x) => {
+                        let (h, raw) = x.wait()?;
+                        self.spare.push(std::mem::replace(&mut self.raw, raw));
+                        h
+                    }
+                    None => a.read_block(b, &mut self.raw)?,
+                };
+                let largest =
+                    a.index().blocks.get(b..r.end).map_or(1, |e| e.iter().map(|e| e.raw_len).max().unwrap_or(1));
+                let window = (rayon::current_num_threads() + 1).min(READ_AHEAD_BYTES / largest.max(1) as usize);
+                let mut next = self.ahead.back().map_or(b + 1, |x| x.i + 1);
+                while self.ahead.len() < window && next < r.end {
+                    match a.decompress_ahead(next, self.spare.pop().unwrap_or_default()) {
+                        Some(x) => self.ahead.push_back(x),
+                        None => break,
+                    }
+                    next += 1;
+                }
                 // read_block refuses a block the index does not list.
                 let offset = a.index().blocks.get(b).map_or(a.trailer().index_offset, |e| e.offset);
                 let before = dec.totals().record_count;

@@ -182,6 +182,20 @@ pub struct PendingBlock {
     fetch: Option<Fetch>,
 }
 
+/// A block being decompressed ahead of its reader ([`Archive::decompress_ahead`]).
+pub(crate) struct BlockAhead {
+    /// The block (index order).
+    pub(crate) i: usize,
+    rx: std::sync::mpsc::Receiver<Result<(BlockHeader, Vec<u8>)>>,
+}
+
+impl BlockAhead {
+    /// Waits for the block: its header and raw bytes.
+    pub(crate) fn wait(self) -> Result<(BlockHeader, Vec<u8>)> {
+        self.rx.recv().map_err(|_| Error::Internal("a block decompression task vanished".into()))?
+    }
+}
+
 /// `NAME: keyspace 'KS'` for errors inside a keyspace's blocks.
 fn keyspace_context(name: &str, keyspaces: &[KeyspaceEntry], k: u32) -> String {
     match keyspaces.get(k as usize) {
@@ -535,6 +549,26 @@ impl<B: Source> Archive<B> {
             check_gap(&self.bytes, &self.name, offset + u64::from(h.frame_len), seg_end, &self.index.key_index)?;
         }
         Ok(FrameRef { header: h, frame, offset })
+    }
+
+    /// Starts decompressing block `i` (index order) on the rayon pool, for a
+    /// reader that will want it soon (a cursor's read-ahead). The block is
+    /// read and checked against the index here, its frame copied, and the
+    /// frame checked and decompressed on the pool as [`Archive::read_block`]
+    /// does it. `spare` is a buffer to decompress into. `None` for a ranged
+    /// source (whose blocks are read on demand) or a block the index lacks.
+    pub(crate) fn decompress_ahead(&self, i: usize, spare: Vec<u8>) -> Option<BlockAhead> {
+        self.bytes.in_memory()?;
+        let f = self.finish_block(self.start_block(i)).ok()?;
+        let (h, offset, frame, ctx) = (f.header, f.offset, f.frame.to_vec(), self.block_context(&f.header));
+        self.release(offset, frame.len() as u64);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        rayon::spawn(move || {
+            let mut out = spare;
+            let r = decode_frame(&h, &frame, offset, &mut out).ctx(&ctx).map(|()| (h, out));
+            let _ = tx.send(r);
+        });
+        Some(BlockAhead { i, rx })
     }
 
     /// Decompresses block `i` (index order) into `out`, checking both CRCs.
