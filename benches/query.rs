@@ -10,12 +10,12 @@
 //!
 //! Options: `--scale F` (records = 1M × F), `--seed N`, `--out FILE`,
 //! `--data-dir DIR` (archive cache, default `target/bench-data`),
-//! `--block-size BYTES` (default floe's 4 MiB).
+//! `--block-size BYTES` (default: floe's default block size).
 //!
 //! The dataset: one keyspace `one` of 1M records, keys of 16 bytes
 //! (`k`, the record number big-endian, 7 random bytes), values uniform in
 //! 100–900 bytes (three quarters JSON-like text, a quarter random bytes, about
-//! 2:1 with zstd), written with floe's defaults (zstd level 1, 4 MiB blocks)
+//! 2:1 with zstd), written with floe's defaults (zstd level 1, 1 MiB blocks)
 //! by the library writer (no fjall database needed). Three archives: `a`
 //! (format 1.1, with its key index), `a-nokeys` (the same blocks without a key
 //! index: a 1.0-style reader's fallback) and `b` (`a` with 1% of the values

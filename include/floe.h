@@ -321,7 +321,7 @@ typedef struct floe_export_options {
    */
   uint32_t threads;
   /**
-   * Raw block size in bytes, 4096 to 67108864; 0 = default (4 MiB).
+   * Raw block size in bytes, 4096 to 67108864; 0 = default (1 MiB).
    */
   uint32_t block_size;
   /**
@@ -631,7 +631,7 @@ typedef struct floe_writer_options {
    */
   int32_t level;
   /**
-   * Raw block size in bytes, 4096 to 67108864; 0 = default (4 MiB).
+   * Raw block size in bytes, 4096 to 67108864; 0 = default (1 MiB).
    */
   uint32_t block_size;
   /**

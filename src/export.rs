@@ -15,8 +15,8 @@
 //! compressed frame) and one being written, so peak buffers ≈ `threads ×
 //! (QUEUE_PER_PRODUCER + 2) × 2 × block_size`, plus one zstd context per
 //! thread and 24 bytes of index per block; independent of database size.
-//! With the default 4 MiB blocks that is about 40 MiB per thread (threads
-//! default to one per core, at most [`MAX_THREADS`](crate::MAX_THREADS)): about 80 MiB on two
+//! With the default 1 MiB blocks that is about 10 MiB per thread (threads
+//! default to one per core, at most [`MAX_THREADS`](crate::MAX_THREADS)): about 20 MiB on two
 //! cores.
 
 use crate::engine::{self, ENGINE_NAME, ENGINE_VERSION};
@@ -43,10 +43,12 @@ use std::time::{Duration, Instant};
 /// peers on two cores. Text with long repeats favours `--level 3` instead
 /// (about 18% smaller for about 25% more CPU there).
 pub const DEFAULT_LEVEL: i32 = 1;
-/// Default raw block size. Ratio and speed are flat from 1 to 16 MiB
-/// (BENCHMARKS.md); 4 MiB keeps per-block overhead negligible and memory
-/// bounded.
-pub const DEFAULT_BLOCK_SIZE: u32 = 4 << 20;
+/// Default raw block size. Compression ratio and export speed are flat
+/// from 1 to 16 MiB (BENCHMARKS.md, "Chosen defaults"), while a point query
+/// decompresses one block: 1 MiB makes `floe get` about half as costly as
+/// 4 MiB did (BENCHMARKS.md, "Queries"), and keeps per-block overhead small
+/// (76 bytes of block header and index, plus its key-index entry, per MiB).
+pub const DEFAULT_BLOCK_SIZE: u32 = 1 << 20;
 /// A zstd level in which 0 stands for "the default" ([`DEFAULT_LEVEL`]): the
 /// convention of the C ABI's and Python's option structs, whose all-zero
 /// value means the defaults. Both resolve it here. (The library's options

@@ -117,7 +117,7 @@ pub fn build_sample(dir: &Path, records: u64) -> Result<SampleStats> {
     let n_blobs = (records / 2000).clamp(3, 200);
     for i in 0..n_blobs {
         let len = match i % 4 {
-            0 => 6 << 20, // larger than a 4 MiB archive block: spans blocks
+            0 => 6 << 20, // larger than a default (1 MiB) archive block: spans blocks
             1 => 512 << 10,
             2 => 64 << 10,
             _ => 1 + rng.below(2 << 20) as usize,

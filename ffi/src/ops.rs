@@ -110,7 +110,7 @@ pub struct floe_export_options {
     pub level: i32,
     /// Worker threads; 0 = one per core.
     pub threads: u32,
-    /// Raw block size in bytes, 4096 to 67108864; 0 = default (4 MiB).
+    /// Raw block size in bytes, 4096 to 67108864; 0 = default (1 MiB).
     pub block_size: u32,
     /// Export only these keyspaces (`keyspace_count` UTF-8 names); NULL with
     /// count 0 = all keyspaces.

@@ -35,7 +35,7 @@ pub struct floe_writer_options {
     pub struct_size: usize,
     /// zstd level: 1 to 22, negative for the fast modes; 0 = default (1).
     pub level: i32,
-    /// Raw block size in bytes, 4096 to 67108864; 0 = default (4 MiB).
+    /// Raw block size in bytes, 4096 to 67108864; 0 = default (1 MiB).
     pub block_size: u32,
     /// Replace an existing file at the path. Without it (the default) an
     /// existing file is refused with `FLOE_TARGET_EXISTS` by
