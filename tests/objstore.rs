@@ -119,7 +119,7 @@ fn backup_commands(
     let e = &v["snapshots"][0];
     assert_eq!(e["remarks"], "before the migration");
     assert_eq!(e["floe_version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(e["format_version"], "1.0");
+    assert_eq!(e["format_version"], "1.1");
     assert_eq!(e["sha256"].as_str().unwrap().len(), 64);
     assert!(e["snapshot_seqno"].as_u64().unwrap() > 0);
     let recs: u64 = e["keyspaces"].as_array().unwrap().iter().map(|k| k["records"].as_u64().unwrap()).sum();
