@@ -65,7 +65,7 @@ step "run the example on the sample database of 'floe demo'"
 "$release/floe" demo --records 5000 --keep "$work/demo" > /dev/null
 "$out/roundtrip" "$work/demo/sample-db" "$work/copy.floe" "$work/copy-db" > "$work/roundtrip.out" 2> /dev/null
 sed -n '1,5p' "$work/roundtrip.out"
-grep -q '"format_version": "1.0"' "$work/roundtrip.out"
+grep -q '"format_version": "1.1"' "$work/roundtrip.out"
 "$out/roundtrip-static" "$work/demo/sample-db" "$work/copy2.floe" "$work/copy2-db" > /dev/null 2>&1
 "$release/floe" verify "$work/copy.floe"
 "$release/floe" verify "$work/copy2.floe"

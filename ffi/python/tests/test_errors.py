@@ -152,6 +152,7 @@ def test_corrupt_archive(tmp_path, archive):
 def test_unsupported_version(tmp_path, archive):
     buf = bytearray(archive.read_bytes())
     buf[20] = 2  # format_major
+    buf[22] = 0  # format_minor
     _fix_section_crc(buf)
     new = tmp_path / "v2.floe"
     new.write_bytes(bytes(buf))

@@ -206,7 +206,7 @@ static void test_reader(const char *path) {
 
     json = NULL;
     CHECK_OK(floe_reader_inspect_json(r, &json));
-    CHECK(json && strstr(json, "\"format_version\": \"1.0\"") && strstr(json, "\"records\": 503"));
+    CHECK(json && strstr(json, "\"format_version\": \"1.1\"") && strstr(json, "\"records\": 503"));
     floe_string_free(json);
 
     CHECK_OK(floe_reader_verify(r, false, 2, NULL, NULL, &rep));
@@ -318,6 +318,7 @@ static void test_damaged(const char *path) {
     /* Too new: format major 2 (header body offset 0), CRC fixed up. */
     memcpy(copy, a, len);
     copy[20] = 2;
+    copy[22] = 0; /* format_minor */
     fix_section_crc(copy);
     CHECK(write_file(bad, copy, len));
     CHECK_STATUS(floe_reader_open(bad, &r), FLOE_UNSUPPORTED_VERSION);
