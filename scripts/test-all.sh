@@ -64,6 +64,12 @@ echo "== lints: cargo clippy -D warnings"
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 cargo clippy --workspace --all-targets --release --locked -- -D warnings
 
+# Broken intra-doc links and other rustdoc warnings fail the build too (the
+# library's API docs are part of the product). floe-ffi's lib shares the name
+# `floe`, so only the library crate is documented here.
+echo "== docs: cargo doc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p floe --lib --release --locked
+
 echo "== cargo build (release)"
 cargo build --release --workspace --locked
 
