@@ -109,18 +109,7 @@ impl Drop for floe_diff {
 }
 
 fn summary_json(s: &DiffSummary) -> String {
-    let ks: Vec<serde_json::Value> = s
-        .keyspaces
-        .iter()
-        .map(|k| {
-            serde_json::json!({
-                "keyspace": k.name, "presence": k.presence.name(), "options_changed": k.options_changed,
-                "added": k.added, "removed": k.removed, "changed": k.changed, "unchanged": k.unchanged,
-                "differs": k.differs(),
-            })
-        })
-        .collect();
-    serde_json::json!({"same": !s.differs(), "keyspaces": ks}).to_string()
+    s.to_json().to_string()
 }
 
 /// The diff thread: compares `a` with `b`, sending differences in batches

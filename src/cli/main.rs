@@ -695,18 +695,10 @@ fn diff(a: &str, b: &str, keyspaces: Option<Vec<String>>, json: bool) -> Result<
     })?;
     let differs = s.differs();
     if json {
-        let ks: Vec<serde_json::Value> = s
-            .keyspaces
-            .iter()
-            .map(|k| {
-                serde_json::json!({
-                    "keyspace": k.name, "presence": k.presence.name(), "options_changed": k.options_changed,
-                    "added": k.added, "removed": k.removed, "changed": k.changed, "unchanged": k.unchanged,
-                    "differs": k.differs(),
-                })
-            })
-            .collect();
-        let doc = ok_doc(serde_json::json!({"command": "diff", "same": !differs, "keyspaces": ks}));
+        let mut doc = ok_doc(serde_json::json!({"command": "diff"}));
+        if let (serde_json::Value::Object(d), serde_json::Value::Object(summary)) = (&mut doc, s.to_json()) {
+            d.extend(summary);
+        }
         write_stdout(&format!("{doc}\n"))?;
     } else {
         for k in &s.keyspaces {

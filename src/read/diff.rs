@@ -140,6 +140,25 @@ impl DiffSummary {
     pub fn differs(&self) -> bool {
         self.keyspaces.iter().any(KeyspaceDiff::differs)
     }
+
+    /// The summary as JSON: `{"same", "keyspaces": [{"keyspace", "presence",
+    /// "options_changed", "added", "removed", "changed", "unchanged",
+    /// "differs"}]}` (what `floe diff --json` ends with and the C ABI's
+    /// `floe_diff_summary_json` returns).
+    pub fn to_json(&self) -> serde_json::Value {
+        let ks: Vec<serde_json::Value> = self
+            .keyspaces
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "keyspace": k.name, "presence": k.presence.name(), "options_changed": k.options_changed,
+                    "added": k.added, "removed": k.removed, "changed": k.changed, "unchanged": k.unchanged,
+                    "differs": k.differs(),
+                })
+            })
+            .collect();
+        serde_json::json!({"same": !self.differs(), "keyspaces": ks})
+    }
 }
 
 /// Compares archive `a` (the old one) with `b` (the new one): see the
