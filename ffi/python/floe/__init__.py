@@ -49,6 +49,7 @@ from typing import (
     Sequence,
     Tuple,
     Type,
+    TypeVar,
     Union,
 )
 
@@ -817,7 +818,30 @@ inspect_archive = inspect
 # ---------------------------------------------------------------- reader
 
 
-class Reader:
+_C = TypeVar("_C", bound="_Closing")
+
+
+class _Closing:
+    """A context manager around a handle that ``close()`` releases (also
+    when garbage-collected)."""
+
+    def close(self) -> None:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+class Reader(_Closing):
     """Reads an archive record by record (memory-mapped; memory bounded by
     one block). Use as a context manager::
 
@@ -876,17 +900,6 @@ class Reader:
         if h is not None:
             _n.floe_reader_free(h)
 
-    def __enter__(self) -> "Reader":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
     # The header (format-spec §4), without JSON.
 
@@ -1196,7 +1209,7 @@ class Keyspace:
         return f"<floe.Keyspace {self.name!r} of {self.reader.name!r}>"
 
 
-class Diff:
+class Diff(_Closing):
     """A comparison of two archives under way (:meth:`Reader.diff`): an
     iterator of :class:`Difference`, in keyspace then key order. After it is
     exhausted, ``summary`` is the summary ``floe diff --json`` prints
@@ -1255,17 +1268,6 @@ class Diff:
         if h is not None:
             _n.floe_diff_free(h)
 
-    def __enter__(self) -> "Diff":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
 
 # ---------------------------------------------------------------- writer
