@@ -30,8 +30,12 @@
 //! `lmdb-utils`), `tar`.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark code: a panic is a failed run")]
 
+#[path = "support/machine.rs"]
+mod machine;
+
 use fjall::{Database, KeyspaceCreateOptions, KvSeparationOptions, PersistMode, Readable};
 use floe::sample::{texty, Rng};
+use machine::machine;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -1352,25 +1356,6 @@ fn targets() -> Vec<Target> {
             None,
         ),
     ]
-}
-
-fn machine() -> String {
-    let cmd = |c: &str| {
-        Command::new("sh")
-            .args(["-c", c])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default()
-    };
-    let mut s = String::new();
-    let _ = writeln!(s, "- nproc: {}", cmd("nproc"));
-    let _ = writeln!(s, "- CPU: {}", cmd("lscpu | sed -n 's/^Model name: *//p' | head -1"));
-    let _ = writeln!(s, "- memory: {}", cmd("free -h | awk '/^Mem:/ {print $2\" total, \"$7\" available\"}'"));
-    let _ = writeln!(s, "- kernel: {}", cmd("uname -sr"));
-    let _ = writeln!(s, "- zstd: {}", cmd("zstd -V"));
-    let _ = writeln!(s, "- ldb: {}", cmd("dpkg-query -W -f '${Version}' rocksdb-tools 2>/dev/null || echo absent"));
-    let _ = writeln!(s, "- lmdb-utils: {}", cmd("dpkg-query -W -f '${Version}' lmdb-utils 2>/dev/null || echo absent"));
-    s
 }
 
 fn report(cfg: &Config, all: &[Results]) -> String {

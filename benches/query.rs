@@ -28,6 +28,9 @@
 //! peer (RocksDB `ldb`) is measured: it is not installed here.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "bench")]
 
+#[path = "support/machine.rs"]
+mod machine;
+
 use floe::format::block::{BlockCompressor, BLOCK_HEADER_LEN};
 use floe::format::header::Header;
 use floe::format::keyspace_table::KeyspaceEntry;
@@ -35,6 +38,7 @@ use floe::format::record::{BlockBuilder, RawBlock};
 use floe::read::{Archive, Fetch, Source};
 use floe::sample::{texty, Rng};
 use floe::write::{ArchiveWriter, EncodedBlock};
+use machine::machine;
 use rayon::prelude::*;
 use std::fmt::Write as _;
 use std::fs::File;
@@ -312,24 +316,6 @@ fn time_each<T>(keys: &[Vec<u8>], mut f: impl FnMut(&[u8]) -> T) -> Vec<f64> {
             t.elapsed().as_secs_f64()
         })
         .collect()
-}
-
-fn machine() -> String {
-    let cmd = |c: &str| {
-        Command::new("sh")
-            .args(["-c", c])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default()
-    };
-    format!(
-        "- nproc: {}\n- CPU: {}\n- memory: {}\n- kernel: {}\n- ldb: {}\n",
-        cmd("nproc"),
-        cmd("lscpu | sed -n 's/^Model name: *//p' | head -1"),
-        cmd("free -h | awk '/^Mem:/ {print $2\" total, \"$7\" available\"}'"),
-        cmd("uname -sr"),
-        cmd("command -v ldb || echo 'absent (no RocksDB peer measured)'"),
-    )
 }
 
 fn main() {
