@@ -10,28 +10,11 @@ use common::*;
 use floe::format::section::section_crc;
 use floe::progress::NoProgress;
 use floe::read::query::{prefix_successor, upper};
-use floe::read::{verify_stream, Archive, Fetch, Source};
+use floe::read::{verify_stream, Archive, Source};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Mutex;
-
-/// A ranged source that logs every read (start, length).
-struct Logged<'a> {
-    bytes: &'a [u8],
-    log: &'a Mutex<Vec<(u64, u64)>>,
-}
-
-impl Source for Logged<'_> {
-    fn size(&self) -> u64 {
-        self.bytes.len() as u64
-    }
-    fn fetch(&self, start: u64, len: u64) -> Fetch {
-        self.log.lock().unwrap().push((start, len));
-        let b = bytes::Bytes::copy_from_slice(&self.bytes[start as usize..(start + len) as usize]);
-        Fetch::new(move || Ok(b))
-    }
-}
 
 /// One keyspace "ks" of 400 records of ~100 bytes (about 12 blocks of 4 KiB)
 /// with a 20 KB value in the middle (spanning 5 blocks), and an empty one.
@@ -69,7 +52,7 @@ fn a_lookup_reads_the_key_index_once_then_one_block() {
     assert_eq!(local.index().key_index.len(), 2, "one part per keyspace");
     let parts: Vec<(u64, u64)> = local.index().key_index.iter().map(|p| (p.offset, u64::from(p.size))).collect();
     let log = Mutex::new(Vec::new());
-    let a = Archive::from_bytes(Logged { bytes: &bytes, log: &log }, "ranged").unwrap();
+    let a = Archive::from_bytes(Ranged::logging(&bytes, &log), "ranged").unwrap();
     let opened = log.lock().unwrap().len();
     assert!(opened <= 8, "opening made {opened} reads");
     let mut first = true;
@@ -120,7 +103,7 @@ fn a_range_reads_only_its_blocks() {
     let bytes = write_archive(&m, 4096, &BTreeMap::new(), None);
     let local = Archive::from_bytes(bytes.as_slice(), "local").unwrap();
     let log = Mutex::new(Vec::new());
-    let a = Archive::from_bytes(Logged { bytes: &bytes, log: &log }, "ranged").unwrap();
+    let a = Archive::from_bytes(Ranged::logging(&bytes, &log), "ranged").unwrap();
     for prefix in [&b"key0030"[..], b"key001", b"key0039", b"key00200"] {
         log.lock().unwrap().clear();
         let to = prefix_successor(prefix);

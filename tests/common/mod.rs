@@ -557,14 +557,19 @@ pub fn check_nothing_left(dir: &Path, target: &Path, what: &str) {
 pub struct Ranged<'a> {
     pub bytes: &'a [u8],
     pub fetched: Option<&'a std::sync::atomic::AtomicU64>,
+    /// Every read (start, length), when logging.
+    pub log: Option<&'a std::sync::Mutex<Vec<(u64, u64)>>>,
 }
 
 impl<'a> Ranged<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
-        Ranged { bytes, fetched: None }
+        Ranged { bytes, fetched: None, log: None }
     }
     pub fn counting(bytes: &'a [u8], fetched: &'a std::sync::atomic::AtomicU64) -> Self {
-        Ranged { bytes, fetched: Some(fetched) }
+        Ranged { bytes, fetched: Some(fetched), log: None }
+    }
+    pub fn logging(bytes: &'a [u8], log: &'a std::sync::Mutex<Vec<(u64, u64)>>) -> Self {
+        Ranged { bytes, fetched: None, log: Some(log) }
     }
 }
 
@@ -575,6 +580,9 @@ impl floe::read::Source for Ranged<'_> {
     fn fetch(&self, start: u64, len: u64) -> floe::read::Fetch {
         if let Some(f) = self.fetched {
             f.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(log) = self.log {
+            log.lock().unwrap().push((start, len));
         }
         let b = bytes::Bytes::copy_from_slice(&self.bytes[start as usize..(start + len) as usize]);
         floe::read::Fetch::new(move || Ok(b))
